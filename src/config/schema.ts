@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
+ * `test` camera. Objects are strict: a misspelt key is an error naming its path, not silently ignored.
+ */
+
+const cameraId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera id: 1-32 letters, digits, "-" or "_", starting with a letter or digit');
+
+const size = { width: z.number().int().min(16).max(8192), height: z.number().int().min(16).max(8192) };
+
+export const cameraSchema = z.strictObject({
+  id: cameraId,
+  name: z.string().max(100).optional(),
+  source: z.enum(['test', 'v4l2', 'rpicam']).default('test'),
+  /** v4l2: the device node (prefer /dev/v4l/by-id/...); rpicam: the camera index as a string or number. */
+  device: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+  /** v4l2 input pixel format as ffmpeg names it (mjpeg, h264, yuyv422, ...). */
+  input_format: z.string().regex(/^[a-z0-9_]+$/).optional(),
+  width: size.width.default(1280),
+  height: size.height.default(720),
+  fps: z.number().positive().max(1000).default(30),
+  encoder: z.enum(['auto', 'copy', 'h264_v4l2m2m', 'libx264']).default('auto'),
+  /** Keyframe interval: a recording starts on a keyframe, so this bounds the pre-trigger slack. */
+  gop_seconds: z.number().positive().max(10).default(1),
+  bitrate_kbps: z.number().int().min(100).max(100_000).default(4000),
+  /** Armed cameras record when a trial starts. */
+  armed: z.boolean().default(true),
+});
+
+export const configSchema = z.strictObject({
+  /** Where the database and service state live. */
+  data_dir: z.string().min(1).default('./data'),
+  /** The recordings root: nothing is ever written outside it. Default: <data_dir>/recordings. */
+  recordings_dir: z.string().min(1).optional(),
+  cameras: z
+    .array(cameraSchema)
+    .default([{ id: 'cam0', source: 'test', width: 1280, height: 720, fps: 30, encoder: 'auto', gop_seconds: 1, bitrate_kbps: 4000, armed: true }])
+    .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
+  recording: z
+    .strictObject({
+      /** Seconds of video kept before the trigger (whole GOPs from the keyframe at or before). */
+      preroll_seconds: z.number().min(0).max(60).default(0),
+      /** Memory bound of the pre-roll ring per camera. */
+      preroll_max_mb: z.number().positive().max(1024).default(64),
+      /** After a clean stop, remux the .ts to .mp4 (stream copy) and verify its frame count. */
+      remux_mp4: z.boolean().default(false),
+      /** Keep the .ts after a verified remux. */
+      keep_ts: z.boolean().default(true),
+      /** fdatasync the open files this often, so a power cut loses at most this much. */
+      fsync_interval_ms: z.number().int().min(100).max(60_000).default(1000),
+      /** How long stop waits for the frames captured before the stop instant to arrive. */
+      stop_wait_ms: z.number().int().min(0).max(30_000).default(2000),
+      session_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).default('session'),
+    })
+    .prefault({}),
+  telemetry: z.strictObject({ emit_interval_ms: z.number().int().min(100).max(60_000).default(1000) }).prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** Bearer token for mutating routes, data and preview. Required to listen beyond loopback. */
+      token: z.string().min(16, 'token: at least 16 characters').nullable().default(null),
+    })
+    .prefault({}),
+  supervisor: z
+    .strictObject({
+      restart_initial_ms: z.number().int().min(10).max(60_000).default(500),
+      restart_max_ms: z.number().int().min(100).max(600_000).default(30_000),
+      /** A source that ran this long is healthy again: back-off resets. */
+      healthy_after_ms: z.number().int().min(100).default(10_000),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type CameraConfig = z.infer<typeof cameraSchema>;

@@ -1,0 +1,135 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log/logger.ts';
+import { SourceSupervisor, type BackoffOptions, type SourceExit } from '../sources/supervisor.ts';
+import type { SourceSpec } from '../sources/source-spec.ts';
+import { monoNowUs } from '../runtime/command-types.ts';
+import { CaptureClock } from './capture-clock.ts';
+import type { CapturedFrame } from './captured-frame.ts';
+import { FpsMeter } from './fps-meter.ts';
+import { PrerollRing } from './preroll-ring.ts';
+import { TsDemuxer, type DemuxWarning } from './ts-demux.ts';
+
+export interface PipelineEvents {
+  frame: [CapturedFrame];
+  started: [{ pid: number; run: number; spec: SourceSpec }];
+  exit: [SourceExit];
+  warning: [DemuxWarning];
+}
+
+export interface PipelineStats {
+  running: boolean;
+  run: number;
+  framesCaptured: number;
+  captureFps: number;
+  lastCaptureUs: number | null;
+  /** Arrival minus capture time of the latest frame, µs: encoder + pipe latency. */
+  latencyUs: number | null;
+  ringFrames: number;
+  ringBytes: number;
+  continuityErrors: number;
+}
+
+/**
+ * One camera's continuous capture: the supervised source process, the demuxer (a new one per process run),
+ * capture-clock placement, the pre-roll ring and fps measurement. Recorders subscribe to `frame`.
+ */
+export class CameraPipeline extends EventEmitter<PipelineEvents> {
+  readonly ring: PrerollRing;
+  private readonly supervisor: SourceSupervisor;
+  private demux: TsDemuxer | null = null;
+  private clock = new CaptureClock();
+  private run = 0;
+  private frames = 0;
+  private lastCapture: number | null = null;
+  private latency: number | null = null;
+  private ccErrors = 0;
+  private readonly meter = new FpsMeter();
+  private currentSpec: SourceSpec | null = null;
+
+  constructor(
+    readonly cameraId: string,
+    makeSpec: () => SourceSpec,
+    opts: { backoff: BackoffOptions; ringWindowUs: number; ringMaxBytes: number; log: Logger },
+  ) {
+    super();
+    this.ring = new PrerollRing(opts.ringWindowUs, opts.ringMaxBytes);
+    this.supervisor = new SourceSupervisor(cameraId, makeSpec, opts.backoff, opts.log);
+    this.supervisor.on('started', (s) => {
+      this.run = s.run;
+      this.currentSpec = s.spec;
+      this.clock = new CaptureClock();
+      this.demux = new TsDemuxer({
+        onAccessUnit: (au) => {
+          const arrivalUs = monoNowUs();
+          const captureUs = this.clock.toCaptureUs(au.pts, arrivalUs);
+          const frame: CapturedFrame = { au, captureUs, arrivalUs, run: s.run };
+          this.frames += 1;
+          this.lastCapture = captureUs;
+          this.latency = arrivalUs - captureUs;
+          this.meter.add(captureUs);
+          this.ring.push(frame);
+          this.emit('frame', frame);
+        },
+        onWarning: (w) => {
+          if (w.kind === 'continuity') this.ccErrors += 1;
+          this.emit('warning', w);
+        },
+      });
+      this.emit('started', s);
+    });
+    this.supervisor.on('data', (chunk) => this.demux?.push(chunk));
+    this.supervisor.on('exit', (e) => {
+      this.demux?.end(); // the last frame of the run is complete when the process has exited
+      this.demux = null;
+      // Frames of a dead run cannot continue the next run's stream: a recording restarts from a new keyframe.
+      this.ring.clear();
+      this.meter.reset();
+      this.emit('exit', e);
+    });
+  }
+
+  get spec(): SourceSpec | null {
+    return this.currentSpec;
+  }
+
+  get runNumber(): number {
+    return this.run;
+  }
+
+  /** PAT and PMT of the running stream, to begin a file with. */
+  get psi(): Buffer | null {
+    const p = this.demux?.psiPackets;
+    return p ? Buffer.concat([p.pat, p.pmt]) : null;
+  }
+
+  get sourcePid(): number | null {
+    return this.supervisor.pid;
+  }
+
+  start(): void {
+    this.supervisor.start();
+  }
+
+  async stop(timeoutMs = 3000): Promise<void> {
+    await this.supervisor.stop(timeoutMs);
+  }
+
+  /** Kill the source process as a crash would; the supervisor restarts it. */
+  killSource(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.supervisor.kill(signal);
+  }
+
+  stats(): PipelineStats {
+    return {
+      running: this.supervisor.running,
+      run: this.run,
+      framesCaptured: this.frames,
+      captureFps: Math.round(this.meter.fps(monoNowUs()) * 10) / 10,
+      lastCaptureUs: this.lastCapture,
+      latencyUs: this.latency,
+      ringFrames: this.ring.size,
+      ringBytes: this.ring.byteSize,
+      continuityErrors: this.ccErrors,
+    };
+  }
+}

@@ -1,0 +1,258 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log/logger.ts';
+import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
+import type { CapturedFrame } from '../pipeline/captured-frame.ts';
+import type { Store } from '../storage/store.ts';
+import { RecordingFile, type RecordingSummary } from './recording-file.ts';
+import type { CsvContext } from './timing-csv.ts';
+
+export type RecorderState = 'idle' | 'waiting_keyframe' | 'recording' | 'paused';
+
+export interface RecorderStart {
+  trialId: number | null;
+  /** Absolute path of the file of a segment (0 = the first), already confined to the recordings root. */
+  fileFor: (segment: number) => string;
+  root: string;
+  csv: CsvContext;
+  triggerSource: string;
+  triggerMonoUs: number;
+  prerollUs: number;
+}
+
+export interface RecorderOptions {
+  store: Store;
+  log: Logger;
+  fsyncIntervalMs: number;
+  stopWaitMs: number;
+}
+
+interface RecorderEvents {
+  /** A file could not be written (disk full...): the recording has been stopped. */
+  failed: [{ error: Error; summaries: RecordingSummary[] }];
+  /** The source restarted mid-recording: a new segment file began. */
+  segment: [{ segment: number; recordingId: number; gapUs: number | null }];
+}
+
+/**
+ * Writes one camera's part of a trial. Capture never stops; recording only decides which frames of the live
+ * stream go to the file, by capture time: from the keyframe at or before (trigger − pre-roll) at start, up to
+ * the last frame captured before the stop instant, skipping what was captured during a pause. Because frames
+ * arrive after their capture (encoder latency), pause and stop act when the first frame captured at or after
+ * their instant arrives, so no frame captured before it is lost.
+ */
+export class CameraRecorder extends EventEmitter<RecorderEvents> {
+  private st: RecorderState = 'idle';
+  private file: RecordingFile | null = null;
+  private segment = 0;
+  private summaries: RecordingSummary[] = [];
+  private segmentCloses: Array<Promise<RecordingSummary>> = [];
+  private resumeAt: number | null = null;
+  private finished = false;
+  private start_: RecorderStart | null = null;
+  private last: { run: number; seq: number; captureUs: number } | null = null;
+  private pauseAt: number | null = null;
+  private stopAt: number | null = null;
+  private stopReason: string | null = null;
+  private nextFlags: string[] = [];
+  private nextExpectedGap = false;
+  private finishing: Promise<RecordingSummary[]> | null = null;
+  private resolveFinish: ((s: RecordingSummary[]) => void) | null = null;
+  private stopTimer: NodeJS.Timeout | null = null;
+  private readonly onFrame = (f: CapturedFrame): void => this.frame(f);
+
+  constructor(
+    private readonly pipeline: CameraPipeline,
+    private readonly opts: RecorderOptions,
+  ) {
+    super();
+  }
+
+  get state(): RecorderState {
+    return this.st;
+  }
+
+  get active(): boolean {
+    return this.st !== 'idle';
+  }
+
+  get current(): { recordingId: number; path: string; frames: number; bytes: number; pending: { bytes: number; frames: number } } | null {
+    const f = this.file;
+    return f ? { recordingId: f.id, path: f.relPath, frames: f.frames, bytes: f.bytes, pending: f.pending } : null;
+  }
+
+  /** Open the file (synchronously: a trigger never waits on the event loop) and write the pre-roll. */
+  start(s: RecorderStart): { recordingId: number; path: string } {
+    if (this.st !== 'idle') throw new Error(`camera ${this.pipeline.cameraId} is already recording`);
+    this.start_ = s;
+    this.segment = 0;
+    this.summaries = [];
+    this.segmentCloses = [];
+    this.last = null;
+    this.resumeAt = null;
+    this.nextFlags = [];
+    this.nextExpectedGap = false;
+    this.pauseAt = this.stopAt = null;
+    this.stopReason = null;
+    this.finishing = null;
+    this.openFile();
+    this.st = 'waiting_keyframe';
+    this.pipeline.on('frame', this.onFrame);
+    const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
+    for (const f of backlog) this.frame(f);
+    return { recordingId: this.file!.id, path: this.file!.relPath };
+  }
+
+  pause(atUs: number): void {
+    if (this.st === 'idle') throw new Error('not recording');
+    if (this.st === 'paused' || this.pauseAt !== null) throw new Error('already paused');
+    this.pauseAt = atUs;
+    if (this.st === 'waiting_keyframe') {
+      this.pauseAt = null;
+      this.st = 'paused';
+    }
+  }
+
+  /** Continue the same file from the newest keyframe at or before the resume instant (or seamlessly). */
+  resume(atUs: number): void {
+    if (this.st === 'idle') throw new Error('not recording');
+    if (this.pauseAt !== null) {
+      // Paused and resumed before the pause took effect: nothing was skipped.
+      this.pauseAt = null;
+      return;
+    }
+    if (this.st !== 'paused') throw new Error('not paused');
+    this.st = this.last ? 'recording' : 'waiting_keyframe';
+    const backlog = this.pipeline.ring
+      .fromKeyframeAtOrBefore(atUs)
+      .filter((f) => !this.last || f.run !== this.last.run || f.au.seq > this.last.seq);
+    const continuous = this.last && backlog[0] && backlog[0].run === this.last.run && backlog[0].au.seq === this.last.seq + 1;
+    if (!continuous) {
+      this.st = 'waiting_keyframe';
+      this.nextFlags = ['resume'];
+      this.nextExpectedGap = true;
+    }
+    this.resumeAt = atUs;
+    for (const f of backlog) this.frame(f);
+  }
+
+  /**
+   * Stop at `atUs`: frames captured before it are still written as they arrive (bounded by stopWaitMs), then
+   * the file is flushed, fsynced and marked complete.
+   */
+  stop(atUs: number, reason: string | null = null): Promise<RecordingSummary[]> {
+    if (this.st === 'idle') return Promise.resolve(this.summaries);
+    if (this.finishing) return this.finishing;
+    this.stopAt = atUs;
+    this.stopReason = reason;
+    this.finishing = new Promise((r) => (this.resolveFinish = r));
+    const lastSeen = this.pipeline.stats().lastCaptureUs;
+    if (this.st === 'paused' || !this.pipeline.stats().running || (lastSeen !== null && lastSeen >= atUs)) void this.finish('complete');
+    else this.stopTimer = setTimeout(() => void this.finish('complete'), this.opts.stopWaitMs);
+    return this.finishing;
+  }
+
+  /** Stop now, whatever is still in flight (source died for good, shutdown deadline). */
+  abort(reason: string): Promise<RecordingSummary[]> {
+    if (this.st === 'idle') return Promise.resolve(this.summaries);
+    this.stopReason = reason;
+    this.finishing ??= new Promise((r) => (this.resolveFinish = r));
+    void this.finish('complete');
+    return this.finishing;
+  }
+
+  private openFile(): void {
+    const s = this.start_!;
+    this.file = new RecordingFile({
+      store: this.opts.store,
+      log: this.opts.log,
+      root: s.root,
+      file: s.fileFor(this.segment),
+      trialId: s.trialId,
+      cameraId: this.pipeline.cameraId,
+      segment: this.segment,
+      csv: s.csv,
+      encoder: this.pipeline.spec?.encoder ?? 'unknown',
+      width: this.pipeline.spec?.width ?? 0,
+      height: this.pipeline.spec?.height ?? 0,
+      fps: this.pipeline.spec?.fps ?? 0,
+      clock: this.pipeline.spec?.clock ?? 'monotonic',
+      triggerSource: s.triggerSource,
+      triggerMonoUs: s.triggerMonoUs,
+      fsyncIntervalMs: this.opts.fsyncIntervalMs,
+      onWriteError: (error) => void this.fail(error),
+    });
+  }
+
+  private frame(f: CapturedFrame): void {
+    if (this.st === 'idle' || this.finished) return;
+    if (this.last && f.run !== this.last.run) this.newSegment(f);
+    if (this.stopAt !== null && f.captureUs >= this.stopAt) {
+      void this.finish('complete');
+      return;
+    }
+    if (this.st === 'paused') return;
+    if (this.pauseAt !== null && f.captureUs >= this.pauseAt) {
+      this.pauseAt = null;
+      this.st = 'paused';
+      return;
+    }
+    if (this.st === 'waiting_keyframe') {
+      if (!f.au.keyframe) return;
+      this.st = 'recording';
+    }
+    const s = this.start_!;
+    const flags = [...this.nextFlags];
+    if (f.captureUs < s.triggerMonoUs) flags.push('preroll');
+    if (this.resumeAt !== null) {
+      if (f.captureUs < this.resumeAt) flags.push('paused');
+      else this.resumeAt = null;
+    }
+    const psi = f.au.keyframe ? this.pipeline.psi : null;
+    if (psi) this.file!.writePsi(psi);
+    this.file!.writeFrame(f, flags, this.nextExpectedGap);
+    this.nextFlags = [];
+    this.nextExpectedGap = false;
+    this.last = { run: f.run, seq: f.au.seq, captureUs: f.captureUs };
+  }
+
+  /** The source restarted: close this file as it is and continue the trial in a new segment. */
+  private newSegment(f: CapturedFrame): void {
+    const gapUs = this.last ? f.captureUs - this.last.captureUs : null;
+    const old = this.file!;
+    this.segmentCloses.push(old.close('complete', 'source restarted'));
+    this.segment += 1;
+    this.openFile();
+    this.last = null;
+    if (this.st === 'recording') this.st = 'waiting_keyframe';
+    this.nextFlags = ['segment'];
+    this.nextExpectedGap = true;
+    this.emit('segment', { segment: this.segment, recordingId: this.file!.id, gapUs });
+  }
+
+  private async fail(error: Error): Promise<void> {
+    this.opts.log.error({ camera: this.pipeline.cameraId, err: error.message }, 'recording write failed; stopping');
+    this.stopReason = `write failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`;
+    this.finishing ??= new Promise((r) => (this.resolveFinish = r));
+    const summaries = await this.finish('interrupted');
+    this.emit('failed', { error, summaries });
+  }
+
+  private async finish(state: 'complete' | 'interrupted'): Promise<RecordingSummary[]> {
+    if (this.finished) return this.finishing ?? this.summaries;
+    this.finished = true;
+    if (this.stopTimer) clearTimeout(this.stopTimer);
+    this.pipeline.off('frame', this.onFrame);
+    const file = this.file;
+    this.file = null;
+    // Segments closed earlier (source restarts) may still be closing.
+    const earlier = await Promise.all(this.segmentCloses);
+    const last = file ? [await file.close(state, this.stopReason)] : [];
+    const all = [...earlier, ...last];
+    this.summaries = all;
+    this.st = 'idle';
+    this.finished = false;
+    this.resolveFinish?.(all);
+    this.resolveFinish = null;
+    return all;
+  }
+}

@@ -1,0 +1,185 @@
+import path from 'node:path';
+import type { Logger } from '../log/logger.ts';
+import type { CapturedFrame } from '../pipeline/captured-frame.ts';
+import type { Store } from '../storage/store.ts';
+import { FrameTimer, type FrameRow } from './frame-row.ts';
+import { TimingCsvWriter, type CsvContext } from './timing-csv.ts';
+import { TsFileWriter } from './ts-file-writer.ts';
+
+export interface RecordingFileOptions {
+  store: Store;
+  log: Logger;
+  root: string;
+  /** Absolute path of the .ts file (already checked to be inside the root). */
+  file: string;
+  trialId: number | null;
+  cameraId: string;
+  segment: number;
+  csv: CsvContext;
+  encoder: string;
+  width: number;
+  height: number;
+  fps: number;
+  clock: string;
+  triggerSource: string | null;
+  triggerMonoUs: number | null;
+  fsyncIntervalMs: number;
+  /** Called once when writing fails (disk full, I/O error). */
+  onWriteError: (err: Error) => void;
+}
+
+export interface RecordingSummary {
+  recordingId: number;
+  path: string;
+  csv: string;
+  frames: number;
+  dropped: number;
+  bytes: number;
+  triggerFrameIndex: number | null;
+  durationS: number;
+  state: 'complete' | 'interrupted';
+  reason: string | null;
+}
+
+/**
+ * One video file with its frame timing: the .ts, its CSV sidecar and its rows in SQLite. A frame's row is made
+ * when its last byte is in the file, so rows, CSV and file agree even when the disk fills mid-frame.
+ */
+export class RecordingFile {
+  readonly id: number;
+  readonly relPath: string;
+  readonly csvPath: string;
+  private readonly ts: TsFileWriter;
+  private readonly csv: TimingCsvWriter;
+  private readonly timer: FrameTimer;
+  private rows: FrameRow[] = [];
+  private readonly flushTimer: NodeJS.Timeout;
+  private triggerFrame: number | null = null;
+  private firstUs: number | null = null;
+  private lastUs: number | null = null;
+  private closed: Promise<RecordingSummary> | null = null;
+
+  constructor(private readonly o: RecordingFileOptions) {
+    const mono0 = Number(process.hrtime.bigint() / 1000n);
+    const wall0 = Date.now() * 1000;
+    const csvFile = o.file.replace(/\.ts$/, '.csv');
+    this.relPath = path.relative(o.root, o.file);
+    this.csvPath = path.relative(o.root, csvFile);
+    this.ts = new TsFileWriter(o.file, { fsyncIntervalMs: o.fsyncIntervalMs, onError: (e) => o.onWriteError(e) });
+    try {
+      this.csv = new TimingCsvWriter(csvFile, o.csv);
+    } catch (err) {
+      void this.ts.close();
+      throw err;
+    }
+    this.id = o.store.createRecording({
+      trialId: o.trialId,
+      cameraId: o.cameraId,
+      segment: o.segment,
+      path: this.relPath,
+      csvPath: this.csvPath,
+      codec: 'h264',
+      encoder: o.encoder,
+      width: o.width,
+      height: o.height,
+      fpsNominal: o.fps,
+      clock: o.clock,
+      mono0Us: mono0,
+      wall0Us: wall0,
+      triggerSource: o.triggerSource,
+      triggerMonoUs: o.triggerMonoUs,
+    });
+    this.timer = new FrameTimer(this.id, o.fps, mono0, wall0);
+    this.flushTimer = setInterval(() => this.flushRows(), 250);
+    this.flushTimer.unref();
+  }
+
+  get frames(): number {
+    return this.timer.frames;
+  }
+
+  get pending(): { bytes: number; frames: number } {
+    return this.ts.pending;
+  }
+
+  get bytes(): number {
+    return this.ts.bytesWritten;
+  }
+
+  get failed(): boolean {
+    return this.ts.error !== null;
+  }
+
+  writePsi(psi: Buffer): void {
+    this.ts.write(psi);
+  }
+
+  /** Queue one frame; its timing row is made when it is on disk. */
+  writeFrame(f: CapturedFrame, flags: string[], expectedGap: boolean): boolean {
+    return this.ts.write(f.au.packets, () => {
+      const row = this.timer.next({
+        captureUs: f.captureUs,
+        pts: f.au.ptsRaw,
+        keyframe: f.au.keyframe,
+        bytes: f.au.payloadBytes,
+        flags: f.au.discontinuity ? [...flags, 'discontinuity'] : flags,
+        expectedGap,
+      });
+      this.rows.push(row);
+      this.firstUs ??= f.captureUs;
+      this.lastUs = f.captureUs;
+      if (this.triggerFrame === null && this.o.triggerMonoUs !== null && f.captureUs >= this.o.triggerMonoUs) {
+        this.triggerFrame = row.index;
+        this.o.store.setTriggerFrame(this.id, row.index);
+      }
+    });
+  }
+
+  private flushRows(): void {
+    if (!this.rows.length) return;
+    const rows = this.rows;
+    this.rows = [];
+    try {
+      this.o.store.insertFrames(rows);
+      this.o.store.updateRecordingProgress(this.id, { frames: this.timer.frames, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten });
+    } catch (err) {
+      this.o.log.error({ err, recording: this.id }, 'frame timing insert failed');
+    }
+    this.csv.append(rows);
+  }
+
+  /** Flush everything, fsync, mark the recording in the database. Idempotent. */
+  close(state: 'complete' | 'interrupted', reason: string | null): Promise<RecordingSummary> {
+    this.closed ??= this.doClose(state, reason);
+    return this.closed;
+  }
+
+  private async doClose(state: 'complete' | 'interrupted', reason: string | null): Promise<RecordingSummary> {
+    clearInterval(this.flushTimer);
+    await this.ts.close();
+    this.flushRows();
+    await this.csv.close();
+    const err = this.ts.error;
+    const finalState = err ? 'interrupted' : state;
+    const finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
+    this.o.store.finishRecording(this.id, {
+      state: finalState,
+      frames: this.timer.frames,
+      dropped: this.timer.droppedFrames,
+      bytes: this.ts.bytesWritten,
+      reason: finalReason,
+    });
+    return {
+      recordingId: this.id,
+      path: this.o.file,
+      csv: this.o.file.replace(/\.ts$/, '.csv'),
+      frames: this.timer.frames,
+      dropped: this.timer.droppedFrames,
+      bytes: this.ts.bytesWritten,
+      triggerFrameIndex: this.triggerFrame,
+      durationS: this.firstUs !== null && this.lastUs !== null ? (this.lastUs - this.firstUs) / 1e6 + 1 / this.o.fps : 0,
+      state: finalState,
+      reason: finalReason,
+    };
+  }
+}

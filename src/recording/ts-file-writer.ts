@@ -1,0 +1,180 @@
+import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, close as closeCb } from 'node:fs';
+import { promisify } from 'node:util';
+import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
+
+/** fs.write as a promise of the bytes written (a short write is possible and handled by the caller). */
+export function writeAsync(fd: number, buf: Buffer | string, off = 0, len?: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const cb = (err: NodeJS.ErrnoException | null, n: number): void => (err ? reject(err) : resolve(n));
+    if (typeof buf === 'string') write(fd, buf, null, 'utf8', cb);
+    else write(fd, buf, off, len ?? buf.length - off, null, cb);
+  });
+}
+const datasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+const truncateAsync = promisify(ftruncate);
+const closeAsync = promisify(closeCb);
+
+interface QueueItem {
+  buf: Buffer;
+  onWritten?: () => void;
+}
+
+/**
+ * Appends whole TS packets to a new file. The continuity counters are renumbered per PID so every file is a
+ * clean stream from its first byte, whatever part of the live stream it starts at. The file is created
+ * synchronously (a trigger must not wait on the event loop) and written asynchronously (an SD card can stall
+ * for a second) with the queue depth visible; it is fdatasync'ed periodically so a power cut loses at most
+ * one interval.
+ */
+export class TsFileWriter {
+  private fd: number | null;
+  private readonly queue: QueueItem[] = [];
+  private queuedBytes = 0;
+  private queuedFrames = 0;
+  private draining: Promise<void> | null = null;
+  private readonly cc = new Map<number, number>();
+  private readonly syncTimer: NodeJS.Timeout;
+  private written = 0;
+  private failure: Error | null = null;
+  private closed = false;
+
+  /** Create the file; refuses to overwrite an existing one (flag wx). Throws on failure. */
+  constructor(
+    readonly file: string,
+    opts: { fsyncIntervalMs: number; onError: (err: Error) => void },
+  ) {
+    this.onError = opts.onError;
+    this.fd = openSync(file, 'wx', 0o644);
+    // Make the new directory entry durable too, so a power cut cannot lose the whole file.
+    syncDirOf(file);
+    this.syncTimer = setInterval(() => void this.sync(), opts.fsyncIntervalMs);
+    this.syncTimer.unref();
+  }
+
+  private readonly onError: (err: Error) => void;
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  get pending(): { bytes: number; frames: number } {
+    return { bytes: this.queuedBytes, frames: this.queuedFrames };
+  }
+
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  /**
+   * Queue packets (PSI, or one frame with `onWritten`, called once its last byte is in the file, so the frame
+   * timing never lists a frame the file lacks). Returns false once the writer has failed or closed.
+   */
+  write(packets: Buffer, onWritten?: () => void): boolean {
+    if (this.failure || this.closed) return false;
+    const out = Buffer.from(packets); // a copy: the pre-roll ring still holds the original
+    for (let off = 0; off + TS_PACKET_SIZE <= out.length; off += TS_PACKET_SIZE) this.renumber(out, off);
+    this.queue.push({ buf: out, onWritten });
+    this.queuedBytes += out.length;
+    if (onWritten) this.queuedFrames += 1;
+    if (!this.draining) this.draining = this.drain();
+    return true;
+  }
+
+  private renumber(buf: Buffer, off: number): void {
+    const pid = ((buf[off + 1]! & 0x1f) << 8) | buf[off + 2]!;
+    const afc = (buf[off + 3]! >> 4) & 0x3;
+    const hasPayload = afc === 1 || afc === 3;
+    const prev = this.cc.get(pid);
+    // The counter advances only on packets with payload (ISO 13818-1 2.4.3.3).
+    const next = prev === undefined ? 0 : hasPayload ? (prev + 1) & 0xf : prev;
+    this.cc.set(pid, next);
+    buf[off + 3] = (buf[off + 3]! & 0xf0) | next;
+  }
+
+  private async drain(): Promise<void> {
+    let batch: QueueItem[] = [];
+    let off = 0;
+    try {
+      while (this.queue.length && !this.failure && this.fd !== null) {
+        batch = this.queue.splice(0, this.queue.length);
+        const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((b) => b.buf));
+        off = 0;
+        while (off < buf.length) off += await writeAsync(this.fd, buf, off, buf.length - off);
+        this.complete(batch, buf.length);
+        batch = [];
+      }
+    } catch (err) {
+      this.failure = err as Error;
+      // Keep what was fully written and cut a torn item off, so the file ends on the packet boundary the frame
+      // timing ends on.
+      this.complete(batch, off);
+      if (this.fd !== null) await truncateAsync(this.fd, this.written).catch(() => undefined);
+      this.queue.length = 0;
+      this.queuedBytes = 0;
+      this.queuedFrames = 0;
+      this.onError(err as Error);
+    } finally {
+      this.draining = null;
+    }
+  }
+
+  /** Account the items of a batch whose bytes (the first `upTo` of it) are in the file. */
+  private complete(batch: QueueItem[], upTo: number): void {
+    let pos = 0;
+    for (const item of batch) {
+      if (pos + item.buf.length > upTo) break;
+      pos += item.buf.length;
+      this.written += item.buf.length;
+      this.queuedBytes -= item.buf.length;
+      if (item.onWritten) {
+        this.queuedFrames -= 1;
+        item.onWritten();
+      }
+    }
+  }
+
+  /** Wait until everything queued so far is written. */
+  async flush(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  async sync(): Promise<void> {
+    if (this.fd === null || this.closed) return;
+    try {
+      await datasyncAsync(this.fd);
+    } catch (err) {
+      if (!this.failure) {
+        this.failure = err as Error;
+        this.onError(err as Error);
+      }
+    }
+  }
+
+  /** Flush, fsync and close. Safe to call after a failure and more than once. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    clearInterval(this.syncTimer);
+    const fd = this.fd;
+    this.fd = null;
+    if (fd === null) return;
+    await fsyncAsync(fd).catch(() => undefined);
+    await closeAsync(fd);
+  }
+}
+
+export function syncDirOf(file: string): void {
+  const dir = file.slice(0, Math.max(1, file.lastIndexOf('/')));
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* some filesystems refuse fsync on directories; the data itself is still synced */
+  }
+}

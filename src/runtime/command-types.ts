@@ -1,0 +1,30 @@
+/**
+ * The transport-neutral command entry point every transport (HTTP, serial, GPIO, CLI, module stdio)
+ * calls. The runtime implements it; triggers and the API depend only on this interface.
+ */
+export type CommandSource = 'api' | 'serial' | 'gpio' | 'cli' | 'module' | 'internal';
+
+export interface CommandContext {
+  source: CommandSource;
+  /** CLOCK_MONOTONIC time of the trigger in microseconds (kernel edge time, first byte arrival, ...). */
+  triggerMonoUs?: number;
+}
+
+export interface CommandResult {
+  ok: boolean;
+  command: string;
+  /** Present when ok is false. */
+  error?: string;
+  recoverable?: boolean;
+  /** Command-specific result (ids, paths, trial number, status...). */
+  data?: Record<string, unknown>;
+}
+
+export interface CommandHandler {
+  handleCommand(command: string, payload: unknown, ctx: CommandContext): Promise<CommandResult>;
+}
+
+/** Current monotonic clock in microseconds (process.hrtime is CLOCK_MONOTONIC on Linux). */
+export function monoNowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}

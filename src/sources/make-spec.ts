@@ -1,0 +1,40 @@
+import type { CameraConfig } from '../config/schema.ts';
+import type { SourceSpec } from './source-spec.ts';
+import { testSourceSpec, wallMinusMonoUs } from './test-source.ts';
+import { v4l2SourceSpec } from './v4l2-source.ts';
+
+export type ConcreteEncoder = 'copy' | 'h264_v4l2m2m' | 'libx264';
+
+/**
+ * The source process for a configured camera. `encoder` is the concrete choice made at assignment (see
+ * cameras/encoder-choice); 'auto' here falls back to the safe software path.
+ */
+export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder): SourceSpec {
+  switch (cam.source) {
+    case 'test':
+      return testSourceSpec({
+        width: cam.width,
+        height: cam.height,
+        fps: cam.fps,
+        gopSeconds: cam.gop_seconds,
+        bitrateKbps: cam.bitrate_kbps,
+        wallMinusMonoUs: wallMinusMonoUs(),
+      });
+    case 'v4l2': {
+      if (typeof cam.device !== 'string') throw new Error(`camera ${cam.id}: v4l2 needs "device" (e.g. /dev/v4l/by-id/...)`);
+      const enc = encoder ?? (cam.encoder !== 'auto' ? cam.encoder : cam.input_format === 'h264' ? 'copy' : 'libx264');
+      return v4l2SourceSpec({
+        device: cam.device,
+        inputFormat: cam.input_format,
+        width: cam.width,
+        height: cam.height,
+        fps: cam.fps,
+        encoder: enc,
+        gopSeconds: cam.gop_seconds,
+        bitrateKbps: cam.bitrate_kbps,
+      });
+    }
+    case 'rpicam':
+      throw new Error(`camera ${cam.id}: the rpicam (CSI) source is not available in this version`);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Schema migrations, applied in order inside one transaction each. Never edit a shipped migration:
+ * add a new one, because boxes in the field carry databases made by every earlier version.
+ */
+export const migrations: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE cameras (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        backend TEXT NOT NULL,
+        stable_id TEXT,
+        device_path TEXT,
+        updated_at TEXT NOT NULL
+      );
+      CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        started_at TEXT NOT NULL,
+        stopped_at TEXT
+      );
+      CREATE TABLE trials (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        number INTEGER NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL CHECK (state IN ('recording', 'paused', 'complete', 'interrupted')),
+        trigger_source TEXT NOT NULL,
+        trigger_mono_us INTEGER,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        started_at TEXT NOT NULL,
+        stopped_at TEXT,
+        UNIQUE (session_id, number)
+      );
+      CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY,
+        trial_id INTEGER REFERENCES trials(id),
+        camera_id TEXT NOT NULL,
+        segment INTEGER NOT NULL DEFAULT 0,
+        path TEXT NOT NULL UNIQUE,
+        csv_path TEXT NOT NULL,
+        mp4_path TEXT,
+        codec TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        fps_nominal REAL NOT NULL,
+        clock TEXT NOT NULL,
+        mono0_us INTEGER NOT NULL,
+        wall0_us INTEGER NOT NULL,
+        trigger_source TEXT,
+        trigger_mono_us INTEGER,
+        trigger_frame_index INTEGER,
+        state TEXT NOT NULL CHECK (state IN ('recording', 'complete', 'interrupted')),
+        stop_reason TEXT,
+        frame_count INTEGER NOT NULL DEFAULT 0,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        offloaded_at TEXT,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT
+      );
+      CREATE INDEX recordings_trial ON recordings(trial_id);
+      CREATE INDEX recordings_state ON recordings(state);
+      CREATE TABLE frames (
+        recording_id INTEGER NOT NULL,
+        frame_index INTEGER NOT NULL,
+        capture_us INTEGER NOT NULL,
+        wall_us INTEGER NOT NULL,
+        interval_us INTEGER,
+        missing_before INTEGER NOT NULL DEFAULT 0,
+        pts INTEGER NOT NULL,
+        keyframe INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (recording_id, frame_index)
+      ) WITHOUT ROWID;
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        wall_us INTEGER NOT NULL,
+        mono_us INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('command', 'status', 'marker', 'log')),
+        name TEXT NOT NULL,
+        source TEXT,
+        camera_id TEXT,
+        session_id INTEGER,
+        trial_id INTEGER,
+        payload TEXT,
+        result TEXT
+      );
+      CREATE INDEX events_kind ON events(kind, id);
+    `,
+  },
+];
