@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, readConfigFile } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PathError } from '../recording/paths.ts';
 import { recordArgsSchema, runRecord } from './record-command.ts';
+import { runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 
 const program = new Command();
@@ -42,6 +43,22 @@ program
       process.stdout.write(JSON.stringify(result) + '\n');
     } catch (err) {
       fail(err, err instanceof ConfigError || err instanceof PathError ? 2 : 1);
+    }
+  });
+
+program
+  .command('serve')
+  .description('run the box: cameras, trials, API and web page')
+  .option('--demo [seconds]', 'record one demo trial once the cameras are ready (default 10 s)')
+  .action(async (opts: { demo?: string | boolean }) => {
+    const demoSeconds = opts.demo === undefined || opts.demo === false ? undefined : opts.demo === true ? 10 : num(opts.demo);
+    try {
+      const { config, file } = loadConfig(program.opts<{ config?: string }>().config);
+      const log = createLogger({ level: config.log.level });
+      log.info({ config: file ?? '(defaults: one test camera)' }, 'rigcam starting');
+      await runServe(config, log, { demoSeconds });
+    } catch (err) {
+      fail(err, err instanceof ConfigError ? 2 : 1);
     }
   });
 

@@ -75,9 +75,9 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return this.st !== 'idle';
   }
 
-  get current(): { recordingId: number; path: string; frames: number; bytes: number; pending: { bytes: number; frames: number } } | null {
+  get current(): { recordingId: number; path: string; segment: number; frames: number; dropped: number; bytes: number; pending: { bytes: number; frames: number } } | null {
     const f = this.file;
-    return f ? { recordingId: f.id, path: f.relPath, frames: f.frames, bytes: f.bytes, pending: f.pending } : null;
+    return f ? { recordingId: f.id, path: f.relPath, segment: this.segment, frames: f.frames, dropped: f.dropped, bytes: f.bytes, pending: f.pending } : null;
   }
 
   /** Open the file (synchronously: a trigger never waits on the event loop) and write the pre-roll. */

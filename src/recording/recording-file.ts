@@ -98,6 +98,10 @@ export class RecordingFile {
     return this.timer.frames;
   }
 
+  get dropped(): number {
+    return this.timer.droppedFrames;
+  }
+
   get pending(): { bytes: number; frames: number } {
     return this.ts.pending;
   }

@@ -1,0 +1,71 @@
+import type { Server } from 'node:http';
+import type { Config } from '../config/schema.ts';
+import { recordingsRoot } from '../config/load.ts';
+import type { Logger } from '../log/logger.ts';
+import { BoxRuntime } from '../runtime/box-runtime.ts';
+import { openDatabase } from '../storage/database.ts';
+import { Store } from '../storage/store.ts';
+import { startHttp, checkListenSafety } from '../api/server.ts';
+import path from 'node:path';
+
+export interface ServeOptions {
+  /** Record one demo trial of this many seconds once the cameras are ready. */
+  demoSeconds?: number;
+}
+
+/**
+ * `rigcam serve`: the box. Opens the database, assigns every configured camera, serves the API and web page,
+ * and on SIGTERM/SIGINT stops any trial (files flushed, fsynced, marked complete) before exiting 0.
+ */
+export async function runServe(config: Config, log: Logger, opts: ServeOptions = {}): Promise<void> {
+  checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
+  const root = recordingsRoot(config);
+  const dbFile = path.resolve(config.data_dir, 'rigcam.db');
+  const db = openDatabase(dbFile);
+  const store = new Store(db);
+  const box = new BoxRuntime({ config, store, log, root });
+  let server: Server | null = null;
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finalising recordings');
+    const hard = setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, 18_000);
+    try {
+      await box.shutdown();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      server?.closeAllConnections();
+      db.close();
+      log.info('stopped');
+    } finally {
+      clearTimeout(hard);
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  server = await startHttp({ config, box, store, root, log });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+  log.info({ url: `http://${config.http.host}:${port}/`, db: dbFile, recordings: root }, 'rigcam serving');
+  await box.initialize();
+
+  if (opts.demoSeconds) {
+    const start = await box.handleCommand('start_recording', { session_prefix: 'demo' }, { source: 'cli' });
+    if (!start.ok) {
+      log.error({ error: start.error }, 'demo trial could not start');
+      return;
+    }
+    await new Promise((r) => setTimeout(r, opts.demoSeconds! * 1000));
+    const res = await box.handleCommand('stop_recording', {}, { source: 'cli' });
+    process.stderr.write(
+      `\nrigcam: demo trial recorded: ${JSON.stringify(res.data?.recordings)}\n` +
+        `rigcam: files under ${root}, database ${dbFile}\n` +
+        `rigcam: web page at http://${config.http.host}:${port}/  (Ctrl-C to stop)\n\n`,
+    );
+  }
+}

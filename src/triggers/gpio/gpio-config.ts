@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+/**
+ * The `gpio` section of the box configuration. Lines are BCM numbers, i.e. offsets on the
+ * header's gpiochip (pinctrl-bcm2711 / -bcm2835 / -rp1).
+ */
+export const gpioBiasSchema = z.enum(['as-is', 'pull-up', 'pull-down', 'disabled']);
+export type GpioBias = z.infer<typeof gpioBiasSchema>;
+
+export const gpioInputModeSchema = z.enum(['level', 'toggle', 'start_stop', 'marker']);
+export type GpioInputMode = z.infer<typeof gpioInputModeSchema>;
+
+const lineNumber = z.number().int().min(0).max(511);
+
+const gpioInputRawSchema = z.object({
+  line: lineNumber,
+  mode: gpioInputModeSchema.default('level'),
+  active_low: z.boolean().default(false),
+  /** Unset: pull towards the inactive level (pull-up when active_low), so an unplugged cable reads inactive. */
+  bias: gpioBiasSchema.optional(),
+  /** Edges must hold this long to count (kernel debounce on libgpiod 2, software on libgpiod 1 and sysfs). */
+  debounce_ms: z.number().min(0).max(1000).default(5),
+  /** Active pulses shorter than this are ignored; actions wait for it and keep the original edge time. */
+  min_pulse_ms: z.number().min(0).max(60_000).default(0),
+  /** Marker label (mode `marker`); defaults to `gpio<line>`. */
+  label: z.string().min(1).max(64).optional(),
+  /** The line that stops recording in mode `start_stop` (same polarity, bias and timing as `line`). */
+  stop_line: lineNumber.optional(),
+});
+
+export const gpioInputSchema = gpioInputRawSchema
+  .superRefine((input, ctx) => {
+    if (input.mode === 'start_stop' && input.stop_line === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'mode start_stop needs stop_line', path: ['stop_line'] });
+    }
+    if (input.mode !== 'start_stop' && input.stop_line !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'stop_line is only used by mode start_stop', path: ['stop_line'] });
+    }
+    if (input.stop_line === input.line) {
+      ctx.addIssue({ code: 'custom', message: 'stop_line must differ from line', path: ['stop_line'] });
+    }
+  })
+  .transform((input) => ({
+    ...input,
+    bias: input.bias ?? (input.active_low ? ('pull-up' as const) : ('pull-down' as const)),
+  }));
+export type GpioInputConfig = z.output<typeof gpioInputSchema>;
+
+export const gpioOutputSchema = z.object({
+  line: lineNumber,
+  active_low: z.boolean().default(false),
+});
+export type GpioOutputConfig = z.output<typeof gpioOutputSchema>;
+
+export const gpioConfigSchema = z
+  .object({
+    backend: z.enum(['gpiod', 'sysfs']).default('gpiod'),
+    /** Chip name (`gpiochip0`), or `auto`: the chip whose label is a Raspberry Pi header controller. */
+    chip: z.string().regex(/^(auto|gpiochip\d+)$/, 'gpiochipN or auto').default('gpiochip0'),
+    inputs: z.array(gpioInputSchema).default([]),
+    outputs: z
+      .object({
+        /** Held active while any camera records. */
+        recording: gpioOutputSchema.optional(),
+        /** Steady when ready, blinking on error. */
+        status_led: gpioOutputSchema.optional(),
+      })
+      .default({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<number, string>();
+    const claim = (line: number, what: string, path: (string | number)[]) => {
+      const prev = seen.get(line);
+      if (prev) ctx.addIssue({ code: 'custom', message: `line ${line} is used by both ${prev} and ${what}`, path });
+      else seen.set(line, what);
+    };
+    cfg.inputs.forEach((input, i) => {
+      claim(input.line, `inputs[${i}]`, ['inputs', i, 'line']);
+      if (input.stop_line !== undefined) claim(input.stop_line, `inputs[${i}].stop_line`, ['inputs', i, 'stop_line']);
+    });
+    if (cfg.outputs.recording) claim(cfg.outputs.recording.line, 'outputs.recording', ['outputs', 'recording', 'line']);
+    if (cfg.outputs.status_led) claim(cfg.outputs.status_led.line, 'outputs.status_led', ['outputs', 'status_led', 'line']);
+  });
+
+export type GpioConfig = z.output<typeof gpioConfigSchema>;
+export type GpioConfigInput = z.input<typeof gpioConfigSchema>;
