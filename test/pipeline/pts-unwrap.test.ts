@@ -32,7 +32,7 @@ describe('PtsUnwrapper', () => {
     for (let i = 0; i < 20; i++) {
       const v = u.unwrap((i * step) % PTS_WRAP);
       assert.equal(v, i * step);
-      assert.ok(v > prev);
+      assert.ok(v > prev, `rises at step ${i}`);
       prev = v;
     }
   });

@@ -57,7 +57,7 @@ function chunked(buf: Buffer, size: () => number): Buffer[] {
   return out;
 }
 
-/** Each packet of the stream with its index and, for video packets, the access unit it belongs to. */
+/** The video packets of a stream, each with its packet index and the access unit (PUSI count) it belongs to. */
 function mapVideoPackets(ts: Buffer, videoPid: number): { index: number; au: number; pkt: Buffer }[] {
   const out: { index: number; au: number; pkt: Buffer }[] = [];
   let au = -1;
@@ -74,10 +74,21 @@ function withoutPacket(ts: Buffer, index: number): Buffer {
   return Buffer.concat([ts.subarray(0, index * PKT), ts.subarray((index + 1) * PKT)]);
 }
 
+/** The PES bytes (header and payload) an access unit's packets carry. */
+function pesOf(au: AccessUnit): Buffer {
+  const parts: Buffer[] = [];
+  for (let o = 0; o < au.packets.length; o += PKT) {
+    const pkt = au.packets.subarray(o, o + PKT);
+    const afc = packetInfo(pkt).afc;
+    if (afc & 1) parts.push(pkt.subarray(afc === 3 ? 5 + pkt[4] : 4));
+  }
+  return Buffer.concat(parts);
+}
+
 /** PSI then every access unit's packets: what a recorder writes. */
 function rebuild(run: Run): Buffer {
   const psi = run.demuxer.psiPackets;
-  assert.ok(psi);
+  assert.ok(psi, 'PAT and PMT seen');
   return Buffer.concat([psi.pat, psi.pmt, ...run.aus.map((au) => au.packets)]);
 }
 
@@ -98,7 +109,7 @@ function assertMatchesProbe(ts: Buffer, run: Run, opts: { exactSizes?: boolean }
   const probe = probePackets(ts);
   const { aus, demuxer } = run;
   assert.equal(aus.length, probe.length, 'one access unit per ffprobe video packet');
-  assert.ok(aus.length > 0);
+  assert.ok(aus.length > 0, 'some access units');
   const videoPid = demuxer.videoPid;
   assert.notEqual(videoPid, null);
   aus.forEach((au, i) => {
@@ -167,7 +178,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
       if (aus[i].pts < aus[i - 1].pts) reordered++;
     }
     assert.ok(reordered > 10, 'stream really has B-frames');
-    for (const au of aus) assert.ok(au.pts >= au.dts);
+    for (const au of aus) assert.ok(au.pts >= au.dts, 'PTS never before DTS');
     const sortedPts = aus.map((au) => au.pts).sort((a, b) => a - b);
     for (let i = 1; i < sortedPts.length; i++) assert.equal(sortedPts[i] - sortedPts[i - 1], FRAME);
     assertRebuiltDecodes(ts, run);
@@ -214,7 +225,20 @@ describe('TsDemuxer on real ffmpeg streams', () => {
       const withRai = demux(stream(opts)).aus.map((au) => au.keyframe);
       const withoutRai = demux(ts).aus.map((au) => au.keyframe);
       assert.deepEqual(withoutRai, withRai);
-      assert.ok(withoutRai.filter(Boolean).length >= 2);
+      assert.ok(withoutRai.filter(Boolean).length >= 2, 'keyframes found');
+    }
+  });
+
+  it('honours random_access_indicator on recovery points that are not IDR (x264 intra refresh)', () => {
+    const ts = stream({ extraOutputArgs: ['-intra-refresh', '1'] });
+    const run = demux(ts);
+    assertMatchesProbe(ts, run);
+    const keys = run.aus.filter((au) => au.keyframe).map((au) => au.seq);
+    assert.deepEqual(keys, [0, 30, 60]);
+    for (const seq of [30, 60]) {
+      const nal = scanNalUnits(pesOf(run.aus[seq]));
+      assert.equal(nal.idr, false, `frame ${seq} is a recovery point, not an IDR`);
+      assert.equal(nal.types.at(-1), 1, `frame ${seq}: a non-IDR slice was seen`);
     }
   });
 
@@ -243,7 +267,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     const ts = stream({ bframes: 2 });
     const clean = demux(ts);
     const cut = 700 * PKT; // a packet boundary in the middle
-    // 0x47 bytes in the garbage that are never 188 apart from another 0x47 (see garbage()).
+    // Stray 0x47s, never 188 apart and none within 188 bytes of either end, so none passes for a packet.
     const lead = garbage(1000, 1, [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 550, 600, 650, 700]);
     const inner = garbage(600, 2, [200, 250, 300, 350, 400]);
     const dirty = Buffer.concat([lead, ts.subarray(0, cut), inner, ts.subarray(cut)]);
@@ -276,7 +300,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
         !v.pkt.subarray(1, 100).includes(0x47) &&
         next(v)[88] !== 0x47,
     );
-    assert.ok(victim);
+    assert.ok(victim, 'a suitable packet to cut');
     const at = victim.index * PKT;
     const dirty = Buffer.concat([ts.subarray(0, at + 100), ts.subarray(at + PKT)]);
     for (const chunks of [dirty, chunked(dirty, () => 1)]) {
@@ -314,8 +338,24 @@ describe('TsDemuxer on real ffmpeg streams', () => {
       assert.equal(au.discontinuity, i === 50, `AU ${i}`);
       if (i !== 50) assert.deepEqual(au.packets, clean.aus[i].packets);
     });
-    assert.ok(run.aus[50].payloadBytes < clean.aus[50].payloadBytes);
+    assert.ok(run.aus[50].payloadBytes < clean.aus[50].payloadBytes, 'payload of the lost packet missing');
     assert.equal(run.aus[50].ptsRaw, clean.aus[50].ptsRaw);
+  });
+
+  it('flags the frame that lost its last packet and the frame right after the gap', () => {
+    const ts = stream();
+    const clean = demux(ts);
+    const vid = mapVideoPackets(ts, clean.demuxer.videoPid ?? -1);
+    const last = vid.filter((v) => v.au === 60).at(-1);
+    assert.ok(last && !packetInfo(last.pkt).pusi, 'frame 60 spans several packets');
+    const run = demux(withoutPacket(ts, last.index));
+    assert.equal(run.aus.length, clean.aus.length);
+    assert.equal(run.demuxer.stats.continuityErrors, 1);
+    assert.deepEqual(
+      run.aus.filter((au) => au.discontinuity).map((au) => au.seq),
+      [60, 61],
+    );
+    assert.deepEqual(run.aus[61].packets, clean.aus[61].packets);
   });
 
   it('folds a frame whose PES start was lost into the previous one and flags it', () => {
@@ -323,7 +363,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     const clean = demux(ts);
     const vid = mapVideoPackets(ts, clean.demuxer.videoPid ?? -1);
     const start = vid.find((v) => v.au === 40 && packetInfo(v.pkt).pusi);
-    assert.ok(start && vid.filter((v) => v.au === 40).length > 1);
+    assert.ok(start && vid.filter((v) => v.au === 40).length > 1, 'frame 40 spans several packets');
     const run = demux(withoutPacket(ts, start.index));
     assert.equal(run.aus.length, clean.aus.length - 1);
     assert.equal(run.demuxer.stats.continuityErrors, 1);
@@ -331,7 +371,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
       run.aus.filter((au) => au.discontinuity).map((au) => au.ptsRaw),
       [clean.aus[39].ptsRaw],
     );
-    assert.ok(!run.aus.some((au) => au.ptsRaw === clean.aus[40].ptsRaw));
+    assert.ok(!run.aus.some((au) => au.ptsRaw === clean.aus[40].ptsRaw), 'frame 40 is gone');
     assert.equal(run.aus[39].packets.length, clean.aus[39].packets.length + clean.aus[40].packets.length - PKT);
   });
 
@@ -341,7 +381,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     const videoPid = clean.demuxer.videoPid ?? -1;
     const vid = mapVideoPackets(ts, videoPid);
     const dup = vid.find((v) => v.au === 20 && !packetInfo(v.pkt).pusi);
-    assert.ok(dup);
+    assert.ok(dup, 'a packet to duplicate');
     const duplicated = Buffer.concat([
       ts.subarray(0, (dup.index + 1) * PKT),
       dup.pkt,
@@ -353,11 +393,14 @@ describe('TsDemuxer on real ffmpeg streams', () => {
 
     const bad = Buffer.from(ts);
     const tei = vid.find((v) => v.au === 30 && !packetInfo(v.pkt).pusi);
-    assert.ok(tei);
+    assert.ok(tei, 'a packet to mark');
     bad[tei.index * PKT + 1] |= 0x80;
     const t = demux(bad);
     assert.equal(t.aus.length, clean.aus.length);
-    assert.ok(t.warnings.some((w) => w.kind === 'continuity' && /transport_error_indicator/.test(w.message)));
+    assert.ok(
+      t.warnings.some((w) => w.kind === 'continuity' && /transport_error_indicator/.test(w.message)),
+      'TEI warning',
+    );
     assert.equal(t.aus[30].discontinuity, true);
     assert.equal(t.aus[30].packets.length, clean.aus[30].packets.length - PKT);
   });
@@ -381,10 +424,10 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     assert.deepEqual(run.warnings, []);
     assertMatchesProbe(ts, run);
     const { aus } = run;
-    assert.ok(aus.some((au) => au.pts >= PTS_WRAP) && aus.some((au) => au.dts < PTS_WRAP));
-    for (let i = 1; i < aus.length; i++) assert.ok(aus[i].dts > aus[i - 1].dts);
+    assert.ok(aus.some((au) => au.pts >= PTS_WRAP) && aus.some((au) => au.dts < PTS_WRAP), 'stream spans the wrap');
+    for (let i = 1; i < aus.length; i++) assert.ok(aus[i].dts > aus[i - 1].dts, `DTS rises at AU ${i}`);
     for (const au of aus) {
-      assert.ok(au.pts >= au.dts && au.pts - au.dts < 10 * FRAME);
+      assert.ok(au.pts >= au.dts && au.pts - au.dts < 10 * FRAME, `PTS ${au.pts} next to DTS ${au.dts}`);
       assert.equal(au.pts % PTS_WRAP, au.ptsRaw);
     }
     const sortedPts = aus.map((au) => au.pts).sort((a, b) => a - b);
@@ -409,7 +452,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     const packets = splitPackets(first);
     const early = demux(first.subarray(0, 10 * PKT), false).demuxer;
     const psi = early.psiPackets;
-    assert.ok(psi);
+    assert.ok(psi, 'PAT and PMT seen');
     assert.deepEqual(psi.pat, packets.find((p) => packetInfo(p).pid === 0));
     assert.deepEqual(psi.pmt, packets.find((p) => packetInfo(p).pid === 0x1000));
     assert.equal(crc32Mpeg(psi.pat.subarray(5, 5 + 3 + (((psi.pat[6] & 0x0f) << 8) | psi.pat[7]))), 0);
@@ -431,7 +474,36 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     );
     assert.equal(run.demuxer.videoPid, 512);
     assert.deepEqual(run.demuxer.psiPackets?.pmt, secondPmt);
-    assert.ok(run.warnings.some((w) => w.kind === 'psi' && /PID 512/.test(w.message)));
+    assert.ok(
+      run.warnings.some((w) => w.kind === 'psi' && /PID 512/.test(w.message)),
+      'PID change reported',
+    );
+  });
+
+  it('rejects a PMT with a bad CRC and waits for the next good one', () => {
+    const ts = stream();
+    const clean = demux(ts);
+    const packets = splitPackets(ts);
+    const pmtIndexes = packets.flatMap((p, i) => (packetInfo(p).pid === 0x1000 ? [i] : []));
+    assert.ok(pmtIndexes.length > 2, 'ffmpeg repeats the PMT');
+    const bad = Buffer.from(ts);
+    const at = pmtIndexes[0] * PKT;
+    assert.equal(bad[at + 5 + 12], 0x1b, 'first ES entry is H.264');
+    bad[at + 5 + 14] ^= 0x01; // elementary_PID 0x100 -> 0x101, CRC left as it was
+    const run = demux(bad);
+    assert.ok(
+      run.warnings.some((w) => w.kind === 'psi' && /CRC/.test(w.message)),
+      'bad CRC reported',
+    );
+    assert.equal(run.demuxer.videoPid, clean.demuxer.videoPid);
+    const lastPmt = packets[pmtIndexes[pmtIndexes.length - 1]];
+    assert.deepEqual(run.demuxer.psiPackets?.pmt, lastPmt, 'the latest good PMT');
+    assert.ok(run.aus.length >= clean.aus.length - 5, `${run.aus.length} frames after the next PMT`);
+    const offset = clean.aus.length - run.aus.length;
+    run.aus.forEach((au, i) => {
+      const c = clean.aus[i + offset];
+      assert.deepEqual([au.ptsRaw, au.keyframe, au.packets], [c.ptsRaw, c.keyframe, c.packets]);
+    });
   });
 
   it('never throws on hostile input and stays chunking-independent', () => {
@@ -460,7 +532,7 @@ describe('TsDemuxer on real ffmpeg streams', () => {
       assert.deepEqual(bytes.aus, whole.aus, `seed ${seed}`);
       assert.deepEqual(bytes.warnings, whole.warnings, `seed ${seed}`);
       assert.ok(whole.aus.length > 60, `seed ${seed}: most frames survive`);
-      assert.ok(whole.warnings.length > 0);
+      assert.ok(whole.warnings.length > 0, 'damage reported');
       for (const au of whole.aus) assert.equal(au.packets.length % PKT, 0);
     }
   });
