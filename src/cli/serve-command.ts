@@ -7,6 +7,8 @@ import { openDatabase } from '../storage/database.ts';
 import { Store } from '../storage/store.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
+import { createGpioTriggers } from '../triggers/gpio/index.ts';
+import { SerialTrigger } from '../triggers/serial/index.ts';
 
 export interface ServeOptions {
   /** Record one demo trial of this many seconds once the cameras are ready. */
@@ -25,6 +27,22 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   const store = new Store(db);
   const box = new BoxRuntime({ config, store, log, root });
   let server: Server | null = null;
+  // Triggers talk to the box only through handleCommand, like every other transport.
+  const gpio =
+    config.gpio.inputs.length || config.gpio.outputs.recording || config.gpio.outputs.status_led
+      ? createGpioTriggers(config.gpio, { handler: box, logger: log })
+      : null;
+  const serial = config.serial.enabled ? new SerialTrigger({ config: config.serial, handler: box, logger: log }) : null;
+  if (gpio) {
+    gpio.on('status', (s) => box.report('gpio_status', { ...s }));
+    box.on('status', (m) => {
+      if (m.status === 'recording_started' || m.status === 'recording_stopped') void gpio.setRecording(m.status === 'recording_started');
+    });
+  }
+  if (serial) {
+    for (const ev of ['serial_connected', 'serial_disconnected', 'serial_error'] as const)
+      serial.on(ev, (d: Record<string, unknown>) => box.report(ev, { ...d }));
+  }
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -35,7 +53,9 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       process.exit(1);
     }, 18_000);
     try {
+      await serial?.stop();
       await box.shutdown();
+      await gpio?.stop();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       server?.closeAllConnections();
       db.close();
@@ -53,6 +73,8 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
   log.info({ url: `http://${config.http.host}:${port}/`, db: dbFile, recordings: root }, 'rigcam serving');
   await box.initialize();
+  gpio?.start();
+  serial?.start();
 
   if (opts.demoSeconds) {
     const start = await box.handleCommand('start_recording', { session_prefix: 'demo' }, { source: 'cli' });

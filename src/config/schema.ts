@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
+import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -73,6 +75,10 @@ export const configSchema = z.strictObject({
       healthy_after_ms: z.number().int().min(100).default(10_000),
     })
     .prefault({}),
+  /** GPIO TTL trigger inputs and status outputs (see src/triggers/gpio). Nothing runs when none is configured. */
+  gpio: gpioConfigSchema.prefault({}),
+  /** Serial-port trigger (see src/triggers/serial). */
+  serial: serialConfigSchema.prefault({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
 });
 

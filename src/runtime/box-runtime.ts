@@ -246,13 +246,23 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
     else throw new CommandError('assign_device needs camera_id (a configured camera, or {backend, stable_id})');
     const existing = this.cameras.get(id);
     if (existing?.recording) throw new CommandError(`camera ${id} is recording: stop the trial first`);
-    const source = backend === undefined ? existing?.cam.source ?? (devicePath ? 'v4l2' : 'test') : backend === 'test' ? 'test' : /^(picam|csi|rpicam|libcamera)/.test(backend) ? 'rpicam' : 'v4l2';
+    // A device path without a backend is a V4L2 node; the seed's backends map onto source kinds.
+    const source =
+      backend === undefined
+        ? devicePath
+          ? 'v4l2'
+          : existing?.cam.source ?? 'test'
+        : backend === 'test'
+          ? 'test'
+          : /^(picam|csi|rpicam|libcamera)/.test(backend)
+            ? 'rpicam'
+            : 'v4l2';
     const parsed = cameraSchema.safeParse({
       ...(existing?.cam ?? {}),
       id,
       source,
       ...(name ? { name } : {}),
-      ...(devicePath ? { device: source === 'rpicam' ? devicePath : devicePath } : {}),
+      ...(devicePath ? { device: devicePath } : {}),
     });
     if (!parsed.success) throw new CommandError(`invalid device: ${formatIssues(parsed.error.issues).join('; ')}`);
     const rt = existing ?? this.newCamera(parsed.data);

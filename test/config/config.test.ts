@@ -36,7 +36,7 @@ describe('config', () => {
     assert.throws(
       () => readConfigFile(f),
       (err: unknown) => {
-        assert.ok(err instanceof ConfigError);
+        assert.ok(err instanceof ConfigError, 'err instanceof ConfigError');
         const text = err.problems.join('\n');
         assert.match(text, /cameras\[0\]\.fps: .*/);
         assert.match(text, /cameras\[1\]\.id: camera id/);

@@ -60,7 +60,7 @@ describe('rigcam record --source test', () => {
     assert.equal(rec.frame_count, n);
     const csv = readFileSync(result.csv as string, 'utf8').trim().split('\n');
     assert.equal(csv[0], CSV_HEADER);
-    assert.ok(csv[0]!.startsWith('trial,module,device_id,label,record_time_unix,record_time_mono,frame_index,sensor_timestamp_ns,video_pts'));
+    assert.ok(csv[0]!.startsWith('trial,module,device_id,label,record_time_unix,record_time_mono,frame_index,sensor_timestamp_ns,video_pts'), 'csv[0]!.startsWith(trial,module,device_id,label,record_time_');
     assert.equal(csv.length - 1, n);
 
     // First frame is a keyframe, in the file and in the timing.
@@ -80,8 +80,8 @@ describe('rigcam record --source test', () => {
     );
     // The trigger lands on the first frame captured at or after it.
     const t = rec.trigger_frame_index;
-    assert.ok(rows[t - 1]!.capture_us >= rec.trigger_mono_us);
-    if (t > 1) assert.ok(rows[t - 2]!.capture_us < rec.trigger_mono_us);
+    assert.ok(rows[t - 1]!.capture_us >= rec.trigger_mono_us, 'rows[t - 1]!.capture_us >= rec.trigger_mono_us');
+    if (t > 1) assert.ok(rows[t - 2]!.capture_us < rec.trigger_mono_us, 'rows[t - 2]!.capture_us < rec.trigger_mono_us');
     // CSV rows carry the same capture times (logger-compatible columns).
     const first = csv[1]!.split(',');
     assert.equal(first[0], '1');
@@ -105,7 +105,7 @@ describe('rigcam record --source test', () => {
     const r = await runCli(['record', '--source', 'test', '--duration', '1', '--session', 'mp4s', '--size', '320x240', '--data', data, '--mp4']);
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout) as { path: string; frames: number; mp4: string };
-    assert.ok(res.mp4 && existsSync(res.mp4));
+    assert.ok(res.mp4 && existsSync(res.mp4), 'res.mp4 && existsSync(res.mp4)');
     assert.equal(countFrames(res.mp4), res.frames);
     assert.ok(existsSync(res.path), 'the .ts is kept by default (keep_ts: true)');
   });

@@ -29,7 +29,7 @@ describe('v4l2 source arguments', () => {
     assert.equal(argValue(a, '-video_size'), '1920x1080');
     assert.equal(argValue(a, '-framerate'), '30');
     assert.equal(argValue(a, '-i'), '/dev/video0');
-    assert.ok(a.includes('-copyts'));
+    assert.ok(a.includes('-copyts'), 'a.includes(-copyts)');
     assert.equal(argValue(a, '-mpegts_copyts'), '1');
     assert.equal(argValue(a, '-fps_mode'), 'passthrough');
     assert.equal(argValue(a, '-c:v'), 'h264_v4l2m2m');
@@ -39,7 +39,7 @@ describe('v4l2 source arguments', () => {
     assert.equal(argValue(a, '-f', ), 'v4l2');
     assert.equal(a[a.indexOf('pipe:1') - 1], 'mpegts');
     // Input options come before -i, output options after.
-    assert.ok(a.indexOf('-input_format') < a.indexOf('-i') && a.indexOf('-c:v') > a.indexOf('-i'));
+    assert.ok(a.indexOf('-input_format') < a.indexOf('-i') && a.indexOf('-c:v') > a.indexOf('-i'), 'a.indexOf(-input_format) < a.indexOf(-i) && a.indexOf(-c:v) ');
     assert.equal(s.device, '/dev/video0');
     assert.equal(s.clock, 'monotonic');
   });
@@ -47,8 +47,8 @@ describe('v4l2 source arguments', () => {
   it('camera-native H.264 is copied, never re-encoded', () => {
     const s = v4l2SourceSpec({ ...base, inputFormat: 'h264', encoder: 'copy' });
     assert.equal(argValue(s.args, '-c:v'), 'copy');
-    assert.ok(!s.args.includes('libx264'));
-    assert.ok(!s.args.includes('-pix_fmt'));
+    assert.ok(!s.args.includes('libx264'), '!s.args.includes(libx264)');
+    assert.ok(!s.args.includes('-pix_fmt'), '!s.args.includes(-pix_fmt)');
     assert.throws(() => v4l2SourceSpec({ ...base, inputFormat: 'mjpeg', encoder: 'copy' }), /needs a camera that delivers H.264/);
   });
 
@@ -75,7 +75,7 @@ describe('v4l2 source arguments', () => {
     const s = testSourceSpec({ width: 320, height: 240, fps: 25, gopSeconds: 1, bitrateKbps: 500, wallMinusMonoUs: 123 });
     assert.match(argValue(s.args, '-vf')!, /setpts=\(RTCSTART-123\)\/\(TB\*1000000\)\+N\/\(FRAME_RATE\*TB\)/);
     assert.equal(argValue(s.args, '-i'), 'testsrc2=size=320x240:rate=25');
-    assert.ok(s.args.includes('-re'));
+    assert.ok(s.args.includes('-re'), 's.args.includes(-re)');
   });
 });
 
@@ -141,7 +141,7 @@ describe('source supervisor', () => {
     await new Promise((r) => s.once('started', r));
     const t0 = Date.now();
     await s.stop(300);
-    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(Date.now() - t0 < 3000, 'Date.now() - t0 < 3000');
     assert.equal(s.running, false);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(s.running, false, 'not restarted after stop');

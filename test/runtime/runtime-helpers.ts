@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { parseConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/log/logger.ts';
+import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
+import type { StatusMessage } from '../../src/runtime/status.ts';
+import { openDatabase, type Db } from '../../src/storage/database.ts';
+import { Store } from '../../src/storage/store.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+export interface TestBox {
+  box: BoxRuntime;
+  store: Store;
+  db: Db;
+  root: string;
+  config: Config;
+  statuses: StatusMessage[];
+  waitStatus: (name: string, pred?: (m: StatusMessage) => boolean, timeoutMs?: number) => Promise<StatusMessage>;
+  close: () => Promise<void>;
+}
+
+/** A real box with `n` test cameras at a small size, in a temp dir. */
+export async function startTestBox(opts: { cameras?: number; extra?: Record<string, unknown>; init?: boolean } = {}): Promise<TestBox> {
+  const dir = tmpDir('rigcam-box-');
+  const cams = Array.from({ length: opts.cameras ?? 2 }, (_, i) => ({ id: `cam${i}`, source: 'test', width: 320, height: 240, fps: 30 }));
+  const config = parseConfig({ data_dir: dir, cameras: cams, telemetry: { emit_interval_ms: 200 }, ...(opts.extra ?? {}) });
+  const db = openDatabase(path.join(dir, 'rigcam.db'));
+  const store = new Store(db);
+  const root = path.join(dir, 'recordings');
+  const box = new BoxRuntime({ config, store, log: silentLogger(), root });
+  const statuses: StatusMessage[] = [];
+  box.on('status', (m) => statuses.push(m));
+  const waitStatus = (name: string, pred: (m: StatusMessage) => boolean = () => true, timeoutMs = 15_000): Promise<StatusMessage> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        box.off('status', on);
+        reject(new Error(`no ${name} status within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const on = (m: StatusMessage): void => {
+        if (m.status === name && pred(m)) {
+          clearTimeout(t);
+          box.off('status', on);
+          resolve(m);
+        }
+      };
+      box.on('status', on);
+    });
+  if (opts.init !== false) await box.initialize();
+  return {
+    box,
+    store,
+    db,
+    root,
+    config,
+    statuses,
+    waitStatus,
+    close: async () => {
+      await box.shutdown();
+      db.close();
+    },
+  };
+}
+
+export function ffprobeCount(file: string): number {
+  const out = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file]);
+  return Number.parseInt(out.toString().trim(), 10);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
