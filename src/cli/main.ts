@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, readConfigFile } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PathError } from '../recording/paths.ts';
 import { recordArgsSchema, runRecord } from './record-command.ts';
-import { runServe } from './serve-command.ts';
+import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 
 const program = new Command();
@@ -57,6 +57,20 @@ program
       const log = createLogger({ level: config.log.level });
       log.info({ config: file ?? '(defaults: one test camera)' }, 'rigcam starting');
       await runServe(config, log, { demoSeconds });
+    } catch (err) {
+      fail(err, err instanceof ConfigError ? 2 : 1);
+    }
+  });
+
+program
+  .command('module')
+  .description('run as a camera module of a host logger: JSON lines on stdin (commands) and stdout (statuses)')
+  .action(async () => {
+    try {
+      const { config } = loadConfig(program.opts<{ config?: string }>().config);
+      // stdout carries the protocol: logs go to stderr.
+      const log = createLogger({ level: config.log.level, destination: process.stderr });
+      await runModule(config, log);
     } catch (err) {
       fail(err, err instanceof ConfigError ? 2 : 1);
     }

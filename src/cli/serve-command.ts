@@ -3,10 +3,11 @@ import type { Config } from '../config/schema.ts';
 import { recordingsRoot } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store } from '../storage/store.ts';
+import { openStoreWithRecovery } from '../storage/open-store.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
+import { runModuleMode } from '../runtime/module-mode.ts';
+import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
 import { SerialTrigger } from '../triggers/serial/index.ts';
 
@@ -23,8 +24,9 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
-  const db = openDatabase(dbFile);
-  const store = new Store(db);
+  const { db, store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  if (quarantined) log.error({ kept_as: quarantined, rebuilt }, 'the database was unreadable: kept aside and rebuilt from the recordings');
+  if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config, store, log, root });
   let server: Server | null = null;
   // Triggers talk to the box only through handleCommand, like every other transport.
@@ -90,4 +92,21 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
         `rigcam: web page at http://${config.http.host}:${port}/  (Ctrl-C to stop)\n\n`,
     );
   }
+}
+
+/**
+ * `rigcam module`: the host assigns the cameras (configured cameras are ignored) and owns the trial flow; the
+ * process ends after `quit` or when stdin closes, with every recording finalised.
+ */
+export async function runModule(config: Config, log: Logger): Promise<void> {
+  const cfg = parseConfig({ ...config, cameras: [] });
+  const root = recordingsRoot(cfg);
+  const { db, store } = await openStoreWithRecovery(path.resolve(cfg.data_dir, 'rigcam.db'), root, log);
+  const box = new BoxRuntime({ config: cfg, store, log, root });
+  const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, onQuit: () => undefined });
+  process.on('SIGTERM', () => void box.shutdown().then(() => process.exit(0)));
+  await box.initialize();
+  await done;
+  db.close();
+  process.exit(0);
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
+import { diskConfigSchema } from '../disk/thresholds.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -75,6 +76,8 @@ export const configSchema = z.strictObject({
       healthy_after_ms: z.number().int().min(100).default(10_000),
     })
     .prefault({}),
+  /** Free-space guard of the recordings volume and the optional retention of offloaded recordings. */
+  disk: diskConfigSchema,
   /** GPIO TTL trigger inputs and status outputs (see src/triggers/gpio). Nothing runs when none is configured. */
   gpio: gpioConfigSchema.prefault({}),
   /** Serial-port trigger (see src/triggers/serial). */

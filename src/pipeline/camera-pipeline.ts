@@ -5,7 +5,7 @@ import type { SourceSpec } from '../sources/source-spec.ts';
 import { monoNowUs } from '../runtime/command-types.ts';
 import { CaptureClock } from './capture-clock.ts';
 import type { CapturedFrame } from './captured-frame.ts';
-import { FpsMeter } from './fps-meter.ts';
+import { ByteRateMeter, FpsMeter } from './fps-meter.ts';
 import { PrerollRing } from './preroll-ring.ts';
 import { TsDemuxer, type DemuxWarning } from './ts-demux.ts';
 
@@ -21,6 +21,8 @@ export interface PipelineStats {
   run: number;
   framesCaptured: number;
   captureFps: number;
+  /** Live bitrate of the stream, bytes per second. */
+  bytesPerSecond: number;
   lastCaptureUs: number | null;
   /** Arrival minus capture time of the latest frame, µs: encoder + pipe latency. */
   latencyUs: number | null;
@@ -44,6 +46,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
   private latency: number | null = null;
   private ccErrors = 0;
   private readonly meter = new FpsMeter();
+  private readonly byteMeter = new ByteRateMeter();
   private currentSpec: SourceSpec | null = null;
 
   constructor(
@@ -67,6 +70,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
           this.lastCapture = captureUs;
           this.latency = arrivalUs - captureUs;
           this.meter.add(captureUs);
+          this.byteMeter.add(captureUs, au.packets.length);
           this.ring.push(frame);
           this.emit('frame', frame);
         },
@@ -84,6 +88,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
       // Frames of a dead run cannot continue the next run's stream: a recording restarts from a new keyframe.
       this.ring.clear();
       this.meter.reset();
+      this.byteMeter.reset();
       this.emit('exit', e);
     });
   }
@@ -125,6 +130,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
       run: this.run,
       framesCaptured: this.frames,
       captureFps: Math.round(this.meter.fps(monoNowUs()) * 10) / 10,
+      bytesPerSecond: Math.round(this.byteMeter.rate(this.lastCapture ?? 0)),
       lastCaptureUs: this.lastCapture,
       latencyUs: this.latency,
       ringFrames: this.ring.size,

@@ -24,3 +24,28 @@ export class FpsMeter {
     this.times = [];
   }
 }
+
+/** Bytes per second over a sliding window (the live bitrate of a stream). */
+export class ByteRateMeter {
+  private samples: Array<{ us: number; bytes: number }> = [];
+  private sum = 0;
+  constructor(private readonly windowUs = 2_000_000) {}
+
+  add(us: number, bytes: number): void {
+    this.samples.push({ us, bytes });
+    this.sum += bytes;
+    const cut = us - this.windowUs;
+    while (this.samples.length && this.samples[0]!.us < cut) this.sum -= this.samples.shift()!.bytes;
+  }
+
+  rate(nowUs: number): number {
+    if (this.samples.length < 2 || nowUs - this.samples[this.samples.length - 1]!.us > this.windowUs) return 0;
+    const span = this.samples[this.samples.length - 1]!.us - this.samples[0]!.us;
+    return span > 0 ? ((this.sum - this.samples[0]!.bytes) * 1e6) / span : 0;
+  }
+
+  reset(): void {
+    this.samples = [];
+    this.sum = 0;
+  }
+}

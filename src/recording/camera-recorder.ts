@@ -160,7 +160,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return this.finishing;
   }
 
-  private openFile(): void {
+  private openFile(prevCaptureUs: number | null = null): void {
     const s = this.start_!;
     this.file = new RecordingFile({
       store: this.opts.store,
@@ -179,6 +179,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       triggerSource: s.triggerSource,
       triggerMonoUs: s.triggerMonoUs,
       fsyncIntervalMs: this.opts.fsyncIntervalMs,
+      prevCaptureUs,
       onWriteError: (error) => void this.fail(error),
     });
   }
@@ -221,11 +222,12 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     const old = this.file!;
     this.segmentCloses.push(old.close('complete', 'source restarted'));
     this.segment += 1;
-    this.openFile();
+    this.openFile(this.last?.captureUs ?? null);
     this.last = null;
     if (this.st === 'recording') this.st = 'waiting_keyframe';
+    // The frames the camera captured while its source was down are lost: they count as missing, not as a pause.
     this.nextFlags = ['segment'];
-    this.nextExpectedGap = true;
+    this.nextExpectedGap = false;
     this.emit('segment', { segment: this.segment, recordingId: this.file!.id, gapUs });
   }
 

@@ -37,7 +37,11 @@ export class FrameTimer {
     private readonly nominalFps: number,
     private readonly mono0Us: number,
     private readonly wall0Us: number,
-  ) {}
+    /** Capture time of the frame before this file's first (the previous segment's last), to time the gap. */
+    carryPrevUs: number | null = null,
+  ) {
+    this.prevCaptureUs = carryPrevUs;
+  }
 
   get frames(): number {
     return this.count;

@@ -24,6 +24,8 @@ export interface RecordingFileOptions {
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
+  /** Continuing segment: capture time of the previous segment's last frame (the gap shows on the first row). */
+  prevCaptureUs?: number | null;
   /** Called once when writing fails (disk full, I/O error). */
   onWriteError: (err: Error) => void;
 }
@@ -89,7 +91,7 @@ export class RecordingFile {
       triggerSource: o.triggerSource,
       triggerMonoUs: o.triggerMonoUs,
     });
-    this.timer = new FrameTimer(this.id, o.fps, mono0, wall0);
+    this.timer = new FrameTimer(this.id, o.fps, mono0, wall0, o.prevCaptureUs ?? null);
     this.flushTimer = setInterval(() => this.flushRows(), 250);
     this.flushTimer.unref();
   }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { CameraConfig, Config } from '../config/schema.ts';
@@ -27,6 +27,10 @@ import {
   type CommandName,
 } from './commands.ts';
 import type { StatusMessage } from './status.ts';
+import { DiskGuard, mb, type DiskStatus } from '../disk/disk-guard.ts';
+import { applyRetention } from '../disk/retention.ts';
+import { thresholdBytes } from '../disk/thresholds.ts';
+import { statfs } from 'node:fs/promises';
 
 /** A refusal the caller can fix: reported as an error status, recoverable, nothing changed. */
 export class CommandError extends Error {
@@ -89,10 +93,47 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
   private telemetryTimer: NodeJS.Timeout | null = null;
   private lastFrames = new Map<string, { frames: number; at: number }>();
   private closing = false;
+  readonly disk: DiskGuard;
 
   constructor(readonly o: BoxOptions) {
     super();
     for (const cam of o.config.cameras) this.cameras.set(cam.id, this.newCamera(cam));
+    this.disk = new DiskGuard(o.root, o.config.disk, () => this.writeRate());
+    this.disk.on('level', (st, prev) => this.onDiskLevel(st, prev));
+    this.disk.on('error', (err) => this.o.log.warn({ err: err.message }, 'disk check failed'));
+  }
+
+  /** Bytes/s that recording adds to the disk: the recording cameras, or every armed camera when idle (what a start would write). */
+  private writeRate(): number {
+    const cams = [...this.cameras.values()].filter((c) => c.pipeline && (this.trial ? this.trial.cameras.includes(c.id) : c.cam.armed));
+    return cams.reduce((n, c) => n + (c.pipeline?.stats().bytesPerSecond ?? 0), 0);
+  }
+
+  private onDiskLevel(st: DiskStatus, prev: string): void {
+    this.report('disk', { ...st, previous_level: prev });
+    if (st.level === 'warn') this.report('warning', { message: `low disk: ${mb(st.free_bytes)} free (warn_free ${mb(st.warn_free_bytes)})`, disk: st });
+    if (st.level === 'stop' && this.trial) {
+      const message = `disk almost full: ${mb(st.free_bytes)} free, below stop_free ${mb(st.stop_free_bytes)}: recording stopped, files finalised`;
+      this.report('error', { command: null, error: message, message, recoverable: false });
+      void this.handleCommand('stop_recording', { reason: 'disk full' }, { source: 'internal' });
+    }
+    if (this.o.config.disk.retention.enabled && st.level !== 'unknown') void this.retention(st);
+  }
+
+  private async retention(st: DiskStatus): Promise<void> {
+    const keep = thresholdBytes(this.o.config.disk.retention.keep_free, st.total_bytes);
+    if (st.free_bytes >= keep) return;
+    const deleted = await applyRetention({
+      store: this.o.store,
+      root: this.o.root,
+      log: this.o.log,
+      keepFreeBytes: keep,
+      freeBytes: async () => {
+        const s = await statfs(this.o.root);
+        return s.bavail * s.bsize;
+      },
+    });
+    if (deleted.length) this.report('retention', { deleted_recordings: deleted });
   }
 
   private newCamera(cam: CameraConfig): CameraRuntime {
@@ -112,7 +153,10 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
 
   /** Report `ready`, then assign every configured camera (in parallel); each reports device_ready or device_error. */
   async initialize(): Promise<void> {
+    mkdirSync(this.o.root, { recursive: true });
     this.report('ready', { cameras: [...this.cameras.keys()], recordings_root: this.o.root });
+    await this.disk.check();
+    this.disk.start();
     await Promise.all([...this.cameras.values()].map((c) => this.assignCamera(c, c.cam).catch(() => undefined)));
     this.telemetryTimer = setInterval(() => this.emitTelemetry(), this.o.config.telemetry.emit_interval_ms);
     this.telemetryTimer.unref();
@@ -123,6 +167,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
     if (this.closing) return;
     this.closing = true;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    this.disk.stop();
     await this.queue.catch(() => undefined);
     if (this.trial) await this.stopTrial(monoNowUs(), 'shutdown');
     await Promise.all([...this.cameras.values()].map((c) => c.unassign()));
@@ -182,8 +227,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       case 'start_recording':
         return this.cmdStart(parse(startRecordingSchema, payload), ctx);
       case 'stop_recording':
-        parse(emptySchema, payload);
-        return this.cmdStop(ctx);
+        return this.cmdStop(ctx, parse(emptySchema, payload));
       case 'pause_recording':
         parse(emptySchema, payload);
         return this.cmdPause(ctx);
@@ -381,8 +425,10 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
     return data;
   }
 
-  private cmdStart(p: z.infer<typeof startRecordingSchema>, ctx: Required<CommandContext>): Record<string, unknown> {
+  private async cmdStart(p: z.infer<typeof startRecordingSchema>, ctx: Required<CommandContext>): Promise<Record<string, unknown>> {
     if (this.trial) throw new CommandError(`already recording trial ${this.trial.row.number} of ${this.trial.session.name}`);
+    const refusal = await this.disk.refuseStart();
+    if (refusal) throw new CommandError(refusal);
     // Everything is checked before anything is created.
     const dirName = p.session_dir ?? p.output_dir;
     const name = p.session_prefix ?? p.session ?? (dirName ? this.sessionFromDir(dirName) : undefined) ?? this.session?.name ?? defaultSessionName(this.o.config.recording.session_prefix);
@@ -437,6 +483,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       throw new CommandError(`could not start recording: ${(err as Error).message}`);
     }
     this.trial = trial;
+    this.disk.setRecording(true);
     const data = {
       session: name,
       session_id: this.session.id,
@@ -459,7 +506,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       const message = `camera ${rt.id}: recording stopped: ${(error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'the disk is full' : error.message}`;
       this.report('error', { command: null, error: message, message, recoverable: false, camera_id: rt.id }, rt.id);
       // The other cameras of the trial stop too: a trial is all its cameras.
-      if (this.trial?.cameras.includes(rt.id)) void this.handleCommand('stop_recording', {}, { source: 'internal' });
+      if (this.trial?.cameras.includes(rt.id)) void this.handleCommand('stop_recording', { reason: message }, { source: 'internal' });
     });
     rec.on('segment', (s) => {
       this.report('segment_started', { camera_id: rt.id, segment: s.segment, recording_id: s.recordingId, gap_us: s.gapUs }, rt.id);
@@ -479,6 +526,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       const state = summaries.some((s) => s.state === 'interrupted') ? 'interrupted' : 'complete';
       this.o.store.setTrialState(t.row.id, state);
       this.trial = null;
+      this.disk.setRecording(false);
       const recordings = summaries.map((s) => ({
         recording_id: s.recordingId,
         camera_id: this.o.store.recording(s.recordingId)?.camera_id,
@@ -507,10 +555,12 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
     }
   }
 
-  private async cmdStop(ctx: Required<CommandContext>): Promise<Record<string, unknown>> {
+  private async cmdStop(ctx: Required<CommandContext>, p: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (!this.trial) throw new CommandError('not recording');
     const t = this.trial;
-    const summaries = await this.stopTrial(ctx.triggerMonoUs, null);
+    // Only rigcam itself gives a stop a reason (disk full, write failure); a user's stop is a plain stop.
+    const reason = ctx.source === 'internal' && typeof p.reason === 'string' ? p.reason : null;
+    const summaries = await this.stopTrial(ctx.triggerMonoUs, reason);
     return {
       session: t.session.name,
       trial: t.row.number,
@@ -568,6 +618,7 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       session: this.session ? { id: this.session.id, name: this.session.name } : null,
       trial: t ? { id: t.row.id, number: t.row.number, label: t.row.label, state: t.state, cameras: t.cameras, trigger_source: t.row.trigger_source } : null,
       cameras: [...this.cameras.values()].map((c) => ({ ...c.describe(), ...c.telemetry(), armed: c.cam.armed, last_error: c.lastError })),
+      disk: this.disk.status,
     };
   }
 
@@ -594,6 +645,8 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
           frames_dropped: cur?.dropped ?? null,
           latency_ms: t.latency_ms,
           state: c.state,
+          disk_free_bytes: this.disk.status?.free_bytes ?? null,
+          disk_minutes_left: this.disk.status?.minutes_left ?? null,
         },
         c.id,
       );

@@ -94,4 +94,9 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX events_kind ON events(kind, id);
     `,
   },
+  {
+    version: 2,
+    name: 'retention',
+    sql: `ALTER TABLE recordings ADD COLUMN deleted_at TEXT;`,
+  },
 ];

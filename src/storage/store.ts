@@ -50,6 +50,7 @@ export interface RecordingRow {
   dropped: number;
   bytes: number;
   offloaded_at: string | null;
+  deleted_at: string | null;
   started_at: string;
   stopped_at: string | null;
 }
@@ -225,6 +226,27 @@ export class Store {
     if (!tsKept && tsPath) this.db.prepare('UPDATE recordings SET path = ? WHERE id = ?').run(tsPath, id);
   }
 
+  /** Mark recordings as copied off the box: only these may ever be deleted by the retention policy. */
+  markOffloaded(ids: readonly number[]): number {
+    const st = this.db.prepare("UPDATE recordings SET offloaded_at = COALESCE(offloaded_at, ?) WHERE id = ? AND state != 'recording'");
+    let n = 0;
+    this.db.transaction(() => {
+      for (const id of ids) n += st.run(nowIso(), id).changes;
+    })();
+    return n;
+  }
+
+  /** Offloaded, finished, not yet deleted recordings, oldest first. */
+  offloadedOldestFirst(limit: number): RecordingRow[] {
+    return this.db
+      .prepare("SELECT * FROM recordings WHERE offloaded_at IS NOT NULL AND deleted_at IS NULL AND state != 'recording' ORDER BY id LIMIT ?")
+      .all(limit) as RecordingRow[];
+  }
+
+  markDeleted(id: number): void {
+    this.db.prepare('UPDATE recordings SET deleted_at = ? WHERE id = ?').run(nowIso(), id);
+  }
+
   // ---- frames ---------------------------------------------------------------------------------------
   /** One transaction per batch: a frame-timing flush costs one fsync of the WAL, not one per frame. */
   insertFrames(rows: readonly FrameRow[]): void {
@@ -237,6 +259,24 @@ export class Store {
 
   frameCount(recordingId: number): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM frames WHERE recording_id = ?').get(recordingId) as { n: number }).n;
+  }
+
+  /** One page of a recording's frames after `afterIndex`, for streaming long recordings without holding them all. */
+  framesAfter(recordingId: number, afterIndex: number, limit: number): ReturnType<Store['frames']> {
+    return this.db
+      .prepare('SELECT * FROM frames WHERE recording_id = ? AND frame_index > ? ORDER BY frame_index LIMIT ?')
+      .all(recordingId, afterIndex, limit) as ReturnType<Store['frames']>;
+  }
+
+  /** Marker events of a trial in capture-clock order. */
+  markersOfTrial(trialId: number): Array<{ id: number; name: string; mono_us: number; source: string | null }> {
+    return this.db
+      .prepare("SELECT id, name, mono_us, source FROM events WHERE kind = 'marker' AND trial_id = ? ORDER BY mono_us, id")
+      .all(trialId) as Array<{ id: number; name: string; mono_us: number; source: string | null }>;
+  }
+
+  cameraRow(id: string): { id: string; name: string | null; backend: string; stable_id: string | null; device_path: string | null } | undefined {
+    return this.db.prepare('SELECT id, name, backend, stable_id, device_path FROM cameras WHERE id = ?').get(id) as ReturnType<Store['cameraRow']>;
   }
 
   frames(recordingId: number): Array<{ frame_index: number; capture_us: number; wall_us: number; interval_us: number | null; missing_before: number; pts: number; keyframe: number; bytes: number; flags: string }> {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { parseConfig } from '../../src/config/load.ts';
+import { parseConfig, recordingsRoot } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
@@ -27,7 +27,7 @@ export async function startTestBox(opts: { cameras?: number; extra?: Record<stri
   const config = parseConfig({ data_dir: dir, cameras: cams, telemetry: { emit_interval_ms: 200 }, ...(opts.extra ?? {}) });
   const db = openDatabase(path.join(dir, 'rigcam.db'));
   const store = new Store(db);
-  const root = path.join(dir, 'recordings');
+  const root = recordingsRoot(config);
   const box = new BoxRuntime({ config, store, log: silentLogger(), root });
   const statuses: StatusMessage[] = [];
   box.on('status', (m) => statuses.push(m));

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { tmpDir } from '../helpers/tmp.ts';
+import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
+
+/** A real small filesystem: a size-limited tmpfs (needs root, as in CI). */
+function smallFs(sizeMb: number): string | null {
+  const dir = path.join(tmpDir('rigcam-fs-'), 'rec');
+  mkdirSync(dir);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch {
+    return null;
+  }
+  after(() => {
+    try {
+      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    } catch {
+      /* already gone */
+    }
+  });
+  return dir;
+}
+
+const canMount = process.getuid?.() === 0;
+// A fast, incompressible-ish stream so the small disk fills in seconds.
+const cam = { id: 'cam0', source: 'test', width: 640, height: 480, fps: 30, bitrate_kbps: 8000 };
+
+describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to mount a size-limited tmpfs (CI runs as root)' }, () => {
+  it('ENOSPC while writing: the recording stops cleanly, file and database agree', async () => {
+    const rec = smallFs(3);
+    assert.ok(rec, 'tmpfs mount failed');
+    const t = await startTestBox({
+      cameras: 0,
+      extra: { cameras: [cam], recordings_dir: rec, disk: { min_free_to_start: 0, warn_free: 0, stop_free: 0 } },
+    });
+    const r = await t.box.handleCommand('start_recording', { session_prefix: 'full' }, { source: 'api' });
+    assert.equal(r.ok, true, r.error);
+    const stopped = await t.waitStatus('recording_stopped', () => true, 30_000);
+    const err = t.statuses.find((s) => s.status === 'error' && /disk is full/.test(String(s.data.message)));
+    assert.ok(err, 'an error status says the disk is full');
+    const id = (stopped.data.recordings as Array<{ recording_id: number }>)[0]!.recording_id;
+    const row = t.store.recording(id)!;
+    assert.equal(row.state, 'interrupted');
+    assert.match(row.stop_reason ?? '', /ENOSPC/);
+    assert.ok(row.frame_count > 10, `frames before the disk filled: ${row.frame_count}`);
+    assert.equal(ffprobeCount(path.join(rec, row.path)), row.frame_count, 'the file plays every frame the database lists');
+    assert.equal(t.store.frameCount(id), row.frame_count);
+    assert.equal(t.box.status().recording, false);
+    await t.close();
+  });
+
+  it('stop_free: recordings stop cleanly before the disk is full; starts below min_free_to_start are refused', async () => {
+    const rec = smallFs(8);
+    assert.ok(rec, 'tmpfs mount failed');
+    const t = await startTestBox({
+      cameras: 0,
+      extra: { cameras: [cam], recordings_dir: rec, disk: { min_free_to_start: '5MB', warn_free: '6MB', stop_free: '4MB', poll_recording_ms: 100 } },
+    });
+    const r = await t.box.handleCommand('start_recording', { session_prefix: 'guard' }, { source: 'api' });
+    assert.equal(r.ok, true, r.error);
+    const stopped = await t.waitStatus('recording_stopped', () => true, 30_000);
+    const id = (stopped.data.recordings as Array<{ recording_id: number }>)[0]!.recording_id;
+    const row = t.store.recording(id)!;
+    assert.equal(row.state, 'complete', 'finalised, not torn');
+    assert.match(row.stop_reason ?? '', /disk/);
+    assert.equal(ffprobeCount(path.join(rec, row.path)), row.frame_count);
+    assert.ok(t.statuses.some((s) => s.status === 'warning' && /low disk/.test(String(s.data.message))), 'warned first');
+    const disk = t.box.status().disk as { free_bytes: number; level: string; minutes_left: number | null };
+    assert.ok(disk.free_bytes < 5 * 1024 * 1024, `free ${disk.free_bytes}`);
+    const again = await t.box.handleCommand('start_recording', { session_prefix: 'guard' }, { source: 'api' });
+    assert.equal(again.ok, false);
+    assert.match(again.error!, /not enough free disk to start/);
+    await t.close();
+  });
+
+  it('minutes of recording left are estimated from the live bitrate', async () => {
+    const rec = smallFs(64);
+    assert.ok(rec, 'tmpfs mount failed');
+    const t = await startTestBox({ cameras: 0, extra: { cameras: [cam], recordings_dir: rec, disk: { min_free_to_start: 0, warn_free: 0, stop_free: '4MB', poll_recording_ms: 200 } } });
+    await t.box.handleCommand('start_recording', {}, { source: 'api' });
+    await sleep(2500);
+    const disk = t.box.status().disk as { free_bytes: number; bytes_per_second: number; minutes_left: number };
+    await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+    assert.ok(disk.bytes_per_second > 200_000, `bitrate ${disk.bytes_per_second}`);
+    const expected = (disk.free_bytes - 4 * 1024 * 1024) / disk.bytes_per_second / 60;
+    assert.ok(Math.abs(disk.minutes_left - expected) < 0.2, `minutes left ${disk.minutes_left} vs ${expected}`);
+    assert.ok(disk.minutes_left > 0.2 && disk.minutes_left < 5, `minutes left ${disk.minutes_left}`);
+    await t.close();
+  });
+});
