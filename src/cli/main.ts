@@ -5,6 +5,10 @@ import { PathError } from '../recording/paths.ts';
 import { recordArgsSchema, runRecord } from './record-command.ts';
 import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
+import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
+import { openDatabase } from '../storage/database.ts';
+import { Store } from '../storage/store.ts';
+import path from 'node:path';
 
 const program = new Command();
 program.name('rigcam').description('Camera box service for behavioral-science rigs').option('-c, --config <file>', 'config file (YAML)');
@@ -75,6 +79,67 @@ program
       fail(err, err instanceof ConfigError ? 2 : 1);
     }
   });
+
+program
+  .command('probe')
+  .description('probe a camera: modes, default record/preview mode, controls')
+  .option('--device <path>', 'V4L2 device to probe live (runs v4l2-ctl)')
+  .option('--json', 'print JSON (shape in the README)')
+  .option('--save-dump <dir>', 'with --device: also save the raw v4l2-ctl outputs for a bug report')
+  .option('--from-dump <dir>', 'probe from a saved dump instead of a camera')
+  .option('--rpicam-list <file>', 'parse a saved `rpicam-hello --list-cameras` output')
+  .option('--target-fps <n>', 'frame rate the default record mode must reach', num)
+  .action(async (opts: ProbeOptions) => {
+    const r = await runProbe(opts);
+    (r.exitCode === 0 ? process.stdout : process.stderr).write(r.output);
+    process.exitCode = r.exitCode;
+  });
+
+const recordingsCmd = program.command('recordings').description('recordings in the database');
+recordingsCmd
+  .command('list')
+  .description('list recordings (newest first)')
+  .option('--json', 'print JSON')
+  .action((opts: { json?: boolean }) => {
+    withStore((store) => {
+      const rows = store.db
+        .prepare('SELECT id, path, state, frame_count, dropped, bytes, offloaded_at, deleted_at, started_at FROM recordings ORDER BY id DESC')
+        .all() as Array<Record<string, unknown>>;
+      if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
+      else
+        for (const r of rows)
+          process.stdout.write(
+            `${String(r.id).padStart(5)}  ${String(r.state).padEnd(11)} ${String(r.frame_count).padStart(7)} frames  ${r.offloaded_at ? 'offloaded ' : ''}${r.deleted_at ? 'deleted ' : ''}${r.path}\n`,
+          );
+    });
+  });
+recordingsCmd
+  .command('offloaded')
+  .description('mark recordings as copied off the box: only these may ever be deleted by the retention policy')
+  .argument('<ids...>', 'recording ids')
+  .action((ids: string[]) => {
+    const nums = ids.map((i) => Number(i));
+    if (nums.some((n) => !Number.isInteger(n) || n < 1)) fail(new Error('recording ids are positive integers'), 2);
+    withStore((store) => {
+      const n = store.markOffloaded(nums);
+      process.stdout.write(`marked ${n} of ${nums.length} recording(s) as offloaded\n`);
+    });
+  });
+
+/** Open the configured database for a one-off CLI command. */
+function withStore(fn: (store: Store) => void): void {
+  try {
+    const { config } = loadConfig(program.opts<{ config?: string }>().config);
+    const db = openDatabase(path.resolve(config.data_dir, 'rigcam.db'));
+    try {
+      fn(new Store(db));
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    fail(err, err instanceof ConfigError ? 2 : 1);
+  }
+}
 
 const configCmd = program.command('config').description('configuration tools');
 configCmd

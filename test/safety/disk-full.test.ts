@@ -3,6 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { existsSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import { silentLogger } from '../../src/log/logger.ts';
+import { applyRetention } from '../../src/disk/retention.ts';
+import { runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
 
@@ -89,6 +94,41 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     const expected = (disk.free_bytes - 4 * 1024 * 1024) / disk.bytes_per_second / 60;
     assert.ok(Math.abs(disk.minutes_left - expected) < 0.2, `minutes left ${disk.minutes_left} vs ${expected}`);
     assert.ok(disk.minutes_left > 0.2 && disk.minutes_left < 5, `minutes left ${disk.minutes_left}`);
+    await t.close();
+  });
+
+  it('retention deletes only recordings marked offloaded, oldest first, never the others', async () => {
+    const rec = smallFs(16);
+    assert.ok(rec, 'tmpfs mount failed');
+    const small = { ...cam, width: 320, height: 240, bitrate_kbps: 1000 };
+    const t = await startTestBox({ cameras: 0, extra: { cameras: [small], recordings_dir: rec, disk: { min_free_to_start: 0, warn_free: 0, stop_free: 0 } } });
+    for (let i = 0; i < 3; i++) {
+      await t.box.handleCommand('start_recording', { session_prefix: 'ret' }, { source: 'api' });
+      await sleep(700);
+      await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+    }
+    const cfgFile = path.join(t.config.data_dir, 'rigcam.yaml');
+    (await import('node:fs')).writeFileSync(cfgFile, `data_dir: ${t.config.data_dir}\nrecordings_dir: ${rec}\n`);
+    // Mark recordings 1 and 2 offloaded through the CLI, as a lab's copy script would.
+    const cli = await runCli(['recordings', 'offloaded', '1', '2', '--config', cfgFile]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /marked 2 of 2/);
+    const paths = [1, 2, 3].map((id) => path.join(rec, t.store.recording(id)!.path));
+    // Ask for more free space than the disk can ever have: everything deletable goes, nothing else.
+    const deleted = await applyRetention({
+      store: t.store,
+      root: rec,
+      log: silentLogger(),
+      keepFreeBytes: 1e12,
+      freeBytes: async () => {
+        const s = await statfs(rec);
+        return s.bavail * s.bsize;
+      },
+    });
+    assert.deepEqual(deleted, [1, 2]);
+    assert.deepEqual(paths.map((p) => existsSync(p)), [false, false, true]);
+    assert.ok(t.store.recording(1)!.deleted_at, 'deletion recorded');
+    assert.equal(t.store.recording(3)!.deleted_at, null);
     await t.close();
   });
 });
