@@ -1,18 +1,21 @@
-import type { Server } from 'node:http';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type Response } from 'express';
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../log/logger.ts';
-import type { BoxRuntime } from '../runtime/box-runtime.ts';
-import type { Store } from '../storage/store.ts';
+import { monoNowUs } from '../runtime/command-types.ts';
+import { loopbackHostOnly } from './auth.ts';
+import type { ApiContext, HttpDeps } from './context.ts';
+import { errorHandler, HttpError, parsePart } from './http-error.ts';
+import { openApiDocument } from './openapi.ts';
+import { PreviewHub } from './preview.ts';
+import { controlRoutes } from './routes-control.ts';
+import { noQuery } from './schemas.ts';
+import { dataRoutes } from './routes-data.ts';
+import { liveRoutes } from './routes-live.ts';
 
-export interface HttpDeps {
-  config: Config;
-  box: BoxRuntime;
-  store: Store;
-  root: string;
-  log: Logger;
-}
+export type { HttpDeps } from './context.ts';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
@@ -22,62 +25,104 @@ export function checkListenSafety(config: Config): void {
     throw new Error(`refusing to listen on ${config.http.host} without http.token: set a token (16+ characters) or listen on 127.0.0.1`);
 }
 
-const commandBody = z.strictObject({ command: z.string().min(1).max(64), payload: z.record(z.string(), z.unknown()).optional(), command_id: z.string().max(100).optional() });
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The page's folder: next to this module (sources, or a build that copied it), else the sources' (dist/ build). */
+function webDir(): string {
+  const candidates = [path.join(here, '../web'), path.join(here, '../../src/web')];
+  return candidates.find((d) => existsSync(path.join(d, 'index.html'))) ?? candidates[0]!;
+}
+
+function packageVersion(): string {
+  for (const p of [path.join(here, '../../package.json'), path.join(here, '../../../package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version?: string }).version ?? '0.0.0';
+    } catch {
+      /* next */
+    }
+  }
+  return '0.0.0';
+}
+
+const contexts = new WeakMap<express.Express, ApiContext>();
+const serverContexts = new WeakMap<Server, ApiContext>();
 
 export function createApp(d: HttpDeps): express.Express {
+  const c: ApiContext = { ...d, hub: new PreviewHub(d.box.cameras, { ...d.preview, log: d.log }), streams: new Set<Response>() };
   const app = express();
+  contexts.set(app, c);
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '64kb' }));
-
-  app.get('/api/health', (_req, res) => {
-    res.json({ ok: true });
+  app.set('etag', false);
+  app.use((_req, res, next) => {
+    res.locals.arrivalUs = monoNowUs();
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('referrer-policy', 'no-referrer');
+    next();
   });
+  app.use(loopbackHostOnly(d.config.http.token));
 
-  const auth = (req: Request, res: Response, next: NextFunction): void => {
-    const token = d.config.http.token;
-    if (!token || req.get('authorization') === `Bearer ${token}`) return next();
-    res.status(401).json({ error: 'unauthorized: send Authorization: Bearer <token>' });
-  };
-
-  app.get('/api/status', (_req, res) => {
-    res.json(d.box.status());
+  const doc = openApiDocument(packageVersion());
+  app.get('/api/health', (req, res) => {
+    parsePart('query', noQuery, req.query);
+    res.json({ ok: true, auth_required: Boolean(d.config.http.token) });
   });
-
-  app.post('/api/commands', auth, async (req, res) => {
-    const body = commandBody.safeParse(req.body);
-    if (!body.success) {
-      res.status(400).json({ error: body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
-      return;
-    }
-    const result = await d.box.handleCommand(body.data.command, body.data.payload ?? {}, { source: 'api' }, body.data.command_id);
-    res.status(result.ok ? 200 : 409).json(result);
+  app.get('/api/openapi.json', (req, res) => {
+    parsePart('query', noQuery, req.query);
+    res.json(doc);
   });
+  app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c));
+  app.use('/api', (req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.originalUrl.split('?')[0]!.slice(0, 200)}`)));
 
-  app.get('/api/events', auth, (req, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(': rigcam events\n\n');
-    const onStatus = (m: unknown): void => {
-      res.write(`data: ${JSON.stringify(m)}\n\n`);
-    };
-    d.box.on('status', onStatus);
-    req.on('close', () => d.box.off('status', onStatus));
-  });
-
-  // Bad JSON bodies and other client errors: a 4xx JSON answer, never a 500 with a stack.
-  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
-    if (status === 500) d.log.error({ err: err.message }, 'http error');
-    res.status(status).json({ error: status === 500 ? 'internal error' : `body: ${err.message}` });
-  });
+  app.use(
+    express.static(webDir(), {
+      index: 'index.html',
+      fallthrough: true,
+      setHeaders: (res) => {
+        res.setHeader('cache-control', 'no-cache');
+        res.setHeader('content-security-policy', "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
+      },
+    }),
+  );
+  app.use((req, _res, next) => next(new HttpError(404, `not found: ${req.path.slice(0, 200)}`)));
+  app.use(errorHandler((err) => d.log.error({ err: err.message }, 'http error')));
   return app;
+}
+
+/** End the event streams and previews (their decoders stop): they never end by themselves. */
+function endLiveStreams(c: ApiContext): void {
+  for (const res of c.streams) res.end();
+  c.streams.clear();
+  c.hub.close();
 }
 
 export function startHttp(d: HttpDeps): Promise<Server> {
   const app = createApp(d);
+  const c = contexts.get(app)!;
+  const server = createServer(app);
+  // `server.close()` waits for every connection to end; open streams would hold it forever.
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    endLiveStreams(c);
+    return close(cb);
+  }) as Server['close'];
+  serverContexts.set(server, c);
   return new Promise((resolve, reject) => {
-    const server = app.listen(d.config.http.port, d.config.http.host, () => resolve(server));
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `port ${d.config.http.port} on ${d.config.http.host} is in use` : err.message)),
-    );
+    const onError = (err: NodeJS.ErrnoException): void =>
+      reject(new Error(err.code === 'EADDRINUSE' ? `port ${d.config.http.port} on ${d.config.http.host} is in use` : `cannot listen on ${d.config.http.host}:${d.config.http.port}: ${err.message}`));
+    server.once('error', onError);
+    server.listen(d.config.http.port, d.config.http.host, () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
+}
+
+/** Stop serving: end live streams, stop accepting, close every connection (idle keep-alive ones too). */
+export async function closeHttp(server: Server): Promise<void> {
+  const c = serverContexts.get(server);
+  if (c) endLiveStreams(c);
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
   });
 }

@@ -6,6 +6,7 @@ import { recordArgsSchema, runRecord } from './record-command.ts';
 import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
+import { runDoctor } from './doctor.ts';
 import { openDatabase } from '../storage/database.ts';
 import { Store } from '../storage/store.ts';
 import path from 'node:path';
@@ -29,8 +30,8 @@ function fail(err: unknown, code = 1): never {
 program
   .command('record')
   .description('record one trial and print a JSON summary')
-  .requiredOption('--source <kind>', 'camera source: test | v4l2')
-  .option('--device <path>', 'V4L2 device for --source v4l2')
+  .requiredOption('--source <kind>', 'camera source: test | v4l2 | rpicam')
+  .option('--device <path>', 'V4L2 device (--source v4l2) or camera index (--source rpicam)')
   .requiredOption('--duration <seconds>', 'how long to record', num)
   .option('--session <name>', 'session name (letters, digits, . _ -)')
   .option('--size <WxH>', 'frame size, e.g. 1280x720')
@@ -93,6 +94,21 @@ program
     const r = await runProbe(opts);
     (r.exitCode === 0 ? process.stdout : process.stderr).write(r.output);
     process.exitCode = r.exitCode;
+  });
+
+program
+  .command('doctor')
+  .description('check this box: ffmpeg and encoders, camera tools, cameras, GPIO tools, clock sync, disk, groups')
+  .action(async () => {
+    let dataDir: string | undefined;
+    try {
+      dataDir = loadConfig(program.opts<{ config?: string }>().config).config.data_dir;
+    } catch (err) {
+      process.stdout.write(`FAIL config: ${(err as Error).message} — fix: rigcam config check FILE\n`);
+    }
+    const report = await runDoctor({ dataDir });
+    process.stdout.write(report.lines.join('\n') + '\n');
+    process.exitCode = report.ok ? 0 : 1;
   });
 
 const recordingsCmd = program.command('recordings').description('recordings in the database');

@@ -14,7 +14,7 @@ import { openDatabase } from '../storage/database.ts';
 import { Store } from '../storage/store.ts';
 
 export const recordArgsSchema = z.strictObject({
-  source: z.enum(['test', 'v4l2']),
+  source: z.enum(['test', 'v4l2', 'rpicam']),
   device: z.string().optional(),
   duration: z.number({ error: 'duration must be a number of seconds' }).positive('duration must be more than 0 seconds').max(24 * 3600),
   session: z.string().optional(),

@@ -4,6 +4,7 @@ import { SourceSupervisor, type BackoffOptions, type SourceExit } from '../sourc
 import type { SourceSpec } from '../sources/source-spec.ts';
 import { monoNowUs } from '../runtime/command-types.ts';
 import { CaptureClock } from './capture-clock.ts';
+import type { AccessUnit } from './access-unit.ts';
 import type { CapturedFrame } from './captured-frame.ts';
 import { ByteRateMeter, FpsMeter } from './fps-meter.ts';
 import { PrerollRing } from './preroll-ring.ts';
@@ -48,6 +49,8 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
   private readonly meter = new FpsMeter();
   private readonly byteMeter = new ByteRateMeter();
   private currentSpec: SourceSpec | null = null;
+  private onStderr: ((line: string) => void) | null = null;
+  private readonly log: Logger;
 
   constructor(
     readonly cameraId: string,
@@ -55,24 +58,49 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
     opts: { backoff: BackoffOptions; ringWindowUs: number; ringMaxBytes: number; log: Logger },
   ) {
     super();
+    this.log = opts.log;
     this.ring = new PrerollRing(opts.ringWindowUs, opts.ringMaxBytes);
     this.supervisor = new SourceSupervisor(cameraId, makeSpec, opts.backoff, opts.log);
     this.supervisor.on('started', (s) => {
       this.run = s.run;
       this.currentSpec = s.spec;
-      this.clock = new CaptureClock();
+      const clock = new CaptureClock();
+      this.clock = clock;
+      const place = (au: AccessUnit, arrivalUs: number): void => {
+        const captureUs = clock.toCaptureUs(au.pts, arrivalUs);
+        const frame: CapturedFrame = { au, captureUs, arrivalUs, run: s.run };
+        this.frames += 1;
+        this.lastCapture = captureUs;
+        this.latency = arrivalUs - captureUs;
+        this.meter.add(captureUs);
+        this.byteMeter.add(captureUs, au.packets.length);
+        this.ring.push(frame);
+        this.emit('frame', frame);
+      };
+      // Relative PTS: frames wait, in arrival order, until the source announced the capture time of PTS 0.
+      const rel = s.spec.relativePts;
+      let held: Array<{ au: AccessUnit; arrivalUs: number }> | null = rel ? [] : null;
+      this.onStderr = rel
+        ? (line) => {
+            if (!held) return;
+            const origin = rel.originFromStderr(line);
+            if (origin === null) return;
+            clock.setOriginUs(origin);
+            const waiting = held;
+            held = null;
+            for (const h of waiting) place(h.au, h.arrivalUs);
+          }
+        : null;
       this.demux = new TsDemuxer({
         onAccessUnit: (au) => {
           const arrivalUs = monoNowUs();
-          const captureUs = this.clock.toCaptureUs(au.pts, arrivalUs);
-          const frame: CapturedFrame = { au, captureUs, arrivalUs, run: s.run };
-          this.frames += 1;
-          this.lastCapture = captureUs;
-          this.latency = arrivalUs - captureUs;
-          this.meter.add(captureUs);
-          this.byteMeter.add(captureUs, au.packets.length);
-          this.ring.push(frame);
-          this.emit('frame', frame);
+          if (!held) return place(au, arrivalUs);
+          held.push({ au, arrivalUs });
+          if (held.length > rel!.maxHeldFrames) {
+            held = [];
+            this.log.error({ camera: this.cameraId }, rel!.missingOriginMessage);
+            this.supervisor.kill('SIGTERM');
+          }
         },
         onWarning: (w) => {
           if (w.kind === 'continuity') this.ccErrors += 1;
@@ -82,6 +110,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
       this.emit('started', s);
     });
     this.supervisor.on('data', (chunk) => this.demux?.push(chunk));
+    this.supervisor.on('stderr', (line) => this.onStderr?.(line));
     this.supervisor.on('exit', (e) => {
       this.demux?.end(); // the last frame of the run is complete when the process has exited
       this.demux = null;

@@ -20,4 +20,9 @@ export class CaptureClock {
     }
     return ptsUs + this.offsetUs;
   }
+
+  /** The source announced the capture time of PTS 0 (relative PTS): no wrap inference. */
+  setOriginUs(originUs: number): void {
+    this.offsetUs = originUs;
+  }
 }

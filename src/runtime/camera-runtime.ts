@@ -13,6 +13,8 @@ import { runTool } from '../cameras/run-tool.ts';
 import { parseListCtrls, type V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl } from '../cameras/controls.ts';
 import { monoNowUs } from './command-types.ts';
+import { discoverCsiCameras } from '../cameras/discovery.ts';
+import { rpicamEncoderFor } from '../sources/rpicam-source.ts';
 
 export type CameraState = 'unassigned' | 'starting' | 'ready' | 'error';
 
@@ -202,7 +204,13 @@ export class CameraRuntime {
       const result = buildProbeResult(formats.stdout, ctrls.stdout, { targetFps: cam.fps });
       return { caps: result, controls: parseListCtrls(ctrls.stdout) };
     }
-    throw new Error(`camera ${cam.id}: the ${cam.source} source is not available in this version`);
+    // CSI: the sensor's modes from rpicam-hello --list-cameras; rpicam-vid scales to the configured size.
+    const index = Number(cam.device ?? 0);
+    const csi = (await discoverCsiCameras()).find((c) => c.index === index);
+    if (!csi) throw new Error(`no CSI camera ${index} (rpicam-hello --list-cameras lists none with that index; is rpicam-apps installed and the camera connected?)`);
+    const modes = csi.camera.modes.map((m) => ({ format: m.format, width: m.width, height: m.height, fps: m.fps }));
+    const mode = { format: 'H264', width: cam.width, height: cam.height, fps: cam.fps };
+    return { caps: { modes, default_record: mode, default_preview: mode, controls: [] }, controls: [] };
   }
 
   /** Keep the configured mode when the camera offers it; otherwise the probed default record mode. */
@@ -220,6 +228,8 @@ export class CameraRuntime {
   }
 
   private async pickEncoder(cam: CameraConfig): Promise<ConcreteEncoder | undefined> {
+    if (cam.source === 'rpicam')
+      return cam.encoder === 'libx264' || cam.encoder === 'h264_v4l2m2m' ? cam.encoder : rpicamEncoderFor(await findHardwareEncoderDevice().catch(() => null));
     if (cam.source !== 'v4l2') return undefined;
     const [encoders, m2m] = await Promise.all([listFfmpegEncoders().catch(() => [] as string[]), findHardwareEncoderDevice().catch(() => null)]);
     const format = cam.input_format === 'h264' ? 'H264' : cam.input_format === 'mjpeg' ? 'MJPG' : 'YUYV';

@@ -2,6 +2,7 @@ import type { CameraConfig } from '../config/schema.ts';
 import type { SourceSpec } from './source-spec.ts';
 import { testSourceSpec, wallMinusMonoUs } from './test-source.ts';
 import { v4l2SourceSpec } from './v4l2-source.ts';
+import { rpicamSourceSpec, type RpicamEncoder } from './rpicam-source.ts';
 
 export type ConcreteEncoder = 'copy' | 'h264_v4l2m2m' | 'libx264';
 
@@ -34,7 +35,12 @@ export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder): So
         bitrateKbps: cam.bitrate_kbps,
       });
     }
-    case 'rpicam':
-      throw new Error(`camera ${cam.id}: the rpicam (CSI) source is not available in this version`);
+    case 'rpicam': {
+      const index = Number(cam.device ?? 0);
+      if (!Number.isInteger(index) || index < 0) throw new Error(`camera ${cam.id}: rpicam needs "device" to be the camera index (0, 1, ...)`);
+      // rpicam-vid encodes itself: hardware on a Pi 4 (when the encoder node exists), libx264 on a Pi 5.
+      const enc: RpicamEncoder = encoder === 'h264_v4l2m2m' || encoder === 'libx264' ? encoder : 'libx264';
+      return rpicamSourceSpec({ camera: index, width: cam.width, height: cam.height, fps: cam.fps, gopSeconds: cam.gop_seconds, bitrateKbps: cam.bitrate_kbps, encoder: enc });
+    }
   }
 }

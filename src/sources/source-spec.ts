@@ -9,6 +9,22 @@ export type FrameClock =
   /** PTS = CLOCK_BOOTTIME of start of exposure (libcamera SensorTimestamp). */
   | 'boottime';
 
+/**
+ * For a source whose PTS count from its own first frame (rpicam-vid's libav output): the supervisor passes
+ * every stderr line of the run to `originFromStderr`; the pipeline holds frames until it returns the capture
+ * time of PTS 0, then places each frame at that origin + its PTS.
+ */
+export interface RelativePts {
+  /** One stderr line of the current run in; the capture time (µs, on `clock`) of the frame with PTS 0 once announced, else null. */
+  originFromStderr(line: string): number | null;
+  /** Per-frame stderr lines: neither logged nor kept in the error tail. */
+  isChatter(line: string): boolean;
+  /** Frames held while waiting for the origin; beyond this the run is given up (killed and restarted). */
+  maxHeldFrames: number;
+  /** What to report when the origin never came. */
+  missingOriginMessage: string;
+}
+
 export interface SourceSpec {
   /** Source kind, for logs and status. */
   kind: 'test' | 'v4l2' | 'rpicam';
@@ -25,4 +41,6 @@ export interface SourceSpec {
   encoder: string;
   /** Device node the source opens, if any (checked before start for a clear error). */
   device?: string;
+  /** Set when the PTS are relative to the first frame and the origin comes on stderr. */
+  relativePts?: RelativePts;
 }

@@ -29,6 +29,8 @@ export interface SourceExit {
 interface SupervisorEvents {
   started: [{ pid: number; run: number; spec: SourceSpec }];
   data: [Buffer];
+  /** Every non-empty stderr line of the current run. */
+  stderr: [string];
   exit: [SourceExit];
 }
 
@@ -159,11 +161,11 @@ export class SourceSupervisor extends EventEmitter<SupervisorEvents> {
     child.stderr!.on('data', (s: string) => {
       const lines = (partial + s).split('\n');
       partial = lines.pop() ?? '';
-      for (const line of lines) this.stderrLine(line);
+      for (const line of lines) this.stderrLine(line, spec);
     });
     child.on('error', (err) => this.stderrLine(`spawn error: ${err.message}`));
     child.on('close', (code, signal) => {
-      if (partial) this.stderrLine(partial);
+      if (partial) this.stderrLine(partial, spec);
       this.child = null;
       const runMs = Date.now() - startedAt;
       if (runMs >= this.backoff.healthyAfterMs) this.delayMs = this.backoff.initialMs;
@@ -174,8 +176,10 @@ export class SourceSupervisor extends EventEmitter<SupervisorEvents> {
     if (child.pid !== undefined) this.emit('started', { pid: child.pid, run: this.runs, spec });
   }
 
-  private stderrLine(line: string): void {
+  private stderrLine(line: string, spec?: SourceSpec): void {
     if (!line.trim()) return;
+    this.emit('stderr', line);
+    if (spec?.relativePts?.isChatter(line)) return;
     this.stderrTail.push(line);
     if (this.stderrTail.length > 20) this.stderrTail.shift();
     this.log.warn({ camera: this.name, stderr: line }, 'source stderr');

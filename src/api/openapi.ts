@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { commandBody, emptyBody, markerBody, trialStartBody } from './schemas.ts';
+
+type Json = Record<string, unknown>;
+
+function schema(s: z.ZodType): Json {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json;
+  void _drop;
+  return rest;
+}
+
+const errorSchema = { $ref: '#/components/schemas/Error' };
+const err = (description: string): Json => ({ description, content: { 'application/json': { schema: errorSchema } } });
+const ok = (description: string, s: Json = { type: 'object' }): Json => ({ description, content: { 'application/json': { schema: s } } });
+const commandResult = { $ref: '#/components/schemas/CommandResult' };
+
+const idParam = (what: string): Json => ({ name: 'id', in: 'path', required: true, description: `${what} id`, schema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } });
+const cameraParam = { name: 'id', in: 'path', required: true, description: 'camera id', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$' } };
+const tokenParam = { name: 'token', in: 'query', required: false, description: 'the API token, for clients that cannot send headers (EventSource, <img>, links)', schema: { type: 'string' } };
+
+const secured = { security: [{ bearer: [] }] };
+const securedLink = { security: [{ bearer: [] }, { queryToken: [] }] };
+const denied = { '401': err('token missing or wrong (only when http.token is configured)') };
+
+function post(summary: string, body: z.ZodType, description: string): Json {
+  return {
+    post: {
+      summary,
+      description,
+      ...secured,
+      requestBody: { required: true, content: { 'application/json': { schema: schema(body) } } },
+      responses: {
+        '200': ok('done', commandResult),
+        '400': err('invalid body: `field` names the offending input; nothing changed'),
+        ...denied,
+        '409': ok('refused in the current state (already recording, not recording, camera not ready); nothing changed', commandResult),
+        '415': err('the body is not Content-Type: application/json'),
+      },
+    },
+  };
+}
+
+/** The OpenAPI 3.1 description of the rigcam HTTP API, served at /api/openapi.json. */
+export function openApiDocument(version: string): Json {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'rigcam',
+      version,
+      description:
+        'Local API of a rigcam camera box. When http.token is configured every route except /api/health and this document needs ' +
+        '`Authorization: Bearer <token>`; the event stream, preview, snapshot and downloads also accept `?token=<token>` ' +
+        '(browsers cannot set headers on EventSource, <img> or links). Without a token rigcam listens on loopback only and ' +
+        'answers only requests addressed to localhost. Mutating routes take JSON only. Every error is `{ok: false, error, field?}`.',
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer' },
+        queryToken: { type: 'apiKey', in: 'query', name: 'token' },
+      },
+      schemas: {
+        Error: { type: 'object', required: ['ok', 'error'], properties: { ok: { const: false }, error: { type: 'string' }, field: { type: 'string', description: 'the offending input, e.g. body.session, params.id, query.format, range' } } },
+        CommandResult: {
+          type: 'object',
+          required: ['ok', 'command'],
+          properties: { ok: { type: 'boolean' }, command: { type: 'string' }, data: { type: 'object' }, error: { type: 'string' }, recoverable: { type: 'boolean' }, field: { type: 'string' } },
+        },
+        StatusMessage: {
+          type: 'object',
+          properties: {
+            type: { const: 'status' },
+            status: { type: 'string', description: 'ready, device_ready, recording_started, recording_stopped, marker, telemetry, error, ...' },
+            timestamp: { type: 'number', description: 'unix seconds' },
+            mono_us: { type: 'integer', description: 'CLOCK_MONOTONIC µs, the clock of the frames' },
+            camera_id: { type: ['string', 'null'] },
+            command_id: { type: ['string', 'null'] },
+            data: { type: 'object' },
+          },
+        },
+      },
+    },
+    paths: {
+      '/api/health': { get: { summary: 'liveness (no token needed)', responses: { '200': ok('alive; auth_required says whether a token is needed', { type: 'object', properties: { ok: { const: true }, auth_required: { type: 'boolean' } } }) } } },
+      '/api/openapi.json': { get: { summary: 'this document (no token needed)', responses: { '200': ok('OpenAPI 3.1') } } },
+      '/api/status': {
+        get: {
+          summary: 'box status',
+          description: 'recording, session, trial, and per camera: state, capture_fps (measured), frames_recorded, frames_dropped, preview cost; disk: free_bytes, total_bytes, minutes_left, level',
+          ...secured,
+          responses: { '200': ok('status'), ...denied },
+        },
+      },
+      '/api/cameras': { get: { summary: 'cameras with their probed capabilities (modes, controls)', ...secured, responses: { '200': ok('cameras'), ...denied } } },
+      '/api/cameras/{id}': { get: { summary: 'one camera', ...secured, parameters: [cameraParam], responses: { '200': ok('camera'), '400': err('bad id'), ...denied, '404': err('no such camera') } } },
+      '/api/cameras/{id}/preview.mjpeg': {
+        get: {
+          summary: 'live preview (MJPEG, one image per keyframe)',
+          description: 'multipart/x-mixed-replace JPEG stream for an <img>. One decoder per camera runs while at least one viewer is connected.',
+          ...securedLink,
+          parameters: [cameraParam, tokenParam],
+          responses: { '200': { description: 'MJPEG stream', content: { 'multipart/x-mixed-replace': {} } }, '400': err('bad id or query'), ...denied, '404': err('no such camera'), '503': err('too many viewers') },
+        },
+      },
+      '/api/cameras/{id}/snapshot.jpg': {
+        get: { summary: 'one JPEG of the newest keyframe', ...securedLink, parameters: [cameraParam, tokenParam], responses: { '200': { description: 'JPEG', content: { 'image/jpeg': {} } }, ...denied, '404': err('no such camera'), '503': err('no video yet') } },
+      },
+      '/api/commands': post(
+        'run a command of the runtime protocol',
+        commandBody,
+        'The transport-neutral command entry point (the same as serial, GPIO and the module host use). 400 when the command is unknown or the runtime finds the payload invalid.',
+      ),
+      '/api/trials/start': post('start a trial (every armed camera)', trialStartBody, 'start_recording with session_prefix, trial_number, trial_label, metadata, camera_ids.'),
+      '/api/trials/stop': post('stop the trial', emptyBody, 'stop_recording: files flushed and marked complete. Send {}.'),
+      '/api/markers': post('mark an instant', markerBody, 'A marker event at the arrival time of the request, on the clock of the frames; it shows in frames.csv.'),
+      '/api/events': {
+        get: {
+          summary: 'server-sent events: every status and telemetry message',
+          description: 'text/event-stream; each `data:` line is a StatusMessage as JSON; a `: keep-alive` comment every 15 s.',
+          ...securedLink,
+          parameters: [tokenParam],
+          responses: { '200': { description: 'event stream', content: { 'text/event-stream': { schema: { $ref: '#/components/schemas/StatusMessage' } } } }, ...denied },
+        },
+      },
+      '/api/sessions': { get: { summary: 'sessions, newest first, with their trial counts', ...secured, responses: { '200': ok('sessions'), ...denied } } },
+      '/api/sessions/{id}': {
+        get: { summary: 'a session with its trials, markers and recordings', ...secured, parameters: [idParam('session')], responses: { '200': ok('session'), '400': err('bad id'), ...denied, '404': err('no such session') } },
+      },
+      '/api/recordings/{id}': {
+        get: { summary: 'a recording, its trial and session', ...secured, parameters: [idParam('recording')], responses: { '200': ok('recording'), '400': err('bad id'), ...denied, '404': err('no such recording') } },
+      },
+      '/api/recordings/{id}/video': {
+        get: {
+          summary: 'download the video (HTTP Range supported)',
+          description: 'The .mp4 when one exists and format=ts is not asked, else the .ts. One byte range per request.',
+          ...securedLink,
+          parameters: [idParam('recording'), { name: 'format', in: 'query', required: false, schema: { type: 'string', enum: ['ts', 'mp4'] } }, tokenParam, { name: 'Range', in: 'header', required: false, schema: { type: 'string', example: 'bytes=0-1023' } }],
+          responses: {
+            '200': { description: 'the whole file', content: { 'video/mp4': {}, 'video/mp2t': {} } },
+            '206': { description: 'the requested range' },
+            '400': err('bad id or query'),
+            ...denied,
+            '403': err('the stored path leaves the recordings root'),
+            '404': err('no such recording, or its file is not on the box'),
+            '416': err('malformed, multiple or unsatisfiable range'),
+          },
+        },
+      },
+      '/api/recordings/{id}/frames.csv': {
+        get: {
+          summary: 'frame timing from SQLite, with markers',
+          description:
+            'The columns of the sidecar CSV, plus `markers`: the labels (joined with ";") of the trial\'s markers captured after the previous frame ' +
+            'and at or before this frame. Markers before the first frame or after the last are on lines of their own (frame columns empty) at the start or end.',
+          ...securedLink,
+          parameters: [idParam('recording'), tokenParam],
+          responses: { '200': { description: 'CSV', content: { 'text/csv': {} } }, '400': err('bad id'), ...denied, '404': err('no such recording') },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import express, { type Request, type Response, type Router } from 'express';
+import type { z } from 'zod';
+import { moduleName } from '../recording/timing-csv.ts';
+import type { RecordingRow, TrialRow } from '../storage/store.ts';
+import { requireToken } from './auth.ts';
+import { parseRange } from './byte-range.ts';
+import type { ApiContext } from './context.ts';
+import { fileInRoot } from './file-in-root.ts';
+import { framesCsvChunks } from './frames-csv.ts';
+import { HttpError, parsePart } from './http-error.ts';
+import { idParams, noQuery, tokenQuery, videoQuery } from './schemas.ts';
+
+/** A stored relative path as the API shows it: only when it stays inside the recordings root. */
+function shownPath(root: string, rel: string | null): string | null {
+  if (!rel) return null;
+  const r = path.relative(root, path.resolve(root, rel));
+  return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : null;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return {};
+  }
+}
+
+export function recordingView(root: string, r: RecordingRow): Record<string, unknown> {
+  const base = `/api/recordings/${r.id}`;
+  return {
+    id: r.id,
+    trial_id: r.trial_id,
+    camera_id: r.camera_id,
+    segment: r.segment,
+    path: shownPath(root, r.path),
+    csv_path: shownPath(root, r.csv_path),
+    mp4_path: shownPath(root, r.mp4_path),
+    codec: r.codec,
+    encoder: r.encoder,
+    width: r.width,
+    height: r.height,
+    fps_nominal: r.fps_nominal,
+    clock: r.clock,
+    state: r.state,
+    stop_reason: r.stop_reason,
+    frame_count: r.frame_count,
+    dropped: r.dropped,
+    bytes: r.bytes,
+    trigger_source: r.trigger_source,
+    trigger_mono_us: r.trigger_mono_us,
+    trigger_frame_index: r.trigger_frame_index,
+    mono0_us: r.mono0_us,
+    wall0_us: r.wall0_us,
+    started_at: r.started_at,
+    stopped_at: r.stopped_at,
+    offloaded_at: r.offloaded_at,
+    deleted_at: r.deleted_at ?? null,
+    urls: { self: base, video: `${base}/video`, video_ts: `${base}/video?format=ts`, frames_csv: `${base}/frames.csv` },
+  };
+}
+
+function trialView(c: ApiContext, t: TrialRow): Record<string, unknown> {
+  return {
+    ...t,
+    metadata: parseJson(t.metadata),
+    markers: c.store.markersOfTrial(t.id).map((m) => ({ id: m.id, label: m.name, mono_us: m.mono_us, source: m.source })),
+    recordings: c.store.recordingsOfTrial(t.id).map((r) => recordingView(c.root, r)),
+  };
+}
+
+/** Path and query are both validated before anything is looked up: a bad query is a 400 even for a missing id. */
+function recordingOr404<Q extends z.ZodType>(c: ApiContext, req: Request, query: Q): { rec: RecordingRow; q: z.infer<Q> } {
+  const { id } = parsePart('params', idParams, req.params);
+  const q = parsePart('query', query, req.query);
+  const r = c.store.recording(id);
+  if (!r) throw new HttpError(404, `no recording ${id}`, 'params.id');
+  return { rec: r, q };
+}
+
+function downloadName(file: string): string {
+  return path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/** Write chunks with backpressure; stop quietly when the client goes away. */
+async function writeChunks(res: Response, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk))
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+  }
+  res.end();
+}
+
+export function dataRoutes(c: ApiContext): Router {
+  const r = express.Router();
+  const auth = requireToken(c.config.http.token);
+  // Download links cannot carry headers: these also take ?token=.
+  const authLink = requireToken(c.config.http.token, true);
+
+  r.get('/sessions', auth, (req, res) => {
+    parsePart('query', noQuery, req.query);
+    res.json({ sessions: c.store.listSessions().map((s) => ({ ...s, metadata: parseJson(s.metadata) })) });
+  });
+
+  r.get('/sessions/:id', auth, (req, res) => {
+    const { id } = parsePart('params', idParams, req.params);
+    parsePart('query', noQuery, req.query);
+    const s = c.store.session(id);
+    if (!s) throw new HttpError(404, `no session ${id}`, 'params.id');
+    res.json({ session: { ...s, metadata: parseJson(s.metadata) }, trials: c.store.trialsOfSession(s.id).map((t) => trialView(c, t)) });
+  });
+
+  r.get('/recordings/:id', auth, (req, res) => {
+    const { rec } = recordingOr404(c, req, noQuery);
+    const trial = rec.trial_id !== null ? c.store.trial(rec.trial_id) : undefined;
+    const session = trial ? c.store.session(trial.session_id) : undefined;
+    res.json({
+      recording: recordingView(c.root, rec),
+      trial: trial ? { ...trial, metadata: parseJson(trial.metadata) } : null,
+      session: session ? { ...session, metadata: parseJson(session.metadata) } : null,
+    });
+  });
+
+  r.get('/recordings/:id/video', authLink, async (req, res) => {
+    const { rec, q } = recordingOr404(c, req, videoQuery);
+    if (q.format === 'mp4' && !rec.mp4_path) throw new HttpError(404, `recording ${rec.id} has no .mp4 (remux_mp4 off, still recording, or failed)`, 'query.format');
+    const rel = q.format === 'ts' || !rec.mp4_path ? rec.path : rec.mp4_path;
+    const file = fileInRoot(c.root, rel);
+    const st = await stat(file);
+    if (!st.isFile()) throw new HttpError(404, 'the recording is not a regular file');
+    const range = parseRange(req.get('range'), st.size);
+    if (range.kind === 'unsatisfiable') throw new HttpError(416, `range: ${range.reason}`, 'range', { 'content-range': `bytes */${st.size}`, 'accept-ranges': 'bytes' });
+    res.setHeader('accept-ranges', 'bytes');
+    res.setHeader('content-type', file.endsWith('.mp4') ? 'video/mp4' : 'video/mp2t');
+    res.setHeader('content-disposition', `attachment; filename="${downloadName(file)}"`);
+    res.setHeader('cache-control', 'no-store');
+    const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, st.size - 1];
+    if (range.kind === 'partial') {
+      res.status(206);
+      res.setHeader('content-range', `bytes ${start}-${end}/${st.size}`);
+    }
+    res.setHeader('content-length', String(Math.max(0, end - start + 1)));
+    if (req.method === 'HEAD' || st.size === 0) {
+      res.end();
+      return;
+    }
+    await pipeline(createReadStream(file, { start, end }), res).catch(() => undefined); // client gone mid-download
+  });
+
+  r.get('/recordings/:id/frames.csv', authLink, async (req, res) => {
+    const { rec } = recordingOr404(c, req, tokenQuery);
+    const trial = rec.trial_id !== null ? c.store.trial(rec.trial_id) : undefined;
+    const backend = c.store.cameraRow(rec.camera_id)?.backend ?? c.box.cameras.get(rec.camera_id)?.cam.source ?? 'test';
+    const ctx = {
+      trial: trial?.number ?? 0,
+      module: moduleName(backend === 'v4l2' || backend === 'rpicam' ? backend : 'test'),
+      deviceId: rec.camera_id,
+      label: trial?.label ?? '',
+    };
+    const markers = rec.trial_id !== null ? c.store.markersOfTrial(rec.trial_id) : [];
+    res.setHeader('content-type', 'text/csv; charset=utf-8');
+    res.setHeader('content-disposition', `attachment; filename="${downloadName(rec.path).replace(/\.(ts|mp4)$/, '')}_frames.csv"`);
+    res.setHeader('cache-control', 'no-store');
+    await writeChunks(res, framesCsvChunks(c.store, rec.id, ctx, markers));
+  });
+
+  return r;
+}

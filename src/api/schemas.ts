@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { markSchema, startRecordingSchema } from '../runtime/commands.ts';
+
+/**
+ * Every body, query and path parameter of the API. Objects are strict: an unknown field is a 400 naming it,
+ * never silently ignored (a misspelt "sesion" must not start a trial in a default session).
+ */
+
+const rec = startRecordingSchema.shape;
+
+export const idParams = z.strictObject({
+  id: z.string().regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer id').transform(Number),
+});
+
+export const cameraParams = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera ids use 1-32 letters, digits, "-" or "_"'),
+});
+
+const token = z.string().max(512).optional();
+export const noQuery = z.strictObject({});
+/** GET routes a browser element opens without headers also take ?token= */
+export const tokenQuery = z.strictObject({ token });
+export const videoQuery = z.strictObject({
+  format: z.enum(['ts', 'mp4']).optional().describe('ts: the MPEG-TS as recorded; mp4: the remuxed file (404 when none). Default: the .mp4 when one exists, else the .ts'),
+  token,
+});
+
+export const commandBody = z.strictObject({
+  command: z.string().min(1).max(64).describe('a command of the runtime protocol (start_recording, stop_recording, mark, control_change, ...) or an alias (record, stop, marker, ...)'),
+  payload: z.record(z.string(), z.unknown()).optional().describe("the command's payload, validated by the runtime"),
+  command_id: z.string().max(100).optional().describe('echoed in the status events the command causes'),
+});
+
+export const trialStartBody = z.strictObject({
+  session: rec.session_prefix.describe('session name; default: the open session, else <prefix>-<date>-<time>'),
+  trial: rec.trial_number.describe('trial number; default: the next in the session'),
+  label: rec.trial_label,
+  metadata: rec.metadata,
+  cameras: rec.camera_ids.describe('cameras to record; default: every armed, ready camera'),
+});
+
+export const emptyBody = z.strictObject({});
+
+export const markerBody = z.strictObject({ label: markSchema.shape.label });
