@@ -151,12 +151,12 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return this.finishing;
   }
 
-  /** Stop now, whatever is still in flight (source died for good, shutdown deadline). */
-  abort(reason: string): Promise<RecordingSummary[]> {
+  /** Stop now, whatever is still in flight (camera unplugged, start failed). */
+  abort(reason: string, state: 'complete' | 'interrupted' = 'complete'): Promise<RecordingSummary[]> {
     if (this.st === 'idle') return Promise.resolve(this.summaries);
     this.stopReason = reason;
     this.finishing ??= new Promise((r) => (this.resolveFinish = r));
-    void this.finish('complete');
+    void this.finish(state);
     return this.finishing;
   }
 

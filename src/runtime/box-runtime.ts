@@ -141,8 +141,14 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       config: this.o.config,
       store: this.o.store,
       log: this.o.log,
-      onSourceExit: (id, e) =>
-        this.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id),
+      onSourceExit: (id, e) => {
+        this.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id);
+        if (e.problem === 'missing_device') void this.deviceLost(id, e.message);
+      },
+      onDeviceBack: (id) => {
+        const rt = this.cameras.get(id);
+        if (rt) this.report('device_ready', { ...rt.describe(), reassigned: true }, id);
+      },
       onSourceStarted: (id, run) => {
         if (run > 1) this.report('source_started', { camera_id: id, run }, id);
       },
@@ -325,6 +331,30 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
     }
     await rt.unassign(3000);
     this.report('device_released', { camera_id: rt.id, device_id: rt.id, port_released: true }, rt.id);
+  }
+
+  /**
+   * A camera was unplugged: its part of a running trial is finalised now (playable, marked interrupted) while the
+   * other cameras go on; the supervisor keeps looking for the device and it rejoins by itself when it comes back.
+   */
+  private async deviceLost(id: string, message: string): Promise<void> {
+    const rt = this.cameras.get(id);
+    if (!rt) return;
+    const t = this.trial;
+    let recordings: RecordingSummary[] = [];
+    if (t?.cameras.includes(id) && rt.recorder) {
+      if (t.cameras.length > 1) t.cameras = t.cameras.filter((c) => c !== id);
+      recordings = await rt.recorder.abort('camera unplugged', 'interrupted');
+      if (this.trial === t && t.cameras.length === 1 && t.cameras[0] === id) {
+        // It was the trial's only camera: the trial ends with it.
+        void this.handleCommand('stop_recording', { reason: 'camera unplugged' }, { source: 'internal' });
+      }
+    }
+    this.report(
+      'device_error',
+      { camera_id: id, error: message, message, unplugged: true, recordings: recordings.map((r) => ({ recording_id: r.recordingId, path: path.relative(this.o.root, r.path), frames: r.frames, state: r.state })) },
+      id,
+    );
   }
 
   private async cmdUnassign(p: z.infer<typeof cameraTargetSchema>, ctx: Required<CommandContext>): Promise<Record<string, unknown>> {

@@ -46,6 +46,8 @@ export interface CameraEnv {
   /** Called on source exits and restarts (for statuses and the journal). */
   onSourceExit: (cameraId: string, e: SourceExit) => void;
   onSourceStarted: (cameraId: string, run: number) => void;
+  /** The camera delivers video again after its device was lost (replugged). */
+  onDeviceBack: (cameraId: string) => void;
 }
 
 /**
@@ -247,7 +249,16 @@ export class CameraRuntime {
     p.on('exit', (e) => {
       if (this.pipeline === p) {
         this.lastError = e.message;
+        if (e.problem === 'missing_device') this.state = 'error';
         this.env.onSourceExit(cam.id, e);
+      }
+    });
+    // A lost device that comes back (same stable path) is re-assigned by itself: the supervisor kept retrying.
+    p.on('frame', (f) => {
+      if (this.pipeline === p && this.state === 'error' && f.au.keyframe) {
+        this.state = 'ready';
+        this.lastError = null;
+        this.env.onDeviceBack(cam.id);
       }
     });
     p.on('started', (s) => {
@@ -267,6 +278,7 @@ export class CameraRuntime {
       recording: this.recording,
       recorder_state: this.recorder?.state ?? 'idle',
       frames_recorded: cur?.frames ?? null,
+      frames_dropped: cur?.dropped ?? null,
       queue_depth: cur ? cur.pending : { bytes: 0, frames: 0 },
       source_restarts: Math.max(0, (st?.run ?? 1) - 1),
       at_mono_us: monoNowUs(),

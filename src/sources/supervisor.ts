@@ -56,6 +56,9 @@ export function classifyFailure(spec: SourceSpec, stderr: string[]): { problem: 
   const dev = spec.device ?? 'the device';
   if (/No such file or directory/i.test(text) && spec.device)
     return { problem: 'missing_device', message: `camera device ${dev} does not exist (unplugged?)` };
+  // What the V4L2 driver answers once a streaming USB camera is pulled out.
+  if (/No such device|ENODEV/i.test(text) && spec.device)
+    return { problem: 'missing_device', message: `camera ${dev} was unplugged` };
   if (/Device or resource busy|EBUSY/i.test(text))
     return { problem: 'busy_device', message: `camera device ${dev} is busy: another program has it open` };
   if (/Permission denied|EACCES/i.test(text))
