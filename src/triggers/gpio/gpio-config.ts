@@ -12,7 +12,7 @@ export type GpioInputMode = z.infer<typeof gpioInputModeSchema>;
 
 const lineNumber = z.number().int().min(0).max(511);
 
-const gpioInputRawSchema = z.object({
+const gpioInputRawSchema = z.strictObject({
   line: lineNumber,
   mode: gpioInputModeSchema.default('level'),
   active_low: z.boolean().default(false),
@@ -46,20 +46,20 @@ export const gpioInputSchema = gpioInputRawSchema
   }));
 export type GpioInputConfig = z.output<typeof gpioInputSchema>;
 
-export const gpioOutputSchema = z.object({
+export const gpioOutputSchema = z.strictObject({
   line: lineNumber,
   active_low: z.boolean().default(false),
 });
 export type GpioOutputConfig = z.output<typeof gpioOutputSchema>;
 
 export const gpioConfigSchema = z
-  .object({
+  .strictObject({
     backend: z.enum(['gpiod', 'sysfs']).default('gpiod'),
     /** Chip name (`gpiochip0`), or `auto`: the chip whose label is a Raspberry Pi header controller. */
     chip: z.string().regex(/^(auto|gpiochip\d+)$/, 'gpiochipN or auto').default('gpiochip0'),
     inputs: z.array(gpioInputSchema).default([]),
     outputs: z
-      .object({
+      .strictObject({
         /** Held active while any camera records. */
         recording: gpioOutputSchema.optional(),
         /** Steady when ready, blinking on error. */
