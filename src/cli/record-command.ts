@@ -2,8 +2,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { cameraSchema, type Config } from '../config/schema.ts';
 import { recordingsRoot } from '../config/load.ts';
-import { createLogger, silentLogger, type Logger } from '../log/logger.ts';
-import { CameraPipeline } from '../pipeline/camera-pipeline.ts';
+import { silentLogger, type Logger } from '../log/logger.ts';
+import { CameraPipeline, firstKeyframe } from '../pipeline/camera-pipeline.ts';
 import { CameraRecorder } from '../recording/camera-recorder.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import { remuxToMp4 } from '../recording/remux.ts';
@@ -63,16 +63,13 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   });
   const dataDir = path.resolve(args.data ?? config.data_dir);
   const root = args.data ? path.join(dataDir, 'recordings') : recordingsRoot(config);
-  const spec = makeSourceSpec(cam); // throws on a bad camera before anything is written
-  void spec;
+  makeSourceSpec(cam); // throws on a bad camera before anything is written
 
   const dbFile = path.join(dataDir, 'rigcam.db');
   const db = openDatabase(dbFile);
   const store = new Store(db);
   const pipeline = new CameraPipeline(cam.id, () => makeSourceSpec(cam), {
-    backoff: config.supervisor
-      ? { initialMs: config.supervisor.restart_initial_ms, maxMs: config.supervisor.restart_max_ms, healthyAfterMs: config.supervisor.healthy_after_ms }
-      : { initialMs: 500, maxMs: 30000, healthyAfterMs: 10000 },
+    backoff: { initialMs: config.supervisor.restart_initial_ms, maxMs: config.supervisor.restart_max_ms, healthyAfterMs: config.supervisor.healthy_after_ms },
     ringWindowUs: (config.recording.preroll_seconds + 2 * cam.gop_seconds + 1) * 1e6,
     ringMaxBytes: config.recording.preroll_max_mb * 1024 * 1024,
     log,
@@ -84,7 +81,7 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
     const trialNo = store.nextTrialNumber(sess.id);
     const trigger = monoNowUs();
     const trial = store.createTrial({ sessionId: sess.id, number: trialNo, label: '', triggerSource: 'cli', triggerMonoUs: trigger });
-    const dir = sessionDir(root, session);
+    sessionDir(root, session);
     const recorder = new CameraRecorder(pipeline, { store, log, fsyncIntervalMs: config.recording.fsync_interval_ms, stopWaitMs: config.recording.stop_wait_ms });
     recorder.start({
       trialId: trial.id,
@@ -95,7 +92,6 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
       triggerMonoUs: trigger,
       prerollUs: config.recording.preroll_seconds * 1e6,
     });
-    void dir;
     await new Promise((r) => setTimeout(r, args.duration * 1000));
     const summaries = await recorder.stop(trigger + args.duration * 1e6);
     store.setTrialState(trial.id, summaries.some((s) => s.state === 'interrupted') ? 'interrupted' : 'complete');
@@ -123,24 +119,3 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   }
 }
 
-/** Resolve when the source delivered its first keyframe; reject with the source's own reason if it dies first. */
-function firstKeyframe(pipeline: CameraPipeline, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no video from the source within ${timeoutMs / 1000} s`)), timeoutMs);
-    const onFrame = (f: { au: { keyframe: boolean } }): void => {
-      if (f.au.keyframe) done();
-    };
-    const onExit = (e: { message: string; restartInMs: number | null }): void => done(new Error(`camera source failed: ${e.message}`));
-    const done = (err?: Error): void => {
-      clearTimeout(timer);
-      pipeline.off('frame', onFrame);
-      pipeline.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    pipeline.on('frame', onFrame);
-    pipeline.on('exit', onExit);
-  });
-}
-
-export { createLogger };

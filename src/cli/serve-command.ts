@@ -6,6 +6,8 @@ import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
+import { notifyReady, notifyStopping, startWatchdogPings } from '../service/sd-notify.ts';
+import { monoNowUs } from '../runtime/command-types.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
@@ -46,9 +48,12 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       serial.on(ev, (d: Record<string, unknown>) => box.report(ev, { ...d }));
   }
   let stopping = false;
+  let stopWatchdog: () => void = () => undefined;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    stopWatchdog();
+    await notifyStopping('finalising recordings');
     log.info({ signal }, 'stopping: finalising recordings');
     const hard = setTimeout(() => {
       log.error('shutdown took too long; exiting');
@@ -77,6 +82,16 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   await box.initialize();
   gpio?.start();
   serial?.start();
+  await notifyReady(`${box.cameras.size} camera(s)`);
+  // systemd's watchdog is fed only while every camera that should deliver video does (a camera whose device is
+  // gone is reported, not restarted by systemd: restarting rigcam would not bring it back).
+  stopWatchdog = startWatchdogPings(() =>
+    [...box.cameras.values()].every((c) => {
+      if (c.state !== 'ready') return true;
+      const last = c.pipeline?.stats().lastCaptureUs ?? null;
+      return last !== null && monoNowUs() - last < 10_000_000;
+    }),
+  );
 
   if (opts.demoSeconds) {
     const start = await box.handleCommand('start_recording', { session_prefix: 'demo' }, { source: 'cli' });

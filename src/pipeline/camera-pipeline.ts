@@ -168,3 +168,23 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
     };
   }
 }
+
+/** Resolve at the source's first keyframe; reject with the source's own reason if it fails first. */
+export function firstKeyframe(pipeline: CameraPipeline, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`no video from the camera within ${timeoutMs / 1000} s`)), timeoutMs);
+    const onFrame = (f: { au: { keyframe: boolean } }): void => {
+      if (f.au.keyframe) done();
+    };
+    const onExit = (e: SourceExit): void => done(new Error(e.message));
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      pipeline.off('frame', onFrame);
+      pipeline.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    pipeline.on('frame', onFrame);
+    pipeline.on('exit', onExit);
+  });
+}

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { CameraConfig, Config } from '../config/schema.ts';
 import { cameraSchema } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
-import { CameraPipeline } from '../pipeline/camera-pipeline.ts';
+import { CameraPipeline, firstKeyframe } from '../pipeline/camera-pipeline.ts';
 import { CameraRecorder } from '../recording/camera-recorder.ts';
 import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
@@ -284,24 +284,4 @@ export class CameraRuntime {
       at_mono_us: monoNowUs(),
     };
   }
-}
-
-/** Resolve at the source's first keyframe; reject with the source's own reason if it fails first. */
-export function firstKeyframe(pipeline: CameraPipeline, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no video from the camera within ${timeoutMs / 1000} s`)), timeoutMs);
-    const onFrame = (f: { au: { keyframe: boolean } }): void => {
-      if (f.au.keyframe) done();
-    };
-    const onExit = (e: SourceExit): void => done(new Error(e.message));
-    const done = (err?: Error): void => {
-      clearTimeout(timer);
-      pipeline.off('frame', onFrame);
-      pipeline.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    pipeline.on('frame', onFrame);
-    pipeline.on('exit', onExit);
-  });
 }

@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * `rigcam serve` stand-in for deployment tests: the HTTP surface the rollout relies on
+ * (GET /api/health, GET /api/status with `recording`), reading the config the role wrote.
+ * `recording` is true while <data_dir>/recording exists. With http.token set, both routes want it
+ * (the role sends it). A broken release exits at once.
+ */
+function serverSource(broken: boolean): string {
+  return `#!/usr/bin/env node
+import { createServer } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+if (process.argv[2] !== 'serve') { console.log('rigcam ' + version); process.exit(0); }
+${broken ? "console.error('broken release'); process.exit(1);" : ''}
+const text = readFileSync(process.env.RIGCAM_CONFIG, 'utf8');
+const port = Number(/^\\s+port: (\\d+)$/m.exec(text)[1]);
+const dataDir = /^data_dir: (.+)$/m.exec(text)[1].trim();
+const token = (/^\s+token: (.+)$/m.exec(text)?.[1] ?? 'null').trim();
+const json = (res, body) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)); };
+createServer((req, res) => {
+  if (token !== 'null' && req.headers.authorization !== 'Bearer ' + token) { res.statusCode = 401; return res.end(); }
+  if (req.url === '/api/health') return json(res, { ok: true, version, pid: process.pid });
+  if (req.url === '/api/status') return json(res, { recording: existsSync(path.join(dataDir, 'recording')), version, pid: process.pid });
+  res.statusCode = 404;
+  res.end();
+}).listen(port, '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));
+`;
+}
+
+/** release/rigcam-<version>.tar.gz as `npm run release` lays it out, with the repo's real deploy/. */
+export function makeFakeRelease(dir: string, version: string, opts: { broken?: boolean } = {}): string {
+  const stage = path.join(dir, `stage-${version}`);
+  const top = path.join(stage, `rigcam-${version}`);
+  mkdirSync(path.join(top, 'bin'), { recursive: true });
+  mkdirSync(path.join(top, 'dist/cli'), { recursive: true });
+  writeFileSync(path.join(top, 'package.json'), JSON.stringify({ name: 'rigcam', version, type: 'module' }, null, 2));
+  writeFileSync(path.join(top, 'package-lock.json'), JSON.stringify({ name: 'rigcam', version, lockfileVersion: 3, packages: {} }));
+  writeFileSync(path.join(top, 'bin/rigcam.js'), serverSource(opts.broken ?? false), { mode: 0o755 });
+  writeFileSync(path.join(top, 'dist/cli/main.js'), '// compiled service\n');
+  writeFileSync(path.join(top, 'README.md'), readFileSync(path.join(repo, 'README.md')));
+  cpSync(path.join(repo, 'deploy'), path.join(top, 'deploy'), { recursive: true });
+  const tarball = path.join(dir, `rigcam-${version}.tar.gz`);
+  execFileSync('tar', ['-czf', tarball, '-C', stage, `rigcam-${version}`]);
+  return tarball;
+}

@@ -1,0 +1,14 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const scripts = ['deploy/image/build-image.sh', 'deploy/image/firstboot.sh', 'scripts/release.sh'];
+const hasShellcheck = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
+
+it('the deploy shell scripts pass shellcheck', { skip: hasShellcheck ? false : 'shellcheck is not installed (apt-get install shellcheck)' }, () => {
+  const res = spawnSync('shellcheck', scripts, { cwd: repo, encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stdout + res.stderr);
+});
