@@ -1,15 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { closeHttp, startHttp } from '../../src/api/server.ts';
-import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
+import type { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import type { StatusMessage } from '../../src/runtime/status.ts';
-import { openDatabase, type Db } from '../../src/storage/database.ts';
-import { Store } from '../../src/storage/store.ts';
-import { tmpDir } from './tmp.ts';
+import type { Db } from '../../src/storage/database.ts';
+import type { Store } from '../../src/storage/store.ts';
+import { startTestBox } from '../runtime/runtime-helpers.ts';
 
 export interface HttpBox {
   /** `http://127.0.0.1:<port>` */
@@ -38,22 +36,19 @@ export interface HttpBoxOptions {
  * the way `rigcam serve` wires it: HTTP first, then `initialize()` (every camera ready before this resolves).
  */
 export async function startHttpBox(opts: HttpBoxOptions = {}): Promise<HttpBox> {
-  const dir = tmpDir('rigcam-api-');
   const cams = Array.from({ length: opts.cameras ?? 1 }, (_, i) => ({ id: `cam${i}`, source: 'test', width: 320, height: 240, fps: 15, gop_seconds: 0.5, bitrate_kbps: 300 }));
-  const config = parseConfig({
-    data_dir: dir,
-    cameras: cams,
-    telemetry: { emit_interval_ms: 250 },
-    recording: { stop_wait_ms: 1000 },
-    http: { host: '127.0.0.1', port: 0, token: opts.token ?? null },
-    ...(opts.extra ?? {}),
+  const t = await startTestBox({
+    init: false,
+    extra: {
+      cameras: cams,
+      telemetry: { emit_interval_ms: 250 },
+      recording: { stop_wait_ms: 1000 },
+      http: { host: '127.0.0.1', port: 0, token: opts.token ?? null },
+      ...(opts.extra ?? {}),
+    },
   });
-  const db = openDatabase(path.join(dir, 'rigcam.db'));
-  const store = new Store(db);
-  const root = path.join(dir, 'recordings');
-  const log = silentLogger();
-  const box = new BoxRuntime({ config, store, log, root });
-  const server = await startHttp({ config, box, store, root, log });
+  const { box, store, db, root, config } = t;
+  const server = await startHttp({ config, box, store, root, log: silentLogger() });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   await box.initialize();
   for (const c of box.cameras.values()) if (c.state !== 'ready') throw new Error(`test camera ${c.id} did not start: ${c.lastError}`);
@@ -70,21 +65,7 @@ export async function startHttpBox(opts: HttpBoxOptions = {}): Promise<HttpBox> 
     return fetch(url + p, { ...rest, headers });
   };
 
-  const waitStatus: HttpBox['waitStatus'] = (name, pred = () => true, timeoutMs = 15_000) =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        box.off('status', on);
-        reject(new Error(`no ${name} status within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const on = (m: StatusMessage): void => {
-        if (m.status === name && pred(m)) {
-          clearTimeout(t);
-          box.off('status', on);
-          resolve(m);
-        }
-      };
-      box.on('status', on);
-    });
+  const waitStatus: HttpBox['waitStatus'] = t.waitStatus;
 
   return {
     url,
@@ -98,10 +79,9 @@ export async function startHttpBox(opts: HttpBoxOptions = {}): Promise<HttpBox> 
     waitStatus,
     close: async () => {
       await closeHttp(server);
-      await box.shutdown();
-      db.close();
+      await t.close();
     },
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from './wait-status.ts';

@@ -8,6 +8,7 @@ import type { StatusMessage } from '../../src/runtime/status.ts';
 import { openDatabase, type Db } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { sleep, waitForStatus } from '../helpers/wait-status.ts';
 
 export interface TestBox {
   box: BoxRuntime;
@@ -31,21 +32,7 @@ export async function startTestBox(opts: { cameras?: number; extra?: Record<stri
   const box = new BoxRuntime({ config, store, log: silentLogger(), root });
   const statuses: StatusMessage[] = [];
   box.on('status', (m) => statuses.push(m));
-  const waitStatus = (name: string, pred: (m: StatusMessage) => boolean = () => true, timeoutMs = 15_000): Promise<StatusMessage> =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        box.off('status', on);
-        reject(new Error(`no ${name} status within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const on = (m: StatusMessage): void => {
-        if (m.status === name && pred(m)) {
-          clearTimeout(t);
-          box.off('status', on);
-          resolve(m);
-        }
-      };
-      box.on('status', on);
-    });
+  const waitStatus: TestBox['waitStatus'] = (name, pred, timeoutMs) => waitForStatus(box, name, pred, timeoutMs);
   if (opts.init !== false) await box.initialize();
   return {
     box,
@@ -67,4 +54,4 @@ export function ffprobeCount(file: string): number {
   return Number.parseInt(out.toString().trim(), 10);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
