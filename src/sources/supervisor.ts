@@ -167,6 +167,16 @@ export class SourceSupervisor extends EventEmitter<SupervisorEvents> {
       for (const line of lines) this.stderrLine(line, spec);
     });
     child.on('error', (err) => this.stderrLine(`spawn error: ${err.message}`));
+    // 'close' waits for stdout and stderr to close too; a grandchild that outlived the source (a wrapper's
+    // encoder) can hold them open forever. Once the process itself is gone, give its output a moment to drain,
+    // then close the pipes so the exit is always seen.
+    child.on('exit', () => {
+      const t = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, 1000);
+      t.unref();
+    });
     child.on('close', (code, signal) => {
       if (partial) this.stderrLine(partial, spec);
       this.child = null;

@@ -134,6 +134,17 @@ describe('source supervisor', () => {
     await s.stop();
   });
 
+  it('sees the exit even when a grandchild keeps the output pipes open', async () => {
+    standin('wrapper', 'sleep 4 & exit 3');
+    const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'wrapper')), { initialMs: 5000, maxMs: 5000, healthyAfterMs: 10_000 }, silentLogger());
+    const t0 = Date.now();
+    s.start();
+    const e = await nextExit(s);
+    assert.equal(e.code, 3);
+    assert.ok(Date.now() - t0 < 3000, `exit seen after ${Date.now() - t0} ms`);
+    await s.stop();
+  });
+
   it('stop() ends a running process (SIGINT, then SIGKILL) and does not restart it', async () => {
     standin('stubborn', 'trap "" INT; while true; do sleep 0.05; done');
     const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'stubborn')), { initialMs: 10, maxMs: 10, healthyAfterMs: 10_000 }, silentLogger());
