@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot } from '../helpers/cli.ts';
@@ -40,6 +40,26 @@ describe('hot-plug: a USB camera unplugged mid-trial and plugged back', () => {
     assert.equal(ready.data.encoder, 'libx264');
     const caps = t.box.cameras.get('usb')!.capabilities!;
     assert.ok(caps.modes.some((m) => m.format === 'MJPG' && m.width === 1920), 'modes from the C922 listing');
+  });
+
+  it('control_change is validated against the probed controls and applied with v4l2-ctl', async () => {
+    const log = path.join(dir, 'v4l2-ctl.log');
+    process.env.RIGCAM_STANDIN_LOG = log;
+    const ok = await t.box.handleCommand('control_change', { camera_id: 'usb', control: 'brightness', value: 140 }, { source: 'api' });
+    assert.equal(ok.ok, true, ok.error);
+    assert.match(readFileSync(log, 'utf8'), /--set-ctrl=brightness=140/);
+    for (const [control, value, why] of [
+      ['brightness', 300, /max|range|255/],
+      ['power_line_frequency', 7, /must be <= 2/],
+      ['no_such_control', 1, /no control "no_such_control"/],
+    ] as const) {
+      const before = readFileSync(log, 'utf8');
+      const r = await t.box.handleCommand('control_change', { camera_id: 'usb', control, value }, { source: 'api' });
+      assert.equal(r.ok, false, `${control}=${value} refused`);
+      assert.match(r.error!, why);
+      assert.equal(readFileSync(log, 'utf8'), before, 'nothing was sent to the camera');
+    }
+    delete process.env.RIGCAM_STANDIN_LOG;
   });
 
   it('unplugged mid-trial: its file is finalised (playable, marked), device_error, the other camera goes on', async () => {
