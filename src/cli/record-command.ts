@@ -1,17 +1,14 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { cameraSchema, type Config } from '../config/schema.ts';
-import { recordingsRoot } from '../config/load.ts';
+import { parseConfig, recordingsRoot } from '../config/load.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
-import { CameraPipeline, firstKeyframe } from '../pipeline/camera-pipeline.ts';
-import { CameraRecorder } from '../recording/camera-recorder.ts';
-import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
+import { checkSessionName } from '../recording/paths.ts';
 import { remuxToMp4 } from '../recording/remux.ts';
-import { moduleName } from '../recording/timing-csv.ts';
 import { monoNowUs } from '../runtime/command-types.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store } from '../storage/store.ts';
+import { BoxRuntime } from '../runtime/box-runtime.ts';
+import { openStoreWithRecovery } from '../storage/open-store.ts';
 
 export const recordArgsSchema = z.strictObject({
   source: z.enum(['test', 'v4l2', 'rpicam']),
@@ -48,8 +45,9 @@ function defaultSessionName(): string {
 }
 
 /**
- * `rigcam record`: one trial on one camera, without the daemon. Everything is validated before anything is
- * created, so a bad argument leaves no half-written session behind.
+ * `rigcam record`: one trial on one camera, without the daemon: the same box runtime as `rigcam serve` with one
+ * camera, driven through handleCommand. Everything is validated before anything is created, so a bad argument
+ * leaves no half-written session behind.
  */
 export async function runRecord(args: RecordArgs, config: Config, log: Logger = silentLogger()): Promise<RecordResult> {
   const session = checkSessionName(args.session ?? defaultSessionName());
@@ -61,61 +59,54 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
     ...(w ? { width: w, height: h } : {}),
     ...(args.fps ? { fps: args.fps } : {}),
   });
-  const dataDir = path.resolve(args.data ?? config.data_dir);
-  const root = args.data ? path.join(dataDir, 'recordings') : recordingsRoot(config);
   makeSourceSpec(cam); // throws on a bad camera before anything is written
-
-  const dbFile = path.join(dataDir, 'rigcam.db');
-  const db = openDatabase(dbFile);
-  const store = new Store(db);
-  const pipeline = new CameraPipeline(cam.id, () => makeSourceSpec(cam), {
-    backoff: { initialMs: config.supervisor.restart_initial_ms, maxMs: config.supervisor.restart_max_ms, healthyAfterMs: config.supervisor.healthy_after_ms },
-    ringWindowUs: (config.recording.preroll_seconds + 2 * cam.gop_seconds + 1) * 1e6,
-    ringMaxBytes: config.recording.preroll_max_mb * 1024 * 1024,
-    log,
+  const cfg = parseConfig({
+    ...config,
+    cameras: [cam],
+    ...(args.data ? { data_dir: args.data, recordings_dir: path.join(args.data, 'recordings') } : {}),
   });
+  const root = recordingsRoot(cfg);
+  const dbFile = path.resolve(cfg.data_dir, 'rigcam.db');
+  const { db, store } = await openStoreWithRecovery(dbFile, root, log);
+  const box = new BoxRuntime({ config: cfg, store, log, root });
+  // A camera lost during the recording ends the wait early; its file is already finalised by the box.
+  const failed = new Promise<void>((resolve) =>
+    box.on('status', (m) => {
+      if (m.status === 'device_error' && m.data.unplugged) resolve();
+    }),
+  );
   try {
-    pipeline.start();
-    await firstKeyframe(pipeline, 15_000);
-    const sess = store.openSession(session);
-    const trialNo = store.nextTrialNumber(sess.id);
+    await box.initialize();
+    const camera = box.cameras.get(cam.id)!;
+    if (camera.state !== 'ready') throw new Error(`camera source failed: ${camera.lastError ?? camera.state}`);
     const trigger = monoNowUs();
-    const trial = store.createTrial({ sessionId: sess.id, number: trialNo, label: '', triggerSource: 'cli', triggerMonoUs: trigger });
-    sessionDir(root, session);
-    const recorder = new CameraRecorder(pipeline, { store, log, fsyncIntervalMs: config.recording.fsync_interval_ms, stopWaitMs: config.recording.stop_wait_ms });
-    recorder.start({
-      trialId: trial.id,
-      fileFor: (seg) => insideRoot(root, session, `${recordingBaseName(session, trialNo, cam.id, seg)}.ts`),
-      root,
-      csv: { trial: trialNo, module: moduleName(cam.source), deviceId: cam.id, label: '' },
-      triggerSource: 'cli',
-      triggerMonoUs: trigger,
-      prerollUs: config.recording.preroll_seconds * 1e6,
-    });
-    await new Promise((r) => setTimeout(r, args.duration * 1000));
-    const summaries = await recorder.stop(trigger + args.duration * 1e6);
-    store.setTrialState(trial.id, summaries.some((s) => s.state === 'interrupted') ? 'interrupted' : 'complete');
-    const s = summaries[summaries.length - 1]!;
+    const start = await box.handleCommand('start_recording', { session_prefix: session }, { source: 'cli', triggerMonoUs: trigger });
+    if (!start.ok) throw new Error(start.error);
+    await Promise.race([failed, new Promise((r) => setTimeout(r, args.duration * 1000))]);
+    const stop = await box.handleCommand('stop_recording', {}, { source: 'cli', triggerMonoUs: trigger + args.duration * 1e6 });
+    if (!stop.ok) throw new Error(stop.error);
+    const recs = stop.data!.recordings as Array<{ recording_id: number; path: string; frames: number; dropped: number; trigger_frame_index: number | null; duration_s: number }>;
+    const last = recs[recs.length - 1]!;
+    const abs = path.join(root, last.path);
     const result: RecordResult = {
-      recording_id: s.recordingId,
-      path: s.path,
-      csv: s.csv,
+      recording_id: last.recording_id,
+      path: abs,
+      csv: abs.replace(/\.ts$/, '.csv'),
       db: dbFile,
-      frames: summaries.reduce((n, x) => n + x.frames, 0),
-      dropped: summaries.reduce((n, x) => n + x.dropped, 0),
-      duration_s: Math.round(s.durationS * 1000) / 1000,
-      trigger_frame_index: s.triggerFrameIndex,
+      frames: recs.reduce((n, x) => n + x.frames, 0),
+      dropped: recs.reduce((n, x) => n + x.dropped, 0),
+      duration_s: recs.reduce((n, x) => n + x.duration_s, 0),
+      trigger_frame_index: recs[0]!.trigger_frame_index,
     };
-    if (args.mp4 ?? config.recording.remux_mp4) {
-      const r = await remuxToMp4(s.path, s.frames, { keepTs: config.recording.keep_ts });
-      store.setMp4(s.recordingId, r.mp4 ? path.relative(root, r.mp4) : null, !r.tsDeleted);
+    if (args.mp4 ?? cfg.recording.remux_mp4) {
+      const r = await remuxToMp4(abs, last.frames, { keepTs: cfg.recording.keep_ts });
+      store.setMp4(last.recording_id, r.mp4 ? path.relative(root, r.mp4) : null, !r.tsDeleted);
       result.mp4 = r.mp4;
       if (r.error) log.warn({ err: r.error }, 'remux');
     }
     return result;
   } finally {
-    await pipeline.stop();
+    await box.shutdown();
     db.close();
   }
 }
-

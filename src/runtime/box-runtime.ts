@@ -595,7 +595,15 @@ export class BoxRuntime extends EventEmitter<BoxEvents> implements CommandHandle
       session: t.session.name,
       trial: t.row.number,
       trial_id: t.row.id,
-      recordings: summaries.map((s) => ({ recording_id: s.recordingId, path: path.relative(this.o.root, s.path), frames: s.frames, dropped: s.dropped, state: s.state })),
+      recordings: summaries.map((s) => ({
+        recording_id: s.recordingId,
+        path: path.relative(this.o.root, s.path),
+        frames: s.frames,
+        dropped: s.dropped,
+        trigger_frame_index: s.triggerFrameIndex,
+        duration_s: Math.round(s.durationS * 1000) / 1000,
+        state: s.state,
+      })),
     };
   }
 

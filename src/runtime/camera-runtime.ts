@@ -83,17 +83,22 @@ export class CameraRuntime {
   /** Probe, choose mode and encoder, start the source and wait for its first keyframe. */
   async assign(cam: CameraConfig = this.cam, timeoutMs = 15_000): Promise<DeviceReady> {
     if (this.recording) throw new Error(`camera ${cam.id} is recording: stop the trial first`);
-    const probed = await this.probe(cam);
-    const effective = this.pickMode(cam, probed.caps);
-    const encoder = await this.pickEncoder(effective);
-    const spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
-    const pipeline = this.newPipeline(effective, encoder);
-    this.state = this.pipeline ? this.state : 'starting';
+    let pipeline: CameraPipeline | null = null;
+    let probed: { caps: Capabilities; controls: V4l2Control[] };
+    let effective: CameraConfig;
+    let spec: ReturnType<typeof makeSourceSpec>;
     try {
+      probed = await this.probe(cam);
+      effective = this.pickMode(cam, probed.caps);
+      const encoder = await this.pickEncoder(effective);
+      spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
+      pipeline = this.newPipeline(effective, encoder);
+      if (!this.pipeline) this.state = 'starting';
       pipeline.start();
       await firstKeyframe(pipeline, timeoutMs);
     } catch (err) {
-      await pipeline.stop();
+      await pipeline?.stop();
+      // A camera that was running keeps running as it was; one that was not is now in error, with the reason.
       if (!this.pipeline) {
         this.state = 'error';
         this.lastError = (err as Error).message;
