@@ -101,9 +101,15 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
     }
     await new Promise((r) => setTimeout(r, opts.demoSeconds! * 1000));
     const res = await box.handleCommand('stop_recording', {}, { source: 'cli' });
+    const recs = (res.data?.recordings ?? []) as Array<{ path: string; frames: number; dropped: number }>;
+    const lines = recs.map(
+      (r) =>
+        `rigcam:   video ${path.join(root, r.path)} (${r.frames} frames, ${r.dropped} dropped)\n` +
+        `rigcam:   frame timing ${path.join(root, r.path).replace(/\.ts$/, '.csv')}\n`,
+    );
     process.stderr.write(
-      `\nrigcam: demo trial recorded: ${JSON.stringify(res.data?.recordings)}\n` +
-        `rigcam: files under ${root}, database ${dbFile}\n` +
+      `\nrigcam: demo trial recorded:\n${lines.join('')}` +
+        `rigcam: database ${dbFile}\n` +
         `rigcam: web page at http://${config.http.host}:${port}/  (Ctrl-C to stop)\n\n`,
     );
   }
