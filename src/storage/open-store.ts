@@ -58,18 +58,8 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
 
 const FILE_RE = /^(.+)_trial(\d{3,})_([A-Za-z0-9][A-Za-z0-9_-]*?)(?:_seg(\d{2,}))?\.ts$/;
 
-interface CsvRow {
-  index: number;
-  captureUs: number;
-  wallUs: number;
-  intervalUs: number | null;
-  missingBefore: number;
-  pts: number;
-  keyframe: boolean;
-  bytes: number;
-  flags: string;
-  label: string;
-}
+/** A frame row as read back from a CSV sidecar (which also carries the trial label). */
+type CsvRow = Omit<FrameRow, 'recordingId'> & { label: string };
 
 function readCsv(file: string): CsvRow[] {
   if (!existsSync(file)) return [];
