@@ -1,0 +1,189 @@
+/**
+ * Trigger latency: serial `START` (over a socat pty pair, through the real SerialTrigger and serialport binding) and
+ * HTTP `POST /api/commands start_recording`, each timed from the moment the client sends to the box's
+ * `recording_started` status, with a stop between trials. Serial and HTTP trials alternate so machine noise hits
+ * both alike. Baselines: the bare transport in the same process (a line across a second pty pair; a POST to a bare
+ * Node server, timed to the end of its body). Run alone: node --import tsx bench/trigger-latency.ts
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { SerialPortStream } from '@serialport/stream';
+import { monoNowUs } from '../src/runtime/command-types.ts';
+import { silentLogger } from '../src/log/logger.ts';
+import { SerialTrigger } from '../src/triggers/serial/serial-trigger.ts';
+import { serialBinding } from '../src/triggers/serial/hangup-safe-binding.ts';
+import { startSocatPty } from '../test/helpers/socat-pty.ts';
+import { startBenchBox } from './lib/bench-box.ts';
+import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
+import { fixed, percentile } from './lib/stats.ts';
+
+const NAME = 'Trigger latency';
+
+/** One end of a pty pair as the lab equipment would open it, delivering whole lines. */
+class LinePort {
+  private buf = '';
+  private readonly waiters: Array<(line: string, atUs: number) => void> = [];
+
+  private constructor(readonly port: SerialPortStream) {
+    port.on('data', (chunk: Buffer) => {
+      const at = monoNowUs();
+      this.buf += chunk.toString('utf8');
+      let i: number;
+      while ((i = this.buf.search(/\r?\n/)) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + (this.buf[i] === '\r' ? 2 : 1));
+        if (line) this.waiters.shift()?.(line, at);
+      }
+    });
+  }
+
+  static async open(p: string): Promise<LinePort> {
+    const port = new SerialPortStream({ binding: serialBinding(), path: p, baudRate: 115200, autoOpen: false });
+    port.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    return new LinePort(port);
+  }
+
+  /** The next line and when its last chunk arrived (CLOCK_MONOTONIC µs). */
+  nextLine(timeoutMs = 10_000): Promise<{ line: string; atUs: number }> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no line within timeout')), timeoutMs);
+      this.waiters.push((line, atUs) => {
+        clearTimeout(t);
+        resolve({ line, atUs });
+      });
+    });
+  }
+
+  write(s: string): void {
+    this.port.write(s);
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => (this.port.isOpen ? this.port.close(() => r()) : r()));
+  }
+}
+
+function post(agent: http.Agent, url: string, body: unknown): { sentUs: number; done: Promise<number> } {
+  const data = JSON.stringify(body);
+  const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } });
+  const done = new Promise<number>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+  });
+  const sentUs = monoNowUs();
+  req.end(data);
+  return { sentUs, done };
+}
+
+const pcts = (us: number[]): string => `${fixed(percentile(us, 50) / 1000, 2)} / ${fixed(percentile(us, 99) / 1000, 2)} ms`;
+
+await runBench('trigger-latency', async (ctx) => {
+  const trials = scaled(200, ctx.scale, 20);
+  const dir = ctx.tmpDir('trigger');
+  const pty = await startSocatPty(path.join(dir, 'a'), path.join(dir, 'b'));
+  const floorPty = await startSocatPty(path.join(dir, 'c'), path.join(dir, 'd'));
+  const b = await startBenchBox({ dir, cameras: [{ id: 'cam0', width: 320, height: 240, fps: 30 }], http: true });
+  // 2 lines per trial: well under this, so the flood limiter never refuses a line and skews the timing.
+  const serial = new SerialTrigger({ config: { enabled: true, path: pty.linkA, max_lines_per_second: 100 }, handler: b.box, logger: silentLogger() });
+  const connected = new Promise<void>((r) => serial.once('serial_connected', () => r()));
+  serial.start();
+  await connected;
+  const client = await LinePort.open(pty.linkB);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+  // Baseline transports.
+  const floorA = await LinePort.open(floorPty.linkA);
+  const floorB = await LinePort.open(floorPty.linkB);
+  let bareEndUs = 0;
+  const bare = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      bareEndUs = monoNowUs();
+      JSON.parse(body);
+      res.end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', () => r()));
+  const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/api/commands`;
+  const bareAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+  const serialLat: number[] = [];
+  const serialStamp: number[] = [];
+  const httpLat: number[] = [];
+  const httpStamp: number[] = [];
+  const serialFloor: number[] = [];
+  const httpFloor: number[] = [];
+  const failures: string[] = [];
+  ctx.log(`${trials} serial and ${trials} HTTP trials, alternating`);
+  for (let i = 0; i < trials; i++) {
+    // Serial START → recording_started, then STOP.
+    {
+      const started = b.waitStatus('recording_started');
+      const t0 = monoNowUs();
+      client.write('START\r\n');
+      const m = await started;
+      serialLat.push(m.mono_us - t0);
+      serialStamp.push((m.data.trigger_mono_us as number) - t0);
+      const reply = await client.nextLine();
+      if (!reply.line.startsWith('OK START')) failures.push(`serial: ${reply.line}`);
+      const stopped = b.waitStatus('recording_stopped');
+      client.write('STOP\r\n');
+      await stopped;
+      await client.nextLine();
+    }
+    await sleep(5 + Math.random() * 30);
+    // HTTP start_recording → recording_started, then stop.
+    {
+      const started = b.waitStatus('recording_started');
+      const r = post(agent, `${b.url}/api/commands`, { command: 'start_recording' });
+      const m = await started;
+      httpLat.push(m.mono_us - r.sentUs);
+      httpStamp.push((m.data.trigger_mono_us as number) - r.sentUs);
+      const code = await r.done;
+      if (code !== 200) failures.push(`http start: ${code}`);
+      const s = post(agent, `${b.url}/api/commands`, { command: 'stop_recording' });
+      if ((await s.done) !== 200) failures.push('http stop failed');
+    }
+    await sleep(5 + Math.random() * 30);
+    // The bare transports, same pacing.
+    {
+      const line = floorB.nextLine();
+      const t0 = monoNowUs();
+      floorA.write('START\r\n');
+      serialFloor.push((await line).atUs - t0);
+      const r = post(bareAgent, bareUrl, { command: 'start_recording' });
+      await r.done;
+      httpFloor.push(bareEndUs - r.sentUs);
+    }
+    if ((i + 1) % 50 === 0) ctx.log(`${i + 1}/${trials}`);
+  }
+  await serial.stop();
+  await client.close();
+  await floorA.close();
+  await floorB.close();
+  agent.destroy();
+  bareAgent.destroy();
+  bare.close();
+  await b.close();
+  await pty.kill();
+  await floorPty.kill();
+
+  const ratio = (a: number[], base: number[]): string => `${fixed(percentile(a, 50) / percentile(base, 50), 1)} / ${fixed(percentile(a, 99) / percentile(base, 99), 1)}`;
+  const rows: BenchRow[] = [
+    { bench: NAME, figure: `serial START → recording_started, p50 / p99 (${trials})`, value: pcts(serialLat), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(serialLat, serialFloor), goal: '—', ok: failures.length ? false : null },
+    { bench: NAME, figure: `HTTP start → recording_started, p50 / p99 (${trials})`, value: pcts(httpLat), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(httpLat, httpFloor), goal: '—', ok: failures.length ? false : null },
+    { bench: NAME, figure: 'trigger time stamped after the send, serial p50 / p99', value: pcts(serialStamp), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(serialStamp, serialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: 'trigger time stamped after the send, HTTP p50 / p99', value: pcts(httpStamp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(httpStamp, httpFloor), goal: '—', ok: null },
+  ];
+  const notes = [
+    `max: serial ${fixed(Math.max(...serialLat) / 1000, 1)} ms, HTTP ${fixed(Math.max(...httpLat) / 1000, 1)} ms. The stamp is the trigger instant rigcam records (first byte of the line; arrival of the request) and places on the frame clock.`,
+    ...(failures.length ? [`failures: ${failures.slice(0, 5).join('; ')}`] : []),
+  ];
+  return { rows, notes };
+});
