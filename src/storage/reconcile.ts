@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import { PTS_HZ, PTS_WRAP } from '../pipeline/access-unit.ts';
@@ -35,75 +35,107 @@ export async function readTsFrames(file: string): Promise<FileFrame[]> {
 const US_PER_TICK = 1e6 / PTS_HZ;
 
 /**
- * Rows for the frames of `file` from `fromIndex` on, with capture times from the file's own PTS: continued from
+ * Makes the rows of a file's frames, one at a time, with capture times from the file's own PTS: continued from
  * the last known row when there is one, else placed on the monotonic clock nearest the recording's start.
  */
-export function rebuildRows(rec: RecordingRow, frames: FileFrame[], known: { index: number; pts: number; captureUs: number } | null): FrameRow[] {
-  const rows: FrameRow[] = [];
-  let refPts: number;
-  let refUs: number;
-  if (known) {
-    refPts = known.pts;
-    refUs = known.captureUs;
-  } else {
-    // Capture clock modulo 2^33 ticks: take the wrap count that puts the first frame nearest mono0.
-    const first = frames[0]?.ptsRaw ?? 0;
-    const wrapUs = PTS_WRAP * US_PER_TICK;
-    const k = Math.round((rec.mono0_us - first * US_PER_TICK) / wrapUs);
-    refPts = first;
-    refUs = first * US_PER_TICK + k * wrapUs;
+export class RowRebuilder {
+  private refPts: number | null = null;
+  private refUs = 0;
+  private prevPts = 0;
+  private prevUs: number | null;
+  private index: number;
+  private readonly period: number;
+
+  constructor(
+    private readonly rec: RecordingRow,
+    known: { index: number; pts: number; captureUs: number } | null,
+  ) {
+    if (known) {
+      this.refPts = known.pts;
+      this.refUs = known.captureUs;
+      this.prevPts = known.pts;
+    }
+    this.prevUs = known ? known.captureUs : null;
+    this.index = known ? known.index : 0;
+    this.period = rec.fps_nominal > 0 ? 1e6 / rec.fps_nominal : 0;
   }
-  let prevPts = refPts;
-  let prevUs: number | null = known ? known.captureUs : null;
-  const start = known ? known.index : 0;
-  const period = rec.fps_nominal > 0 ? 1e6 / rec.fps_nominal : 0;
-  for (let i = start; i < frames.length; i++) {
-    const f = frames[i]!;
-    const pts = unwrapNear(f.ptsRaw, prevPts);
-    const captureUs = Math.round(refUs + (pts - refPts) * US_PER_TICK);
-    const intervalUs = prevUs === null ? null : captureUs - prevUs;
-    rows.push({
-      recordingId: rec.id,
-      index: i + 1,
+
+  next(f: FileFrame): FrameRow {
+    if (this.refPts === null) {
+      // Capture clock modulo 2^33 ticks: take the wrap count that puts the first frame nearest mono0.
+      const wrapUs = PTS_WRAP * US_PER_TICK;
+      const k = Math.round((this.rec.mono0_us - f.ptsRaw * US_PER_TICK) / wrapUs);
+      this.refPts = this.prevPts = f.ptsRaw;
+      this.refUs = f.ptsRaw * US_PER_TICK + k * wrapUs;
+    }
+    const pts = unwrapNear(f.ptsRaw, this.prevPts);
+    const captureUs = Math.round(this.refUs + (pts - this.refPts) * US_PER_TICK);
+    const intervalUs = this.prevUs === null ? null : captureUs - this.prevUs;
+    this.index += 1;
+    this.prevPts = pts;
+    this.prevUs = captureUs;
+    return {
+      recordingId: this.rec.id,
+      index: this.index,
       captureUs,
-      wallUs: rec.wall0_us + (captureUs - rec.mono0_us),
+      wallUs: this.rec.wall0_us + (captureUs - this.rec.mono0_us),
       intervalUs,
-      missingBefore: intervalUs !== null && period > 0 ? Math.max(0, Math.round(intervalUs / period) - 1) : 0,
+      missingBefore: intervalUs !== null && this.period > 0 ? Math.max(0, Math.round(intervalUs / this.period) - 1) : 0,
       pts: f.ptsRaw,
       keyframe: f.keyframe,
       bytes: f.bytes,
       flags: ['recovered', ...(f.discontinuity ? ['discontinuity'] : [])].join(' '),
-    });
-    prevPts = pts;
-    prevUs = captureUs;
+    };
   }
-  return rows;
 }
 
-/** Rewrite the CSV sidecar from the database (it is derived data; written aside then renamed into place). */
+/** Rows for the frames of a file from index `known.index` on (all of them without `known`). */
+export function rebuildRows(rec: RecordingRow, frames: FileFrame[], known: { index: number; pts: number; captureUs: number } | null): FrameRow[] {
+  const r = new RowRebuilder(rec, known);
+  return frames.slice(known ? known.index : 0).map((f) => r.next(f));
+}
+
+/**
+ * Rewrite the CSV sidecar from the database (it is derived data; written aside then renamed into place). Rows are
+ * streamed from SQLite in pages, so a recording of many hours needs no more memory than a short one.
+ */
 export function rewriteCsv(store: Store, root: string, rec: RecordingRow): void {
   const trial = rec.trial_id !== null ? store.trial(rec.trial_id) : undefined;
   const kind = (store.db.prepare('SELECT backend FROM cameras WHERE id = ?').get(rec.camera_id) as { backend?: string } | undefined)?.backend;
   const ctx = { trial: trial?.number ?? 0, module: moduleName(kind === 'v4l2' || kind === 'rpicam' ? kind : 'test'), deviceId: rec.camera_id, label: trial?.label ?? '' };
-  const lines = [CSV_HEADER];
-  for (const r of store.frames(rec.id))
-    lines.push(
-      csvLine(ctx, {
-        recordingId: rec.id,
-        index: r.frame_index,
-        captureUs: r.capture_us,
-        wallUs: r.wall_us,
-        intervalUs: r.interval_us,
-        missingBefore: r.missing_before,
-        pts: r.pts,
-        keyframe: r.keyframe === 1,
-        bytes: r.bytes,
-        flags: r.flags,
-      }),
-    );
   const csv = path.resolve(root, rec.csv_path);
   const tmp = `${csv}.rebuild`;
-  writeFileSync(tmp, lines.join('\n') + '\n');
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, CSV_HEADER + '\n');
+    const page = store.db.prepare('SELECT * FROM frames WHERE recording_id = ? AND frame_index > ? ORDER BY frame_index LIMIT 5000');
+    let after = 0;
+    for (;;) {
+      const rows = page.all(rec.id, after) as ReturnType<Store['frames']>;
+      if (!rows.length) break;
+      const text = rows
+        .map((r) =>
+          csvLine(ctx, {
+            recordingId: rec.id,
+            index: r.frame_index,
+            captureUs: r.capture_us,
+            wallUs: r.wall_us,
+            intervalUs: r.interval_us,
+            missingBefore: r.missing_before,
+            pts: r.pts,
+            keyframe: r.keyframe === 1,
+            bytes: r.bytes,
+            flags: r.flags,
+          }),
+        )
+        .join('\n');
+      writeSync(fd, text + '\n');
+      after = rows[rows.length - 1]!.frame_index;
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, csv);
 }
 
@@ -119,7 +151,8 @@ export interface ReconcileReport {
 /**
  * A recording left in state `recording` (rigcam was killed, or the power went): read its file back, make the
  * frame rows match the file exactly (rebuild the missing ones from the file's own timestamps, drop rows of frames
- * the file lost in the page cache), mark it `interrupted` and rewrite its CSV. Nothing is deleted from disk.
+ * the file lost in the page cache), mark it `interrupted` and rewrite its CSV. Nothing is deleted from disk. The
+ * file is streamed and rows are written in batches: memory does not grow with the length of the recording.
  */
 export async function reconcileRecording(store: Store, root: string, rec: RecordingRow, log: Logger): Promise<ReconcileReport> {
   const file = path.resolve(root, rec.path);
@@ -129,28 +162,61 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
     log.error({ recording: rec.id, path: rec.path }, 'reconcile: file missing');
     return { recordingId: rec.id, path: rec.path, framesInFile: 0, rowsBefore, rowsRebuilt: 0, rowsRemoved: 0 };
   }
-  const frames = await readTsFrames(file);
-  const existing = store.frames(rec.id);
-  // Keep the logged rows as long as they agree with the file (same PTS at the same index).
+  // The logged rows' PTS, compactly: kept as long as they agree with the file (same PTS at the same index).
+  const knownPts = new Float64Array(rowsBefore);
+  let n = 0;
+  for (const pts of store.db.prepare('SELECT pts FROM frames WHERE recording_id = ? ORDER BY frame_index').pluck().iterate(rec.id) as Iterable<number>)
+    if (n < knownPts.length) knownPts[n++] = pts;
+  let frames = 0;
   let keep = 0;
-  while (keep < existing.length && keep < frames.length && existing[keep]!.pts === frames[keep]!.ptsRaw) keep++;
-  const last = keep > 0 ? existing[keep - 1]! : null;
-  const rebuilt = rebuildRows(rec, frames, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
-  const removed = existing.length - keep;
+  let rebuilder: RowRebuilder | null = null;
+  let batch: FrameRow[] = [];
+  let rebuilt = 0;
+  const flush = (): void => {
+    if (!batch.length) return;
+    store.insertFrames(batch);
+    rebuilt += batch.length;
+    batch = [];
+  };
+  const demux = new TsDemuxer({
+    onAccessUnit: (au) => {
+      const f: FileFrame = { ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes: au.payloadBytes, discontinuity: au.discontinuity };
+      frames += 1;
+      if (!rebuilder && keep < n && knownPts[keep] === f.ptsRaw && keep === frames - 1) {
+        keep += 1;
+        return;
+      }
+      if (!rebuilder) {
+        const last = keep > 0 ? (store.db.prepare('SELECT pts, capture_us FROM frames WHERE recording_id = ? AND frame_index = ?').get(rec.id, keep) as { pts: number; capture_us: number }) : null;
+        rebuilder = new RowRebuilder(rec, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
+      }
+      batch.push(rebuilder.next(f));
+      if (batch.length >= 5000) flush();
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (c) => demux.push(c as Buffer))
+      .on('end', () => resolve())
+      .on('error', reject);
+  });
+  demux.end();
+  flush();
+  const removed = rowsBefore - keep;
   store.db.transaction(() => {
-    if (removed > 0) store.db.prepare('DELETE FROM frames WHERE recording_id = ? AND frame_index > ?').run(rec.id, keep);
-    store.insertFrames(rebuilt);
+    // Rows beyond the file's last frame describe frames the file does not have (lost from the page cache).
+    store.db.prepare('DELETE FROM frames WHERE recording_id = ? AND frame_index > ?').run(rec.id, frames);
     const dropped = (store.db.prepare('SELECT COALESCE(SUM(missing_before), 0) d FROM frames WHERE recording_id = ?').get(rec.id) as { d: number }).d;
     store.finishRecording(rec.id, {
       state: 'interrupted',
-      frames: frames.length,
+      frames,
       dropped,
       bytes: statSync(file).size,
       reason: 'rigcam stopped during the recording; reconciled from the file at start-up',
     });
   })();
   rewriteCsv(store, root, store.recording(rec.id)!);
-  const report = { recordingId: rec.id, path: rec.path, framesInFile: frames.length, rowsBefore, rowsRebuilt: rebuilt.length, rowsRemoved: removed };
+  const report = { recordingId: rec.id, path: rec.path, framesInFile: frames, rowsBefore, rowsRebuilt: rebuilt, rowsRemoved: removed };
   log.warn(report, 'reconciled interrupted recording');
   return report;
 }
