@@ -10,6 +10,7 @@ import type { CameraRuntime } from '../../src/runtime/camera-runtime.ts';
 import type { StatusMessage } from '../../src/runtime/status.ts';
 import { openDatabase, type Db } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
+import { waitForStatus } from '../../test/helpers/wait-status.ts';
 
 export interface BenchCamera {
   id: string;
@@ -62,21 +63,7 @@ export async function startBenchBox(o: BenchBoxOptions): Promise<BenchBox> {
   await box.initialize();
   for (const c of box.cameras.values()) if (c.state !== 'ready') throw new Error(`camera ${c.id} did not start: ${c.lastError}`);
 
-  const waitStatus: BenchBox['waitStatus'] = (name, pred = () => true, timeoutMs = 15_000) =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        box.off('status', on);
-        reject(new Error(`no ${name} status within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const on = (m: StatusMessage): void => {
-        if (m.status === name && pred(m)) {
-          clearTimeout(t);
-          box.off('status', on);
-          resolve(m);
-        }
-      };
-      box.on('status', on);
-    });
+  const waitStatus: BenchBox['waitStatus'] = (name, pred, timeoutMs) => waitForStatus(box, name, pred, timeoutMs);
 
   return {
     box,
