@@ -18,7 +18,6 @@ export function checkSessionName(name: string): string {
   if (path.isAbsolute(name)) throw new PathError(`session name "${printable(name)}" is an absolute path`);
   if (/[/\\]/.test(name)) throw new PathError(`session name "${printable(name)}" contains a path separator`);
   if (name.includes('..')) throw new PathError(`session name "${printable(name)}" contains ".."`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) throw new PathError(`session name "${printable(name)}" contains control characters`);
   if (!SESSION_NAME_RE.test(name))
     throw new PathError(`session name "${printable(name)}" may only use letters, digits, ".", "_" and "-" and must start with a letter or digit`);
@@ -26,7 +25,6 @@ export function checkSessionName(name: string): string {
 }
 
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 80);
 }
 
