@@ -16,11 +16,10 @@ export interface FileFrame {
   discontinuity: boolean;
 }
 
-/** Read a TS file back frame by frame with the project's demuxer (streaming: files can be gigabytes). */
-export async function readTsFrames(file: string): Promise<FileFrame[]> {
-  const frames: FileFrame[] = [];
+/** Stream a TS file through the project's demuxer, one frame at a time (files can be gigabytes). */
+export async function forEachTsFrame(file: string, onFrame: (f: FileFrame) => void): Promise<void> {
   const demux = new TsDemuxer({
-    onAccessUnit: (au) => frames.push({ ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes: au.payloadBytes, discontinuity: au.discontinuity }),
+    onAccessUnit: (au) => onFrame({ ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes: au.payloadBytes, discontinuity: au.discontinuity }),
   });
   await new Promise<void>((resolve, reject) => {
     createReadStream(file, { highWaterMark: 1 << 20 })
@@ -29,6 +28,12 @@ export async function readTsFrames(file: string): Promise<FileFrame[]> {
       .on('error', reject);
   });
   demux.end();
+}
+
+/** All frames of a TS file, in order. */
+export async function readTsFrames(file: string): Promise<FileFrame[]> {
+  const frames: FileFrame[] = [];
+  await forEachTsFrame(file, (f) => frames.push(f));
   return frames;
 }
 
@@ -178,29 +183,19 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
     rebuilt += batch.length;
     batch = [];
   };
-  const demux = new TsDemuxer({
-    onAccessUnit: (au) => {
-      const f: FileFrame = { ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes: au.payloadBytes, discontinuity: au.discontinuity };
-      frames += 1;
-      if (!rebuilder && keep < n && knownPts[keep] === f.ptsRaw && keep === frames - 1) {
-        keep += 1;
-        return;
-      }
-      if (!rebuilder) {
-        const last = keep > 0 ? (store.db.prepare('SELECT pts, capture_us FROM frames WHERE recording_id = ? AND frame_index = ?').get(rec.id, keep) as { pts: number; capture_us: number }) : null;
-        rebuilder = new RowRebuilder(rec, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
-      }
-      batch.push(rebuilder.next(f));
-      if (batch.length >= 5000) flush();
-    },
+  await forEachTsFrame(file, (f) => {
+    frames += 1;
+    if (!rebuilder && keep < n && knownPts[keep] === f.ptsRaw && keep === frames - 1) {
+      keep += 1;
+      return;
+    }
+    if (!rebuilder) {
+      const last = keep > 0 ? (store.db.prepare('SELECT pts, capture_us FROM frames WHERE recording_id = ? AND frame_index = ?').get(rec.id, keep) as { pts: number; capture_us: number }) : null;
+      rebuilder = new RowRebuilder(rec, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
+    }
+    batch.push(rebuilder.next(f));
+    if (batch.length >= 5000) flush();
   });
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file, { highWaterMark: 1 << 20 })
-      .on('data', (c) => demux.push(c as Buffer))
-      .on('end', () => resolve())
-      .on('error', reject);
-  });
-  demux.end();
   flush();
   const removed = rowsBefore - keep;
   store.db.transaction(() => {
