@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { isNode, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
@@ -66,7 +66,22 @@ export function readConfigFile(file: string): Config {
     const problems = doc.errors.map((e) => e.message.split('\n')[0] ?? e.message);
     throw new ConfigError(`invalid YAML in ${file}:\n  ${problems.join('\n  ')}`, file, problems);
   }
+  // Explicit tags (!!binary, !!js/regexp, custom !tags) build values no key of the config can take; refuse them by
+  // name instead of letting a Buffer reach the schema and produce an error that lists its methods.
+  const tagged: string[] = [];
+  visit(doc, (_key, node) => {
+    // The parser sets `tag` only where the file writes one.
+    if (isNode(node) && node.tag) {
+      const tag = node.tag.replace('tag:yaml.org,2002:', '!!');
+      tagged.push(`line ${lineOf(text, node.range?.[0] ?? 0)}: YAML tag ${tag} is not supported; write a plain value`);
+    }
+  });
+  if (tagged.length) throw new ConfigError(`invalid config ${file}:\n  ${tagged.join('\n  ')}`, file, tagged);
   return parseConfig(doc.toJS(), file);
+}
+
+function lineOf(text: string, offset: number): number {
+  return text.slice(0, offset).split('\n').length;
 }
 
 /**

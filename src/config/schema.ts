@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
@@ -11,6 +12,23 @@ import { diskConfigSchema } from '../disk/thresholds.ts';
 const cameraId = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera id: 1-32 letters, digits, "-" or "_", starting with a letter or digit');
+
+/**
+ * A directory rigcam writes into: never the root file system itself nor a kernel pseudo file system, where a
+ * write would fail later (or worse, do something) far from the config key that caused it.
+ */
+const FORBIDDEN_DIRS = ['/proc', '/sys', '/dev'];
+const writableDir = z
+  .string()
+  .min(1)
+  .refine((d) => path.resolve(d) !== '/', 'must not be the root directory "/"')
+  .refine(
+    (d) => !FORBIDDEN_DIRS.some((f) => path.resolve(d) === f || path.resolve(d).startsWith(`${f}/`)),
+    `must not be under ${FORBIDDEN_DIRS.join(', ')}`,
+  );
+
+/** The charset first boot and the image builder accept: what fits in an HTTP header unquoted. */
+const TOKEN_RE = /^[A-Za-z0-9._~+/=-]{16,256}$/;
 
 const size = { width: z.number().int().min(16).max(8192), height: z.number().int().min(16).max(8192) };
 
@@ -35,9 +53,9 @@ export const cameraSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   /** Where the database and service state live. */
-  data_dir: z.string().min(1).default('./data'),
+  data_dir: writableDir.default('./data'),
   /** The recordings root: nothing is ever written outside it. Default: <data_dir>/recordings. */
-  recordings_dir: z.string().min(1).optional(),
+  recordings_dir: writableDir.optional(),
   cameras: z
     .array(cameraSchema)
     .default([{ id: 'cam0', source: 'test', width: 1280, height: 720, fps: 30, encoder: 'auto', gop_seconds: 1, bitrate_kbps: 4000, armed: true }])
@@ -65,7 +83,12 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8080),
       /** Bearer token for mutating routes, data and preview. Required to listen beyond loopback. */
-      token: z.string().min(16, 'token: at least 16 characters').nullable().default(null),
+      token: z
+        .string()
+        .min(16, 'token: at least 16 characters')
+        .regex(TOKEN_RE, 'token: 16-256 of letters, digits and . _ ~ + / = - (no spaces, no other characters)')
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   supervisor: z

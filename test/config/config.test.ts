@@ -71,3 +71,59 @@ describe('config', () => {
     assert.match(bad.stderr, /recording\.preroll_seconds: .*expected number/);
   });
 });
+
+describe('config: values that pass the types but cannot work', () => {
+  const bad = (raw: unknown, re: RegExp): void => {
+    assert.throws(() => parseConfig(raw), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.problems.join('\n'), re);
+      return true;
+    });
+  };
+
+  it('refuses thresholds out of range: 150%, 100%, 1e30 MB, 1e9 GB', () => {
+    bad({ disk: { stop_free: '150%' } }, /disk\.stop_free: .*below 100%/);
+    bad({ disk: { warn_free: '100%' } }, /disk\.warn_free: .*below 100%/);
+    bad({ disk: { min_free_to_start: 1e30 } }, /disk\.min_free_to_start: .*at most/);
+    bad({ disk: { retention: { keep_free: '1000000000GB' } } }, /disk\.retention\.keep_free/);
+    // the largest sane values still pass
+    assert.equal(parseConfig({ disk: { warn_free: '99%', stop_free: '1%', min_free_to_start: '2%' } }).disk.warn_free, '99%');
+  });
+
+  it('refuses a stop level at or above the start or warning level (same units only)', () => {
+    bad({ disk: { stop_free: '600MB' } }, /disk\.stop_free: .*must be below min_free_to_start \(500MB\)/);
+    bad({ disk: { stop_free: '2GB', min_free_to_start: '3GB' } }, /disk\.stop_free: .*must be below warn_free \(2GB\)/);
+    bad({ disk: { stop_free: '5%', min_free_to_start: '5%', warn_free: '10%' } }, /must be below min_free_to_start/);
+    bad({ disk: { stop_free: 500, min_free_to_start: '0.4GB' } }, /must be below min_free_to_start/);
+    // a percentage against an amount needs the volume's size: not judged here
+    assert.equal(parseConfig({ disk: { stop_free: '1%', min_free_to_start: '500MB' } }).disk.stop_free, '1%');
+  });
+
+  it('refuses "/" and kernel pseudo file systems as data or recordings directory', () => {
+    bad({ recordings_dir: '/' }, /recordings_dir: must not be the root directory/);
+    bad({ data_dir: '/proc/self' }, /data_dir: must not be under \/proc/);
+    bad({ data_dir: '/sys' }, /data_dir: must not be under/);
+    bad({ recordings_dir: '/dev/shm/x' }, /recordings_dir: must not be under/);
+    bad({ recordings_dir: '/tmp/../' }, /recordings_dir: must not be the root/);
+    assert.equal(parseConfig({ data_dir: '/procedures' }).data_dir, '/procedures');
+  });
+
+  it('refuses a token that can never match a request header', () => {
+    bad({ http: { token: ' '.repeat(16) } }, /http\.token: .*no spaces/);
+    bad({ http: { token: 'ümlaut-token-ümlaut-token' } }, /http\.token/);
+    bad({ http: { token: 'short' } }, /http\.token: token: at least 16/);
+    assert.equal(parseConfig({ http: { token: 'abcdefghijklmnop_+/=' } }).http.token, 'abcdefghijklmnop_+/=');
+  });
+
+  it('refuses YAML tags with a plain message naming the line', () => {
+    const f = file('tag.yaml', 'data_dir: ./d\nhttp:\n  token: !!binary aGVsbG8taGVsbG8taGVsbG8=\n');
+    assert.throws(() => readConfigFile(f), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const text = err.problems.join('\n');
+      assert.match(text, /line 3: YAML tag !!binary is not supported/);
+      assert.doesNotMatch(text, /readUInt|toJSON|Buffer/);
+      return true;
+    });
+    assert.throws(() => readConfigFile(file('tag2.yaml', 'log: !custom {level: info}\n')), /YAML tag !custom is not supported/);
+  });
+});
