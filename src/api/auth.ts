@@ -63,3 +63,29 @@ export function requireJson(req: Request, _res: Response, next: NextFunction): v
   if (/^application\/json\s*(;|$)/i.test(req.get('content-type') ?? '')) return next();
   next(new HttpError(415, 'body: send Content-Type: application/json (an empty object {} when there is nothing to say)', 'content-type'));
 }
+
+/**
+ * The API answers the box's own page and non-browser clients only. A page on another site can still make a
+ * browser send simple requests (an <img> of the preview holding a decoder slot, a link to a download, an
+ * EventSource): browsers mark those `Sec-Fetch-Site: cross-site` (or `same-site` from another port of the box)
+ * and send an `Origin` on every non-GET. Clients that send neither header (curl, scripts) are not browsers.
+ */
+export function sameOriginOnly(req: Request, _res: Response, next: NextFunction): void {
+  const site = req.get('sec-fetch-site');
+  if (site && site !== 'same-origin' && site !== 'none') {
+    return next(new HttpError(403, `cross-site request refused (Sec-Fetch-Site: ${site.slice(0, 40)}): use the box's own page or a script`, 'sec-fetch-site'));
+  }
+  const origin = req.get('origin');
+  if (origin !== undefined) {
+    let host: string | null = null;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = null;
+    }
+    if (host === null || host.toLowerCase() !== (req.get('host') ?? '').toLowerCase()) {
+      return next(new HttpError(403, `origin "${origin.slice(0, 100)}" refused: only the box's own page may call the API`, 'origin'));
+    }
+  }
+  next();
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Response } from 'express';
 import type { Config } from '../config/schema.ts';
 import { monoNowUs } from '../runtime/command-types.ts';
-import { loopbackHostOnly } from './auth.ts';
+import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
@@ -60,6 +60,7 @@ export function createApp(d: HttpDeps): express.Express {
     next();
   });
   app.use(loopbackHostOnly(d.config.http.token));
+  app.use('/api', sameOriginOnly);
 
   const doc = openApiDocument(packageVersion());
   app.get('/api/health', (req, res) => {
