@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelSchema } from '../../text/label.ts';
 
 /**
  * The `gpio` section of the box configuration. Lines are BCM numbers, i.e. offsets on the
@@ -23,7 +24,7 @@ const gpioInputRawSchema = z.strictObject({
   /** Active pulses shorter than this are ignored; actions wait for it and keep the original edge time. */
   min_pulse_ms: z.number().min(0).max(60_000).default(0),
   /** Marker label (mode `marker`); defaults to `gpio<line>`. */
-  label: z.string().min(1).max(64).optional(),
+  label: labelSchema(64).min(1).optional(),
   /** The line that stops recording in mode `start_stop` (same polarity, bias and timing as `line`). */
   stop_line: lineNumber.optional(),
 });
