@@ -125,27 +125,3 @@ export type BoxStatus = {
   cameras: CameraStatus[];
   disk: DiskStatus | null;
 };
-
-export const STATUS_NAMES = [
-  'ready',
-  'device_ready',
-  'device_error',
-  'device_released',
-  'recording_started',
-  'recording_stopped',
-  'recording_paused',
-  'recording_resumed',
-  'session_started',
-  'session_stopped',
-  'config_applied',
-  'control_changed',
-  'capabilities',
-  'marker',
-  'source_exited',
-  'source_started',
-  'segment_started',
-  'telemetry',
-  'error',
-  'warning',
-  'status_report',
-] as const satisfies readonly StatusName[];

@@ -19,6 +19,8 @@ interface ActiveTrial {
   row: TrialRow;
   session: SessionRow;
   cameras: string[];
+  /** Recordings of cameras that left mid-trial (unplugged, unassigned): finalised, part of the trial's outcome. */
+  lost: RecordingSummary[];
   state: Exclude<TrialState, 'idle'>;
   stopping: Promise<RecordingSummary[]> | null;
 }
@@ -135,7 +137,7 @@ export class TrialController {
     sessionDir(this.o.root, name);
     const label = p.trial_label ?? p.label ?? '';
     const row = this.o.store.createTrial({ sessionId: session.id, number, label, triggerSource: ctx.source, triggerMonoUs: ctx.triggerMonoUs, metadata: p.metadata ?? {} });
-    const trial: ActiveTrial = { row, session, cameras: [], state: 'recording', stopping: null };
+    const trial: ActiveTrial = { row, session, cameras: [], lost: [], state: 'recording', stopping: null };
     const recordings: StatusDataMap['recording_started']['recordings'] = [];
     try {
       for (const rt of cams) {
@@ -193,7 +195,7 @@ export class TrialController {
     t.state = 'stopping';
     t.stopping ??= (async () => {
       const per = await Promise.all(t.cameras.map(async (id) => (await this.o.cameras.get(id)?.stopRecording(atUs, reason)) ?? []));
-      const summaries = per.flat();
+      const summaries = [...t.lost, ...per.flat()];
       const state = summaries.some((s) => s.state === 'interrupted') ? 'interrupted' : 'complete';
       this.o.store.setTrialState(t.row.id, state);
       this.trial = null;
@@ -244,7 +246,7 @@ export class TrialController {
       await this.stopTrial(atUs, reason);
       return;
     }
-    await this.o.cameras.get(id)?.stopRecording(atUs, reason);
+    t.lost.push(...((await this.o.cameras.get(id)?.stopRecording(atUs, reason)) ?? []));
     t.cameras = t.cameras.filter((c) => c !== id);
   }
 
@@ -259,6 +261,7 @@ export class TrialController {
     const alone = t.cameras.length === 1;
     if (!alone) t.cameras = t.cameras.filter((c) => c !== id);
     const recordings = await rt.abortRecording(reason, 'interrupted');
+    if (!alone) t.lost.push(...recordings);
     if (alone) await this.stopTrial(atUs, reason);
     return recordings;
   }
