@@ -35,16 +35,18 @@ export interface BoxOptions {
  * telemetry, remux, plus those the service adds: GPIO outputs, SSE, watchdog) on the typed event bus.
  */
 export class BoxRuntime implements CommandHandler {
+  /** For extensions (src/runtime/extensions and the *-extension modules beside their concern) only. */
   readonly bus = new EventBus();
+  /** The queue; `raise` (internal commands) is for the runtime itself and tests. Transports use handleCommand. */
   readonly commands: CommandBus;
-  readonly registry: CameraRegistry;
-  readonly trials: TrialController;
-  readonly disk: DiskExtension;
+  private readonly registry: CameraRegistry;
+  private readonly trials: TrialController;
+  private readonly disk: DiskExtension;
   private readonly extensions: Extension[] = [];
   private started = false;
-  private closing = false;
+  private closing: Promise<void> | null = null;
 
-  constructor(readonly o: BoxOptions) {
+  constructor(private readonly o: BoxOptions) {
     const { config, store, log, root } = o;
     const bus = this.bus;
     this.registry = new CameraRegistry({ config, store, log, bus });
@@ -121,9 +123,13 @@ export class BoxRuntime implements CommandHandler {
    * Refuse new commands from transports, stop any trial through the queue (after the commands already queued;
    * files finalised), release every camera, then stop the extensions in reverse order (the journal stays).
    */
-  async shutdown(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+  shutdown(): Promise<void> {
+    // A second caller (SIGTERM during a module quit) waits for the same finalisation.
+    this.closing ??= this.close();
+    return this.closing;
+  }
+
+  private async close(): Promise<void> {
     void this.commands.close();
     await this.commands.raise('shutdown', {});
     await Promise.all(this.registry.list().map((c) => c.unassign()));
