@@ -11,7 +11,7 @@ import type { SourceExit } from '../sources/supervisor.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl } from '../cameras/controls.ts';
 import { monoNowUs } from './command-types.ts';
-import { pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
+import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
 
@@ -189,15 +189,9 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     if (p) await p.stop(timeoutMs);
   }
 
-  /** Which changes need a new source process. */
-  static needsRestart(a: CameraConfig, b: CameraConfig): boolean {
-    const keys: Array<keyof CameraConfig> = ['source', 'device', 'input_format', 'width', 'height', 'fps', 'encoder', 'gop_seconds', 'bitrate_kbps'];
-    return keys.some((k) => a[k] !== b[k]);
-  }
-
   async applyConfig(changes: Partial<CameraConfig>): Promise<{ restarted: boolean; camera: DeviceReady }> {
     const next = cameraSchema.parse({ ...this.cfg, ...changes });
-    if (this.pipeline && CameraRuntime.needsRestart(this.cfg, next)) {
+    if (this.pipeline && needsRestart(this.cfg, next)) {
       await this.assign(next);
       return { restarted: true, camera: this.describe() };
     }

@@ -86,3 +86,9 @@ export async function pickEncoder(cam: CameraConfig): Promise<ConcreteEncoder | 
   const format = cam.input_format === 'h264' ? 'H264' : cam.input_format === 'mjpeg' ? 'MJPG' : 'YUYV';
   return chooseEncoder({ mode: { format }, ffmpegEncoders: encoders, m2mDeviceExists: m2m !== null, override: cam.encoder }) as ConcreteEncoder;
 }
+
+/** Which changes need a new source process. */
+export function needsRestart(a: CameraConfig, b: CameraConfig): boolean {
+  const keys: Array<keyof CameraConfig> = ['source', 'device', 'input_format', 'width', 'height', 'fps', 'encoder', 'gop_seconds', 'bitrate_kbps'];
+  return keys.some((k) => a[k] !== b[k]);
+}

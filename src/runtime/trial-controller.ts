@@ -11,7 +11,7 @@ import type { ExecContext } from './command-bus.ts';
 import type { markSchema, startRecordingSchema, startSessionSchema } from './commands.ts';
 import { CommandError } from './errors.ts';
 import type { EventBus } from './event-bus.ts';
-import type { BoxStatus, StatusDataMap, StoppedRecording } from './status.ts';
+import type { BoxStatus, StatusDataMap, StoppedRecording, TrialRef } from './status.ts';
 
 export type TrialState = 'idle' | 'recording' | 'paused' | 'stopping';
 
@@ -78,7 +78,7 @@ export class TrialController {
     return this.trial;
   }
 
-  private ref(t: ActiveTrial): { session: string; trial: number; trial_id: number } {
+  private ref(t: ActiveTrial): TrialRef {
     return { session: t.session.name, trial: t.row.number, trial_id: t.row.id };
   }
 
@@ -167,7 +167,7 @@ export class TrialController {
   }
 
   /** Stop the running trial (files finalised), with a reason when rigcam itself stops it. */
-  async stop(atUs: number, reason: string | null): Promise<TrialRefWith<{ recordings: StoppedRecording[] }>> {
+  async stop(atUs: number, reason: string | null): Promise<TrialRef & { recordings: StoppedRecording[] }> {
     const t = this.active();
     const summaries = await this.stopTrial(atUs, reason);
     return { ...this.ref(t), recordings: summaries.map((s) => this.stopped(s)) };
@@ -282,5 +282,3 @@ export class TrialController {
     };
   }
 }
-
-type TrialRefWith<T> = { session: string; trial: number; trial_id: number } & T;
