@@ -1,9 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Response } from 'express';
 import type { Logger } from '../log/logger.ts';
-import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
-import type { CameraRuntime } from '../runtime/camera-runtime.ts';
+import type { CameraRuntime, FrameSource } from '../runtime/camera-runtime.ts';
 import { MpjpegParser } from './mpjpeg-parser.ts';
 
 export const MJPEG_BOUNDARY = 'rigcamframe';
@@ -51,11 +50,13 @@ export class CameraPreview {
   readonly viewers = new Set<Viewer>();
   latest: { jpeg: Buffer; atMs: number } | null = null;
   private ff: ChildProcessWithoutNullStreams | null = null;
-  private fed: CameraPipeline | null = null;
+  private fed: FrameSource | null = null;
+  private source: FrameSource | null = null;
+  /** Set while viewers watch: detaches from the camera's stream changes. */
+  private detach: (() => void) | null = null;
   private waitingKey = true;
   private run = -1;
   private choked = false;
-  private watch: NodeJS.Timeout | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private stderrTail = '';
   private readonly onFrame = (f: CapturedFrame): void => this.feed(f);
@@ -81,7 +82,7 @@ export class CameraPreview {
     res.on('close', () => this.remove(v));
     // A fresh image at once, so a page shows something before the next keyframe is decoded.
     if (this.latest && Date.now() - this.latest.atMs < 3000) this.send(v, part(this.latest.jpeg));
-    if (!this.watch) this.begin();
+    if (!this.detach) this.begin();
     return true;
   }
 
@@ -98,26 +99,30 @@ export class CameraPreview {
   }
 
   private begin(): void {
-    // The camera's pipeline changes on re-assignment or apply_config: follow it.
-    this.watch = setInterval(() => {
-      if ((this.camera()?.pipeline ?? null) !== this.fed) this.restart();
-    }, 1000);
-    this.watch.unref();
-    this.restart();
+    // The camera's stream changes on re-assignment or apply_config: the camera tells, the decoder follows.
+    const cam = this.camera();
+    if (!cam) return;
+    this.detach = cam.attachSink({
+      setSource: (s) => {
+        this.source = s;
+        if (s !== this.fed) this.restart();
+      },
+    });
   }
 
   private end(): void {
-    if (this.watch) clearInterval(this.watch);
+    this.detach?.();
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.watch = this.restartTimer = null;
+    this.detach = this.restartTimer = null;
+    this.source = null;
     this.stopDecoder();
   }
 
   private restart(): void {
     this.stopDecoder();
-    const pipeline = this.camera()?.pipeline ?? null;
+    const pipeline = this.source;
     this.fed = pipeline;
-    if (!pipeline) return; // unassigned: the watch picks the camera up again when it comes back
+    if (!pipeline) return; // unassigned: the camera tells when it has a stream again
     const ff = spawn('ffmpeg', [...decodeArgs(this.o), '-f', 'mpjpeg', 'pipe:1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.ff = ff;
     this.waitingKey = true;
@@ -141,7 +146,7 @@ export class CameraPreview {
       this.fed?.off('frame', this.onFrame);
       this.o.log.warn({ camera: this.cameraId, code, signal, stderr: this.stderrTail.trim().slice(-500) }, 'preview decoder exited');
       // Viewers still watching: try again shortly (not in a tight loop).
-      if (this.viewers.size && this.watch) this.restartTimer = setTimeout(() => this.restart(), 1000);
+      if (this.viewers.size && this.detach) this.restartTimer = setTimeout(() => this.restart(), 1000);
     });
     // Start from the newest keyframe already held, so the first image comes at once, not at the next GOP.
     const held = pipeline.ring.fromKeyframeAtOrBefore(Number.POSITIVE_INFINITY);
@@ -203,6 +208,12 @@ export class CameraPreview {
   }
 }
 
+export interface PreviewState {
+  viewers: number;
+  running: boolean;
+  pid: number | null;
+}
+
 /** Every camera's preview, plus one-shot snapshots. */
 export class PreviewHub {
   private readonly previews = new Map<string, CameraPreview>();
@@ -226,7 +237,7 @@ export class PreviewHub {
   }
 
   /** What the preview of a camera costs right now (for status and tests). */
-  state(cameraId: string): { viewers: number; running: boolean; pid: number | null } {
+  state(cameraId: string): PreviewState {
     const p = this.previews.get(cameraId);
     return { viewers: p?.viewers.size ?? 0, running: p?.running ?? false, pid: p?.pid ?? null };
   }
@@ -247,7 +258,7 @@ export class PreviewHub {
   }
 
   private decodeNewestKeyframe(cameraId: string, timeoutMs: number): Promise<Buffer> {
-    const pipeline = this.cameras.get(cameraId)?.pipeline;
+    const pipeline = this.cameras.get(cameraId)?.frameSource();
     const psi = pipeline?.psi;
     const key = pipeline?.ring.fromKeyframeAtOrBefore(Number.POSITIVE_INFINITY)[0];
     if (!pipeline || !psi || !key?.au.keyframe) return Promise.reject(new Error(`camera ${cameraId} has no video yet`));

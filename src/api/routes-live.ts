@@ -1,14 +1,10 @@
 import express, { type Router } from 'express';
-import type { StatusMessage } from '../runtime/status.ts';
 import { requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
 import { MJPEG_BOUNDARY } from './preview.ts';
 import { cameraOr404 } from './routes-control.ts';
 import { tokenQuery } from './schemas.ts';
-
-/** An event-stream client this far behind is dropped rather than buffered without bound. */
-const MAX_SSE_BACKLOG = 1024 * 1024;
 
 export function liveRoutes(c: ApiContext): Router {
   const r = express.Router();
@@ -17,30 +13,7 @@ export function liveRoutes(c: ApiContext): Router {
 
   r.get('/events', authLink, (req, res) => {
     parsePart('query', tokenQuery, req.query);
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write('retry: 3000\n: rigcam events\n\n');
-    const onStatus = (m: StatusMessage): void => {
-      if (res.writableEnded) return; // ended by a server close; 'close' removes this listener shortly
-      if (res.writableLength > MAX_SSE_BACKLOG) {
-        res.destroy();
-        return;
-      }
-      res.write(`data: ${JSON.stringify(m)}\n\n`);
-    };
-    // Proxies and phones drop silent connections: a comment line now and then keeps it open.
-    const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), c.sseKeepAliveMs ?? 15_000);
-    c.box.on('status', onStatus);
-    c.streams.add(res);
-    res.on('close', () => {
-      clearInterval(keepAlive);
-      c.box.off('status', onStatus);
-      c.streams.delete(res);
-    });
+    c.events.add(res);
   });
 
   r.get('/cameras/:id/preview.mjpeg', authLink, (req, res) => {
