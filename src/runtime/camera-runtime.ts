@@ -6,7 +6,7 @@ import { CameraPipeline, firstKeyframe } from '../pipeline/camera-pipeline.ts';
 import { CameraRecorder } from '../recording/camera-recorder.ts';
 import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
-import type { SourceExit } from '../sources/supervisor.ts';
+import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import { chooseEncoder, findHardwareEncoderDevice, listFfmpegEncoders } from '../cameras/encoder-choice.ts';
 import { buildProbeResult, type ProbeResult } from '../cameras/probe.ts';
 import { runTool } from '../cameras/run-tool.ts';
