@@ -9,7 +9,7 @@ import { loopbackHostOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
-import { PreviewHub } from './preview.ts';
+import { PreviewHub } from '../pipeline/preview.ts';
 import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
 import { dataRoutes } from './routes-data.ts';
@@ -48,7 +48,7 @@ const contexts = new WeakMap<express.Express, ApiContext>();
 const serverContexts = new WeakMap<Server, ApiContext>();
 
 export function createApp(d: HttpDeps): express.Express {
-  const c: ApiContext = { ...d, hub: new PreviewHub(d.box.cameras, { ...d.preview, log: d.log }), streams: new Set<Response>() };
+  const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.pipeline ?? null, { ...d.preview, log: d.log }), streams: new Set<Response>() };
   const app = express();
   contexts.set(app, c);
   app.disable('x-powered-by');
