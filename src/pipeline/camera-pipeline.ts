@@ -21,7 +21,7 @@ type SupervisedSource = SourceSpec & ChildSpec;
  * a few frame periods plus a margin for encoder start, pipe buffering and a loaded machine.
  */
 export function sourceStallMs(fps: number): number {
-  return Math.ceil((4 * 1000) / Math.max(fps, 0.1)) + 3000;
+  return Math.ceil((4 * 1000) / Math.max(fps, 0.1)) + 5000;
 }
 /** Before its first output a source may take longer (device open, encoder start, rpicam's camera start). */
 export const SOURCE_FIRST_OUTPUT_MS = 20_000;
