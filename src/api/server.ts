@@ -9,7 +9,7 @@ import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
-import { PreviewHub } from './preview.ts';
+import { PreviewHub } from '../pipeline/preview.ts';
 import { EventStreams } from './sse.ts';
 import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
@@ -51,7 +51,7 @@ const serverContexts = new WeakMap<Server, ApiContext>();
 export function createApp(d: HttpDeps): express.Express {
   const events = new EventStreams(d.box, d.sseKeepAliveMs);
   d.box.use(events); // ended with the box too
-  const c: ApiContext = { ...d, hub: new PreviewHub(d.box.cameras, { ...d.preview, log: d.log }), events };
+  const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.frameSource() ?? null, { ...d.preview, log: d.log }), events };
   const app = express();
   contexts.set(app, c);
   app.disable('x-powered-by');
