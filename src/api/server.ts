@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Response } from 'express';
 import type { Config } from '../config/schema.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { loopbackHostOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';

@@ -5,7 +5,7 @@ import { parseConfig, recordingsRoot } from '../config/load.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { checkSessionName } from '../recording/paths.ts';
 import { remuxToMp4 } from '../recording/remux.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';

@@ -7,7 +7,7 @@ import { openStoreWithRecovery } from '../storage/open-store.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
 import { notifyReady, notifyStopping, startWatchdogPings } from '../service/sd-notify.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';

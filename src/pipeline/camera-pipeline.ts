@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.ts';
 import { SourceSupervisor, type BackoffOptions, type SourceExit } from '../sources/supervisor.ts';
 import type { SourceSpec } from '../sources/source-spec.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { CaptureClock } from './capture-clock.ts';
 import type { AccessUnit } from './access-unit.ts';
 import type { CapturedFrame } from './captured-frame.ts';

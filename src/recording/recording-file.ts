@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { wallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { Store } from '../storage/store.ts';
@@ -62,8 +63,7 @@ export class RecordingFile {
   private closed: Promise<RecordingSummary> | null = null;
 
   constructor(private readonly o: RecordingFileOptions) {
-    const mono0 = Number(process.hrtime.bigint() / 1000n);
-    const wall0 = Date.now() * 1000;
+    const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);

@@ -12,7 +12,8 @@ import { remuxToMp4 } from '../recording/remux.ts';
 import { moduleName } from '../recording/timing-csv.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import { CameraRuntime } from './camera-runtime.ts';
-import { monoNowUs, type CommandContext, type CommandHandler, type CommandResult } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
+import type { CommandContext, CommandHandler, CommandResult } from './command-types.ts';
 import {
   applyConfigSchema,
   assignDeviceSchema,

@@ -12,7 +12,7 @@ import { buildProbeResult, type ProbeResult } from '../cameras/probe.ts';
 import { runTool } from '../cameras/run-tool.ts';
 import { parseListCtrls, type V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl } from '../cameras/controls.ts';
-import { monoNowUs } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { discoverCsiCameras } from '../cameras/discovery.ts';
 import { rpicamEncoderFor } from '../sources/rpicam-source.ts';
 
