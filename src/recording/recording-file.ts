@@ -3,8 +3,9 @@ import { wallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { Store } from '../storage/store.ts';
-import { FrameTimer, type FrameRow } from './frame-row.ts';
-import { TimingCsvWriter, type CsvContext } from './timing-csv.ts';
+import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
+import type { CsvContext } from '../timing/csv-format.ts';
+import { TimingCsvWriter } from './timing-csv.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
 
 export interface RecordingFileOptions {

@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
 import { remuxToMp4 } from '../recording/remux.ts';
-import { moduleName } from '../recording/timing-csv.ts';
+import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import { CameraRuntime } from './camera-runtime.ts';
 import { monoNowUs } from '../clock.ts';

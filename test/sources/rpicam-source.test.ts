@@ -12,7 +12,7 @@ import { CaptureClock } from '../../src/pipeline/capture-clock.ts';
 import type { CapturedFrame } from '../../src/pipeline/captured-frame.ts';
 import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
 import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
-import { CSV_HEADER, moduleName } from '../../src/recording/timing-csv.ts';
+import { CSV_HEADER, moduleName } from '../../src/timing/csv-format.ts';
 import { monoNowUs, wallMinusMonoUs } from '../../src/clock.ts';
 import {
   originFromAnnounced,
