@@ -7,8 +7,8 @@ import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
 import { runDoctor } from './doctor.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store } from '../storage/store.ts';
+import { openStore } from '../storage/open-store.ts';
+import type { Store } from '../storage/store.ts';
 import path from 'node:path';
 
 const program = new Command();
@@ -144,7 +144,7 @@ recordingsCmd
 function withStore(fn: (store: Store) => void): void {
   try {
     const { config } = loadConfig(program.opts<{ config?: string }>().config);
-    const store = new Store(openDatabase(path.resolve(config.data_dir, 'rigcam.db')));
+    const store = openStore(path.resolve(config.data_dir, 'rigcam.db'));
     try {
       fn(store);
     } finally {

@@ -57,6 +57,11 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
   return { store, quarantined, rebuilt, reconciled };
 }
 
+/** The database for a one-off command (no recovery: `rigcam serve` does that at start-up). */
+export function openStore(file: string): Store {
+  return new Store(openDatabase(file));
+}
+
 const FILE_RE = /^(.+)_trial(\d{3,})_([A-Za-z0-9][A-Za-z0-9_-]*?)(?:_seg(\d{2,}))?\.ts$/;
 
 async function probeSize(file: string): Promise<{ width: number; height: number }> {
