@@ -7,8 +7,8 @@ import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
 import { runDoctor } from './doctor.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store } from '../storage/store.ts';
+import { openStore } from '../storage/open-store.ts';
+import type { Store } from '../storage/store.ts';
 import path from 'node:path';
 
 const program = new Command();
@@ -118,9 +118,7 @@ recordingsCmd
   .option('--json', 'print JSON')
   .action((opts: { json?: boolean }) => {
     withStore((store) => {
-      const rows = store.db
-        .prepare('SELECT id, path, state, frame_count, dropped, bytes, offloaded_at, deleted_at, started_at FROM recordings ORDER BY id DESC')
-        .all() as Array<Record<string, unknown>>;
+      const rows = store.listRecordings();
       if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
       else
         for (const r of rows)
@@ -146,11 +144,11 @@ recordingsCmd
 function withStore(fn: (store: Store) => void): void {
   try {
     const { config } = loadConfig(program.opts<{ config?: string }>().config);
-    const db = openDatabase(path.resolve(config.data_dir, 'rigcam.db'));
+    const store = openStore(path.resolve(config.data_dir, 'rigcam.db'));
     try {
-      fn(new Store(db));
+      fn(store);
     } finally {
-      db.close();
+      store.close();
     }
   } catch (err) {
     fail(err, err instanceof ConfigError ? 2 : 1);
