@@ -46,7 +46,11 @@ const contexts = new WeakMap<express.Express, ApiContext>();
 const serverContexts = new WeakMap<Server, ApiContext>();
 
 export function createApp(d: HttpDeps): express.Express {
-  const events = new EventStreams(d.box, d.sseKeepAliveMs);
+  const events = new EventStreams(d.box, {
+    keepAliveMs: d.sseKeepAliveMs,
+    maxClients: d.config.http.max_event_clients,
+    maxBacklogBytes: d.config.http.event_backlog_kb * 1024,
+  });
   d.box.use(events); // ended with the box too
   const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.frameSource() ?? null, { ...d.preview, log: d.log }), events };
   const app = express();
