@@ -88,6 +88,21 @@ export interface EventInput {
 
 const nowIso = (): string => new Date().toISOString();
 
+/** One bucket of `Store.frameSeries`. */
+export interface SeriesBucket {
+  b: number;
+  t_min: number;
+  t_max: number;
+  i_min: number;
+  i_max: number;
+  frames: number;
+  interval_min: number | null;
+  interval_max: number | null;
+  missing: number;
+  drop_frames: number;
+  keyframes: number;
+}
+
 /** All SQL of rigcam in one place, as prepared statements. Paths are stored relative to the recordings root. */
 export class Store {
   private readonly insFrame;
@@ -298,5 +313,118 @@ export class Store {
       e.result === undefined ? null : JSON.stringify(e.result),
     );
     return Number(info.lastInsertRowid);
+  }
+
+  // ---- quality (issue 19): decimated series and summaries --------------------------------------------
+  /**
+   * Frame timing of one recording decimated to `buckets` equal spans of capture time in [fromUs, toUs], in one pass
+   * (no per-row flag tests: they cost more than the grouping): per bucket the min and max interval and the sum of
+   * missing frames, so one dropped frame is never averaged away. Pause and restart gaps are in these intervals;
+   * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`).
+   */
+  frameSeries(recordingId: number, fromUs: number, toUs: number, buckets: number): SeriesBucket[] {
+    return this.db
+      .prepare(
+        `SELECT CAST((capture_us - @from) * @n / (@to - @from + 1) AS INTEGER) AS b,
+           MIN(capture_us) AS t_min, MAX(capture_us) AS t_max, MIN(frame_index) AS i_min, MAX(frame_index) AS i_max,
+           COUNT(*) AS frames, MIN(interval_us) AS interval_min, MAX(interval_us) AS interval_max,
+           SUM(missing_before) AS missing, SUM(missing_before > 0) AS drop_frames, SUM(keyframe) AS keyframes
+         FROM frames WHERE recording_id = @id AND capture_us BETWEEN @from AND @to GROUP BY b ORDER BY b`,
+      )
+      .all({ id: recordingId, from: fromUs, to: toUs, n: buckets }) as SeriesBucket[];
+  }
+
+  /** Min and max frame interval over a frame index range, pause and restart gaps left out. */
+  intervalRange(recordingId: number, fromIndex: number, toIndex: number): { min: number | null; max: number | null } {
+    return this.db
+      .prepare(
+        `SELECT MIN(interval_us) AS min, MAX(interval_us) AS max FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ?
+           AND instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0`,
+      )
+      .get(recordingId, fromIndex, toIndex) as { min: number | null; max: number | null };
+  }
+
+  /** First and last frame (by index; capture time grows with it) without a scan. */
+  frameExtent(recordingId: number): { first_index: number | null; last_index: number | null; first_us: number | null; last_us: number | null } {
+    const end = (dir: 'ASC' | 'DESC'): { frame_index: number; capture_us: number } | undefined =>
+      this.db.prepare(`SELECT frame_index, capture_us FROM frames WHERE recording_id = ? ORDER BY frame_index ${dir} LIMIT 1`).get(recordingId) as
+        | { frame_index: number; capture_us: number }
+        | undefined;
+    const a = end('ASC');
+    const z = end('DESC');
+    return { first_index: a?.frame_index ?? null, last_index: z?.frame_index ?? null, first_us: a?.capture_us ?? null, last_us: z?.capture_us ?? null };
+  }
+
+  /**
+   * The first frame captured at or after `us` (the frame a marker goes on, as in frames.csv), by binary search over
+   * the primary key: capture time grows with the frame index, and no capture-time index is needed.
+   */
+  frameAtOrAfter(recordingId: number, us: number): { frame_index: number; capture_us: number } | null {
+    const at = this.db.prepare('SELECT frame_index, capture_us FROM frames WHERE recording_id = ? AND frame_index >= ? ORDER BY frame_index LIMIT 1');
+    const ext = this.frameExtent(recordingId);
+    if (ext.last_us === null || ext.last_us < us) return null;
+    let lo = ext.first_index!;
+    let hi = ext.last_index!;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const f = at.get(recordingId, mid) as { frame_index: number; capture_us: number };
+      if (f.capture_us >= us) hi = f.frame_index;
+      else lo = f.frame_index + 1;
+    }
+    return (at.get(recordingId, lo) as { frame_index: number; capture_us: number } | undefined) ?? null;
+  }
+
+  /** Frame intervals and how often each occurs (pause and restart gaps left out): exact percentiles in one sort. */
+  intervalHistogram(recordingId: number): Array<{ v: number; n: number }> {
+    return this.db
+      .prepare(
+        `SELECT interval_us AS v, COUNT(*) AS n FROM frames WHERE recording_id = ? AND interval_us IS NOT NULL
+           AND (flags = '' OR (instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0)) GROUP BY interval_us ORDER BY interval_us`,
+      )
+      .all(recordingId) as Array<{ v: number; n: number }>;
+  }
+
+  /** Frames that lost frames before them, in order, at most `limit`: the exact places of the drops. */
+  dropFrames(recordingId: number, fromUs: number, toUs: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; missing_before: number }> {
+    return this.db
+      .prepare(
+        `SELECT frame_index, capture_us, interval_us, missing_before FROM frames
+         WHERE recording_id = ? AND missing_before > 0 AND capture_us BETWEEN ? AND ? ORDER BY frame_index LIMIT ?`,
+      )
+      .all(recordingId, fromUs, toUs, limit) as ReturnType<Store['dropFrames']>;
+  }
+
+  /** Frames after a gap that is not a drop (pause: `resume`, source restart: `segment`) or at a stream `discontinuity`. */
+  gapFrames(recordingId: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; flags: string }> {
+    return this.db
+      .prepare(
+        `SELECT frame_index, capture_us, interval_us, flags FROM frames WHERE recording_id = ? AND flags != ''
+           AND (instr(flags, 'resume') > 0 OR instr(flags, 'segment') > 0 OR instr(flags, 'discontinuity') > 0)
+         ORDER BY frame_index LIMIT ?`,
+      )
+      .all(recordingId, limit) as ReturnType<Store['gapFrames']>;
+  }
+
+  /** The stop instant of a trial, from its journalled recording_stopped status (null while recording or unknown). */
+  trialStopMonoUs(trialId: number): number | null {
+    const r = this.db
+      .prepare(
+        `SELECT json_extract(payload, '$.stop_mono_us') AS us FROM events
+         WHERE kind = 'status' AND name = 'recording_stopped' AND json_extract(payload, '$.trial_id') = ? ORDER BY id DESC LIMIT 1`,
+      )
+      .get(trialId) as { us: number | null } | undefined;
+    return r?.us ?? null;
+  }
+
+  /** Per recording of a session: frame rows, drops and capture extent (one pass over the session's frames). */
+  sessionFrameStats(sessionId: number): Array<{ recording_id: number; frames: number; missing: number; first_us: number | null; last_us: number | null }> {
+    return this.db
+      .prepare(
+        `SELECT r.id AS recording_id, COUNT(f.frame_index) AS frames, COALESCE(SUM(f.missing_before), 0) AS missing,
+           MIN(f.capture_us) AS first_us, MAX(f.capture_us) AS last_us
+         FROM trials t JOIN recordings r ON r.trial_id = t.id LEFT JOIN frames f ON f.recording_id = r.id
+         WHERE t.session_id = ? GROUP BY r.id`,
+      )
+      .all(sessionId) as ReturnType<Store['sessionFrameStats']>;
   }
 }
