@@ -53,8 +53,8 @@ function segmentsOf(store: Store, rec: RecordingRow, origin: number): Array<Reco
   });
 }
 
-function gapsOf(store: Store, rec: RecordingRow, origin: number): Array<Record<string, unknown>> {
-  return store.gapFrames(rec.id, MAX_LISTED).map((g) => ({
+function gapsOf(store: Store, rec: RecordingRow, origin: number, range?: readonly [number, number]): Array<Record<string, unknown>> {
+  return store.gapFrames(rec.id, MAX_LISTED, range).map((g) => ({
     frame_index: g.frame_index,
     t: sec(g.capture_us, origin),
     capture_us: g.capture_us,
@@ -89,8 +89,12 @@ export function recordingSeries(store: Store, rec: RecordingRow, q: SeriesQuery)
   const from = q.fromUs ?? first_us ?? 0;
   const to = q.toUs ?? last_us ?? 0;
   const n = q.width;
-  const rows: SeriesBucket[] = first_us === null ? [] : store.frameSeries(rec.id, from, to, n);
-  const gaps = gapsOf(store, rec, tl.origin);
+  // A zoomed span reads only its own rows: its frame index range, by binary search over the key.
+  const lo = q.fromUs === undefined ? tl.extent.first_index : store.frameAtOrAfter(rec.id, from)?.frame_index ?? null;
+  const hi = q.toUs === undefined ? tl.extent.last_index : (store.frameAtOrAfter(rec.id, to + 1)?.frame_index ?? (tl.extent.last_index ?? 0) + 1) - 1;
+  const range = lo === null || hi === null || hi < lo ? null : ([lo, hi] as const);
+  const rows: SeriesBucket[] = range === null ? [] : store.frameSeries(rec.id, from, to, n, range);
+  const gaps = range === null ? [] : gapsOf(store, rec, tl.origin, range);
   const gapIdx = gaps.map((g) => g.frame_index as number);
   let gi = 0;
   for (const r of rows) {
@@ -115,7 +119,7 @@ export function recordingSeries(store: Store, rec: RecordingRow, q: SeriesQuery)
     return lo;
   };
   const anyMissing = rows.some((r) => r.missing > 0);
-  const drops = anyMissing ? store.dropFrames(rec.id, from, to, MAX_LISTED + 1) : [];
+  const drops = anyMissing && range ? store.dropFrames(rec.id, range[0], range[1], MAX_LISTED + 1) : [];
   const prerollTo = tl.triggerUs !== null && first_us !== null && first_us < tl.triggerUs ? Math.min(tl.triggerUs, last_us ?? tl.triggerUs) : null;
   return {
     recording_id: rec.id,

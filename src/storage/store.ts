@@ -322,16 +322,16 @@ export class Store {
    * missing frames, so one dropped frame is never averaged away. Pause and restart gaps are in these intervals;
    * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`).
    */
-  frameSeries(recordingId: number, fromUs: number, toUs: number, buckets: number): SeriesBucket[] {
+  frameSeries(recordingId: number, fromUs: number, toUs: number, buckets: number, indexRange: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER]): SeriesBucket[] {
     return this.db
       .prepare(
         `SELECT CAST((capture_us - @from) * @n / (@to - @from + 1) AS INTEGER) AS b,
            MIN(capture_us) AS t_min, MAX(capture_us) AS t_max, MIN(frame_index) AS i_min, MAX(frame_index) AS i_max,
            COUNT(*) AS frames, MIN(interval_us) AS interval_min, MAX(interval_us) AS interval_max,
            SUM(missing_before) AS missing, SUM(missing_before > 0) AS drop_frames, SUM(keyframe) AS keyframes
-         FROM frames WHERE recording_id = @id AND capture_us BETWEEN @from AND @to GROUP BY b ORDER BY b`,
+         FROM frames WHERE recording_id = @id AND frame_index BETWEEN @lo AND @hi AND capture_us BETWEEN @from AND @to GROUP BY b ORDER BY b`,
       )
-      .all({ id: recordingId, from: fromUs, to: toUs, n: buckets }) as SeriesBucket[];
+      .all({ id: recordingId, from: fromUs, to: toUs, n: buckets, lo: indexRange[0], hi: indexRange[1] }) as SeriesBucket[];
   }
 
   /** Min and max frame interval over a frame index range, pause and restart gaps left out. */
@@ -385,24 +385,24 @@ export class Store {
   }
 
   /** Frames that lost frames before them, in order, at most `limit`: the exact places of the drops. */
-  dropFrames(recordingId: number, fromUs: number, toUs: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; missing_before: number }> {
+  dropFrames(recordingId: number, fromIndex: number, toIndex: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; missing_before: number }> {
     return this.db
       .prepare(
         `SELECT frame_index, capture_us, interval_us, missing_before FROM frames
-         WHERE recording_id = ? AND missing_before > 0 AND capture_us BETWEEN ? AND ? ORDER BY frame_index LIMIT ?`,
+         WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND missing_before > 0 ORDER BY frame_index LIMIT ?`,
       )
-      .all(recordingId, fromUs, toUs, limit) as ReturnType<Store['dropFrames']>;
+      .all(recordingId, fromIndex, toIndex, limit) as ReturnType<Store['dropFrames']>;
   }
 
   /** Frames after a gap that is not a drop (pause: `resume`, source restart: `segment`) or at a stream `discontinuity`. */
-  gapFrames(recordingId: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; flags: string }> {
+  gapFrames(recordingId: number, limit: number, indexRange: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER]): Array<{ frame_index: number; capture_us: number; interval_us: number | null; flags: string }> {
     return this.db
       .prepare(
-        `SELECT frame_index, capture_us, interval_us, flags FROM frames WHERE recording_id = ? AND flags != ''
+        `SELECT frame_index, capture_us, interval_us, flags FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND flags != ''
            AND (instr(flags, 'resume') > 0 OR instr(flags, 'segment') > 0 OR instr(flags, 'discontinuity') > 0)
          ORDER BY frame_index LIMIT ?`,
       )
-      .all(recordingId, limit) as ReturnType<Store['gapFrames']>;
+      .all(recordingId, indexRange[0], indexRange[1], limit) as ReturnType<Store['gapFrames']>;
   }
 
   /** The stop instant of a trial, from its journalled recording_stopped status (null while recording or unknown). */
