@@ -78,9 +78,9 @@ export interface SeriesQuery {
 }
 
 /**
- * The decimated timeline: `width` buckets of equal capture time over [from, to] (default: the whole recording),
- * columnar for the chart. Per bucket: its first capture time `t`, frames, min/max interval (ms), missing frames
- * and keyframes. The few buckets that contain a pause or restart gap get their intervals without it (a gap is
+ * The decimated timeline: `width` buckets of consecutive frames over the frames captured in [from, to] (default:
+ * the whole recording), columnar for the chart. Per bucket: its first capture time `t` (and last, `t_end`), its
+ * first frame index, frames, min/max interval (ms), missing frames and keyframes. The few buckets that contain a pause or restart gap get their intervals without it (a gap is
  * listed in `gaps`, not drawn as a drop). `drops` lists the exact frames after which frames were lost.
  */
 export function recordingSeries(store: Store, rec: RecordingRow, q: SeriesQuery): Record<string, unknown> {
@@ -93,7 +93,7 @@ export function recordingSeries(store: Store, rec: RecordingRow, q: SeriesQuery)
   const lo = q.fromUs === undefined ? tl.extent.first_index : store.frameAtOrAfter(rec.id, from)?.frame_index ?? null;
   const hi = q.toUs === undefined ? tl.extent.last_index : (store.frameAtOrAfter(rec.id, to + 1)?.frame_index ?? (tl.extent.last_index ?? 0) + 1) - 1;
   const range = lo === null || hi === null || hi < lo ? null : ([lo, hi] as const);
-  const rows: SeriesBucket[] = range === null ? [] : store.frameSeries(rec.id, from, to, n, range);
+  const rows: SeriesBucket[] = range === null ? [] : store.frameSeries(rec.id, range[0], range[1], n);
   const gaps = range === null ? [] : gapsOf(store, rec, tl.origin, range);
   const gapIdx = gaps.map((g) => g.frame_index as number);
   let gi = 0;
@@ -190,9 +190,9 @@ interface Check {
 export async function recordingSummary(store: Store, root: string, rec: RecordingRow): Promise<Record<string, unknown>> {
   const tl = timeline(store, rec);
   const { first_us, last_us, first_index, last_index } = tl.extent;
-  const whole = first_us === null ? [] : store.frameSeries(rec.id, first_us, last_us!, 1);
-  const rows = whole[0]?.frames ?? 0;
-  const missing = whole[0]?.missing ?? 0;
+  const totals = store.frameTotals(rec.id);
+  const rows = totals.frames;
+  const missing = totals.missing;
   const hist = store.intervalHistogram(rec.id);
   const intervals = hist.reduce((a, h) => a + h.n, 0);
   const gaps = gapsOf(store, rec, tl.origin);
@@ -247,9 +247,9 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
     frames: rows,
     duration_s: Math.round(durationUs) / 1e6,
     dropped: missing,
-    frames_after_drops: whole[0]?.drop_frames ?? 0,
+    frames_after_drops: totals.drop_frames,
     dropped_percent: rows + missing ? Math.round((missing / (rows + missing)) * 1e6) / 1e4 : 0,
-    keyframes: whole[0]?.keyframes ?? 0,
+    keyframes: totals.keyframes,
     interval_ms: {
       p50: ms(percentile(hist, intervals, 0.5)),
       p99: ms(percentile(hist, intervals, 0.99)),

@@ -88,7 +88,7 @@ export interface EventInput {
 
 const nowIso = (): string => new Date().toISOString();
 
-/** One bucket of `Store.frameSeries`. */
+/** One bucket of `Store.frameSeries`: frames i_min..i_max (by index), captured t_min..t_max. */
 export interface SeriesBucket {
   b: number;
   t_min: number;
@@ -99,7 +99,6 @@ export interface SeriesBucket {
   interval_min: number | null;
   interval_max: number | null;
   missing: number;
-  drop_frames: number;
   keyframes: number;
 }
 
@@ -317,21 +316,42 @@ export class Store {
 
   // ---- quality (issue 19): decimated series and summaries --------------------------------------------
   /**
-   * Frame timing of one recording decimated to `buckets` equal spans of capture time in [fromUs, toUs], in one pass
-   * (no per-row flag tests: they cost more than the grouping): per bucket the min and max interval and the sum of
-   * missing frames, so one dropped frame is never averaged away. Pause and restart gaps are in these intervals;
-   * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`).
+   * Frame timing of one recording decimated to `buckets` runs of consecutive frames over the frame index range
+   * [lo, hi] (capture time grows with the index, so each bucket is a span of capture time): per bucket the min and
+   * max interval and the sum of missing frames, so one dropped frame is never averaged away. One statement reads
+   * each row once through the primary key, bucket after bucket: no sort, no extra index (a GROUP BY over a
+   * computed bucket sorts every row, and costs about twice as much). Pause and restart gaps are in these intervals;
+   * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`). Empty buckets are left out.
    */
-  frameSeries(recordingId: number, fromUs: number, toUs: number, buckets: number, indexRange: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER]): SeriesBucket[] {
+  frameSeries(recordingId: number, lo: number, hi: number, buckets: number): SeriesBucket[] {
+    const rows = this.db
+      .prepare(
+        `WITH RECURSIVE k(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM k WHERE b + 1 < @n),
+           -- bound parameters are REAL: the edges are truncated to integers explicitly
+           r AS (SELECT b, CAST(@lo + CAST(b * (@hi - @lo + 1) / @n AS INTEGER) AS INTEGER) AS i_min,
+                   CAST(@lo + CAST((b + 1) * (@hi - @lo + 1) / @n AS INTEGER) - 1 AS INTEGER) AS i_max FROM k)
+         SELECT b, i_min, i_max,
+           (SELECT json_array(MIN(capture_us), MAX(capture_us), COUNT(*), MIN(interval_us), MAX(interval_us), SUM(missing_before), SUM(keyframe))
+            FROM frames WHERE recording_id = @id AND frame_index BETWEEN r.i_min AND r.i_max) AS a
+         FROM r`,
+      )
+      .all({ id: recordingId, lo, hi, n: buckets }) as Array<{ b: number; i_min: number; i_max: number; a: string }>;
+    const out: SeriesBucket[] = [];
+    for (const r of rows) {
+      const [tMin, tMax, frames, iMin, iMax, missing, keyframes] = JSON.parse(r.a) as [number, number, number, number | null, number | null, number, number];
+      if (frames) out.push({ b: r.b, i_min: r.i_min, i_max: r.i_max, t_min: tMin, t_max: tMax, frames, interval_min: iMin, interval_max: iMax, missing, keyframes });
+    }
+    return out;
+  }
+
+  /** Frame rows, missing frames, frames after a loss and keyframes of a recording, in one pass. */
+  frameTotals(recordingId: number): { frames: number; missing: number; drop_frames: number; keyframes: number } {
     return this.db
       .prepare(
-        `SELECT CAST((capture_us - @from) * @n / (@to - @from + 1) AS INTEGER) AS b,
-           MIN(capture_us) AS t_min, MAX(capture_us) AS t_max, MIN(frame_index) AS i_min, MAX(frame_index) AS i_max,
-           COUNT(*) AS frames, MIN(interval_us) AS interval_min, MAX(interval_us) AS interval_max,
-           SUM(missing_before) AS missing, SUM(missing_before > 0) AS drop_frames, SUM(keyframe) AS keyframes
-         FROM frames WHERE recording_id = @id AND frame_index BETWEEN @lo AND @hi AND capture_us BETWEEN @from AND @to GROUP BY b ORDER BY b`,
+        `SELECT COUNT(*) AS frames, COALESCE(SUM(missing_before), 0) AS missing, COALESCE(SUM(missing_before > 0), 0) AS drop_frames,
+           COALESCE(SUM(keyframe), 0) AS keyframes FROM frames WHERE recording_id = ?`,
       )
-      .all({ id: recordingId, from: fromUs, to: toUs, n: buckets, lo: indexRange[0], hi: indexRange[1] }) as SeriesBucket[];
+      .get(recordingId) as { frames: number; missing: number; drop_frames: number; keyframes: number };
   }
 
   /** Min and max frame interval over a frame index range, pause and restart gaps left out. */

@@ -131,6 +131,8 @@ describe('quality API: decimated series, summary, session rows', () => {
     for (const width of [10, 37, 100, 1000]) {
       const s = (await (await b.api(`/api/recordings/${syn.recordingId}/series?width=${width}`)).json()) as Series;
       assert.equal(s.buckets.missing.reduce((a, n) => a + n, 0), 11, `width ${width}: total missing`);
+      assert.equal(s.buckets.frames.reduce((a, n) => a + n, 0), 600, `width ${width}: every frame in exactly one bucket`);
+      assert.ok(s.buckets.t.length <= width && s.buckets.t.every((t, i) => i === 0 || t > s.buckets.t[i - 1]!), `width ${width}: ascending buckets`);
       for (const d of csvDrops) {
         const k = bucketHolding(s, d.capture_us);
         assert.ok(s.buckets.missing[k]! >= d.missing_before, `width ${width}: drop at frame ${d.frame_index} in bucket ${k}`);

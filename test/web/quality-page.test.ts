@@ -54,7 +54,7 @@ describe('quality views in Chromium', { skip }, () => {
       executablePath: CHROMIUM,
       headless: true,
       acceptDownloads: true,
-      viewport: { width: 1280, height: 900 },
+      viewport: { width: 1024, height: 800 },
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     page = ctx.pages()[0] ?? (await ctx.newPage());
