@@ -118,8 +118,11 @@ export function recordingSeries(store: Store, rec: RecordingRow, q: SeriesQuery)
     }
     return lo;
   };
-  const anyMissing = rows.some((r) => r.missing > 0);
-  const drops = anyMissing && range ? store.dropFrames(rec.id, range[0], range[1], MAX_LISTED + 1) : [];
+  // The exact drops, read only in the buckets that lost frames.
+  const drops: ReturnType<Store['dropFrames']> = [];
+  for (const r of rows) {
+    if (r.missing > 0 && drops.length <= MAX_LISTED) drops.push(...store.dropFrames(rec.id, r.i_min, r.i_max, MAX_LISTED + 1 - drops.length));
+  }
   const prerollTo = tl.triggerUs !== null && first_us !== null && first_us < tl.triggerUs ? Math.min(tl.triggerUs, last_us ?? tl.triggerUs) : null;
   return {
     recording_id: rec.id,
@@ -278,30 +281,29 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
 
 /**
  * One row per trial of a session, so a bad trial stands out among a hundred: duration, frames, drops (count and %),
- * marker count, and its recordings. One pass over the session's frames.
+ * marker count, and its recordings. Counts come from the recording rows (kept current while recording), the
+ * duration from each recording's first and last frame (two key lookups): no frame is scanned.
  */
 export function sessionQuality(store: Store, sessionId: number): Array<Record<string, unknown>> {
-  const stats = new Map(store.sessionFrameStats(sessionId).map((s) => [s.recording_id, s]));
   return store.trialsOfSession(sessionId).map((t) => {
     const recs = store.recordingsOfTrial(t.id).map((r) => {
-      const s = stats.get(r.id);
-      const frames = s?.frames ?? 0;
-      const missing = s?.missing ?? 0;
+      const e = store.frameExtent(r.id);
       return {
         recording_id: r.id,
         camera_id: r.camera_id,
         segment: r.segment,
         state: r.state,
-        frames,
-        dropped: missing,
-        dropped_percent: frames + missing ? Math.round((missing / (frames + missing)) * 1e6) / 1e4 : 0,
-        duration_s: s?.first_us != null && s.last_us != null ? Math.round(s.last_us - s.first_us) / 1e6 : 0,
-        first_us: s?.first_us ?? null,
-        last_us: s?.last_us ?? null,
+        frames: r.frame_count,
+        dropped: r.dropped,
+        dropped_percent: r.frame_count + r.dropped ? Math.round((r.dropped / (r.frame_count + r.dropped)) * 1e6) / 1e4 : 0,
+        duration_s: e.first_us !== null && e.last_us !== null ? Math.round(e.last_us - e.first_us) / 1e6 : 0,
+        first_us: e.first_us,
+        last_us: e.last_us,
       };
     });
     const firsts = recs.map((r) => r.first_us).filter((v): v is number => v !== null);
     const lasts = recs.map((r) => r.last_us).filter((v): v is number => v !== null);
+    // Totals over the trial's recordings (every camera, every segment).
     const frames = recs.reduce((a, r) => a + r.frames, 0);
     const dropped = recs.reduce((a, r) => a + r.dropped, 0);
     return {

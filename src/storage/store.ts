@@ -435,16 +435,4 @@ export class Store {
       .get(trialId) as { us: number | null } | undefined;
     return r?.us ?? null;
   }
-
-  /** Per recording of a session: frame rows, drops and capture extent (one pass over the session's frames). */
-  sessionFrameStats(sessionId: number): Array<{ recording_id: number; frames: number; missing: number; first_us: number | null; last_us: number | null }> {
-    return this.db
-      .prepare(
-        `SELECT r.id AS recording_id, COUNT(f.frame_index) AS frames, COALESCE(SUM(f.missing_before), 0) AS missing,
-           MIN(f.capture_us) AS first_us, MAX(f.capture_us) AS last_us
-         FROM trials t JOIN recordings r ON r.trial_id = t.id LEFT JOIN frames f ON f.recording_id = r.id
-         WHERE t.session_id = ? GROUP BY r.id`,
-      )
-      .all(sessionId) as ReturnType<Store['sessionFrameStats']>;
-  }
 }
