@@ -152,9 +152,11 @@ function zoomTo(min, max) {
   const full = v.full.buckets.t;
   if (min == null || max == null || !full.length) return;
   const whole = min <= full[0] && max >= v.full.buckets.t_end[full.length - 1];
+  if (whole && v.series === v.full) return;
+  const seq = (v.zoomSeq = (v.zoomSeq ?? 0) + 1);
   zoomTimer = setTimeout(async () => {
     const s = whole ? v.full : await fetchSeries(v.id, Math.floor(v.origin_us + min * 1e6), Math.ceil(v.origin_us + max * 1e6));
-    if (!s || recView !== v) return;
+    if (!s || recView !== v || v.zoomSeq !== seq) return; // closed, or a newer zoom was asked for meanwhile
     showSeries(s, false);
   }, 150);
 }
@@ -225,7 +227,9 @@ function summaryList(sum) {
   );
 }
 
+let openSeq = 0;
 async function openRecording(id) {
+  const seq = ++openSeq;
   const panel = $('recording-panel');
   panel.hidden = false;
   $('rec-title').textContent = `Recording ${id}`;
@@ -235,6 +239,7 @@ async function openRecording(id) {
   $('rec-chart').replaceChildren();
   $('rec-summary').replaceChildren();
   const [info, s, sum] = await Promise.all([api(`/api/recordings/${id}`), fetchSeries(id), api(`/api/recordings/${id}/summary`)]);
+  if (seq !== openSeq) return; // another recording was opened (or this one closed) meanwhile
   if (info.status !== 200 || !s) {
     $('rec-message').textContent = info.data?.error ?? 'cannot load the recording';
     return;
@@ -253,6 +258,7 @@ async function openRecording(id) {
 }
 
 function closeRecording() {
+  openSeq++;
   recView?.u?.destroy();
   recView = null;
   window.rigcam.recording = null;
@@ -290,6 +296,7 @@ function initQualityViews() {
   });
   $('rec-reset').addEventListener('click', () => {
     if (!recView) return;
+    recView.zoomSeq = (recView.zoomSeq ?? 0) + 1;
     showSeries(recView.full, true);
   });
   $('rec-png').addEventListener('click', exportPng);
