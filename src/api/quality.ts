@@ -39,8 +39,7 @@ function timeline(store: Store, rec: RecordingRow): Timeline {
 function segmentsOf(store: Store, rec: RecordingRow, origin: number): Array<Record<string, unknown>> {
   const rows = rec.trial_id === null ? [rec] : store.recordingsOfTrial(rec.trial_id).filter((r) => r.camera_id === rec.camera_id);
   return rows.map((r) => {
-    const e = r.id === rec.id ? null : store.frameExtent(r.id);
-    const ext = e ?? store.frameExtent(rec.id);
+    const ext = store.frameExtent(r.id);
     return {
       recording_id: r.id,
       segment: r.segment,
