@@ -91,6 +91,10 @@ describe('quality views in Chromium', { skip }, () => {
     const widths = await sessions.locator('.quality .qbar span').evaluateAll((els) => els.map((e) => (e as HTMLElement).getBoundingClientRect().width));
     assert.equal(widths.length, 3);
     assert.ok(widths[1]! > widths[0]! && widths[0]! > widths[2]!, `bar widths ${widths}`);
+    const shot = path.join(shots, 'session-view.png');
+    await page.locator('#sessions-panel').screenshot({ path: shot });
+    process.stdout.write(`# screenshot of the session view: ${shot}\n`);
+    if (process.env.RIGCAM_DOCS_SCREENSHOT) copyFileSync(shot, process.env.RIGCAM_DOCS_SCREENSHOT.replace(/\.png$/, '-session.png'));
   });
 
   it('recording view: the timeline shows the drops and markers where the CSV says', async () => {
