@@ -9,6 +9,8 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'quality-page-token-0123456789';
+/** A marker label is user input: it must show as text, never as markup. */
+const HOSTILE = '<img src=x onerror="window.pwned=1">';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
 
 interface SeriesJs {
@@ -36,13 +38,14 @@ describe('quality views in Chromium', { skip }, () => {
   let ctx: BrowserContext;
   let page: Page;
   let syn: Synthetic;
+  let clean: Synthetic;
   const shots = tmpDir('rigcam-quality-shots-');
   const consoleErrors: string[] = [];
 
   before(async () => {
     b = await startHttpBox({ token: TOKEN, extra: { recording: { stop_wait_ms: 1000, preroll_seconds: 0.5 } } });
     // Session "web-q": a clean trial and one with drops, a pause, pre-roll and markers (the test camera never drops).
-    makeSyntheticRecording(b.store, b.root, { session: 'web-q', fps: 30, frames: 450, prerollFrames: 15, markers: [{ label: 'start', atFrame: 40 }] });
+    clean = makeSyntheticRecording(b.store, b.root, { session: 'web-q', fps: 30, frames: 450, prerollFrames: 15, markers: [{ label: HOSTILE, atFrame: 40 }] });
     syn = makeSyntheticRecording(b.store, b.root, {
       session: 'web-q', fps: 30, frames: 900, prerollFrames: 15, jitterUs: 300,
       drops: new Map([[120, 1], [121, 3], [400, 2], [700, 6], [880, 1]]),
@@ -200,6 +203,14 @@ describe('quality views in Chromium', { skip }, () => {
     const fps = await page.evaluate(() => (window as unknown as { rigcam: { live: Record<string, { fps: number[]; latency: Array<number | null> }> } }).rigcam.live.cam0!.fps);
     assert.ok(fps.slice(-3).every((f) => f > 10 && f < 20), `live capture fps of a 15 fps camera: ${fps}`);
     assert.equal(await page.getByTestId('live-cam0').locator('canvas').count(), 1, 'live chart drawn');
+    // A label that is markup shows as text in the list and on the plot, and runs nothing.
+    await page.evaluate((id) => (location.hash = `#rec/${id}`), clean.recordingId);
+    await page.waitForFunction((id) => document.getElementById('recording-panel')?.dataset.ready === String(id), clean.recordingId);
+    const li = (await page.getByTestId('rec-markers').locator('li').first().textContent()) ?? '';
+    assert.ok(li.startsWith(`${HOSTILE} at 0.8`) && li.endsWith('(frame 40)'), `label as text: ${li}`);
+    assert.equal(await page.getByTestId('recording-panel').locator('img').count(), 0, 'no element made from the label');
+    await sleep(300);
+    assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'nothing ran');
     await page.click('#rec-close');
     assert.equal(await page.getByTestId('recording-panel').isHidden(), true, 'closed');
     assert.deepEqual(consoleErrors.filter((e) => !/Failed to load resource.*(401|409)/.test(e)), [], 'console errors');
