@@ -154,9 +154,9 @@ export function openApiDocument(version: string): Json {
       },
       '/api/recordings/{id}/series': {
         get: {
-          summary: 'frame timing decimated for a plot: min/max interval and missing frames per bucket of capture time',
+          summary: 'frame timing decimated for a plot: min/max interval and missing frames per bucket',
           description:
-            '`width` buckets of equal capture time over the recording (or from_us..to_us): per bucket its first capture time `t`, frames, ' +
+            '`width` buckets of consecutive frames over the recording (or the frames captured in from_us..to_us): per bucket its first capture time `t`, frames, ' +
             'min and max interval (ms; pause and restart gaps left out), missing frames and keyframes, so a single dropped frame is never averaged away. ' +
             'Also the exact drops, gaps (pause, restart, discontinuity), trigger and stop instants, pre-roll, markers (with the frame each is on) and segments. ' +
             'Times are seconds from the trigger (origin_us on the capture clock).',
