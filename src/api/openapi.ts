@@ -143,7 +143,15 @@ export function openApiDocument(version: string): Json {
       },
       '/api/sessions': { get: { summary: 'sessions, newest first, with their trial counts', ...secured, responses: { '200': ok('sessions'), ...denied } } },
       '/api/sessions/{id}': {
-        get: { summary: 'a session with its trials, markers and recordings', ...secured, parameters: [idParam('session')], responses: { '200': ok('session'), '400': err('bad id'), ...denied, '404': err('no such session') } },
+        get: {
+          summary: 'a session with a page of its trials (markers, recordings): trials_total, next_after_trial',
+          ...secured,
+          parameters: [
+            idParam('session'),
+            { name: 'after_trial', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'only trials numbered above this' },
+            { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          ], responses: { '200': ok('session'), '400': err('bad id or query'), ...denied, '404': err('no such session') },
+        },
       },
       '/api/recordings/{id}': {
         get: { summary: 'a recording, its trial and session', ...secured, parameters: [idParam('recording')], responses: { '200': ok('recording'), '400': err('bad id'), ...denied, '404': err('no such recording') } },

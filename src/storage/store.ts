@@ -266,6 +266,26 @@ export class Store {
     return this.q('SELECT * FROM trials WHERE session_id = ? ORDER BY number').all(sessionId) as TrialRow[];
   }
 
+  /** A page of a session's trials by number (after `afterNumber`, at most `limit`), and how many it has. */
+  trialsPage(sessionId: number, afterNumber: number, limit: number): { trials: TrialRow[]; total: number } {
+    const trials = this.q('SELECT * FROM trials WHERE session_id = ? AND number > ? ORDER BY number LIMIT ?').all(sessionId, afterNumber, limit) as TrialRow[];
+    const total = (this.q('SELECT count(*) AS n FROM trials WHERE session_id = ?').get(sessionId) as { n: number }).n;
+    return { trials, total };
+  }
+
+  /** The markers and recordings of a set of trials: indexed lookups per trial, on statements prepared once. */
+  trialDetails(trialIds: readonly number[]): { markers: Map<number, MarkerRow[]>; recordings: Map<number, RecordingRow[]> } {
+    const markers = new Map<number, MarkerRow[]>();
+    const recordings = new Map<number, RecordingRow[]>();
+    this.transaction(() => {
+      for (const id of trialIds) {
+        markers.set(id, this.markersOfTrial(id));
+        recordings.set(id, this.recordingsOfTrial(id));
+      }
+    });
+    return { markers, recordings };
+  }
+
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?').run(state, stopped, id);
@@ -395,7 +415,7 @@ export class Store {
 
   /** Marker events of a trial in capture-clock order. */
   markersOfTrial(trialId: number): MarkerRow[] {
-    return this.q("SELECT id, name, mono_us, source FROM events WHERE kind = 'marker' AND trial_id = ? ORDER BY mono_us, id").all(trialId) as MarkerRow[];
+    return this.q("SELECT id, name, mono_us, source FROM events INDEXED BY events_marker_trial WHERE kind = 'marker' AND trial_id = ? ORDER BY mono_us, id").all(trialId) as MarkerRow[];
   }
 
   cameraRow(id: string): CameraDbRow | undefined {

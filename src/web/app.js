@@ -268,6 +268,22 @@ async function openSession(details, id) {
   const q = new Map(quality.status === 200 ? quality.data.trials.map((r) => [r.trial_id, r]) : []);
   const maxDuration = Math.max(0, ...[...q.values()].map((r) => r.duration_s));
   body.replaceChildren(...(data.trials.length ? data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)) : [el('div', { className: 'trial', text: 'no trials' })]));
+  // Sessions are paged on the box: a long one loads its next trials on request.
+  let after = data.next_after_trial;
+  const more = () => {
+    if (after === null) return;
+    const button = el('button', { className: 'more-trials', text: `more trials (${data.trials_total} in all)` });
+    button.addEventListener('click', async () => {
+      const page = await api(`/api/sessions/${id}?after_trial=${after}`);
+      button.remove();
+      if (page.status !== 200) return;
+      body.append(...page.data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)));
+      after = page.data.next_after_trial;
+      more();
+    });
+    body.append(button);
+  };
+  more();
 }
 
 async function loadSessions() {
