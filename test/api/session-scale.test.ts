@@ -51,7 +51,7 @@ describe('session view at scale', () => {
     assert.equal(page.trials[49]!.markers[99]!.label, 'm50-99');
     // The rest, page by page, as the page's "more" button asks.
     const seen = page.trials.map((t) => t.number);
-    let afterTrial = page.next_after_trial;
+    let afterTrial: number | null = page.next_after_trial;
     while (afterTrial !== null) {
       const next = (await (await b.api(`/api/sessions/${sessionId}?after_trial=${afterTrial}`)).json()) as typeof page;
       seen.push(...next.trials.map((t) => t.number));
