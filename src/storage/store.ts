@@ -299,4 +299,10 @@ export class Store {
     );
     return Number(info.lastInsertRowid);
   }
+
+  // ---- verify (rigcam verify) -------------------------------------------------------------------------
+  /** The recording whose .ts or .mp4 is this path (relative to the recordings root). */
+  recordingByFile(relPath: string): RecordingRow | undefined {
+    return this.db.prepare('SELECT * FROM recordings WHERE path = ? OR mp4_path = ? ORDER BY id DESC LIMIT 1').get(relPath, relPath) as RecordingRow | undefined;
+  }
 }
