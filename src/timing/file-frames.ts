@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import type { AccessUnit } from '../pipeline/access-unit.ts';
 import { TsDemuxer, type DemuxWarning } from '../pipeline/ts-demux.ts';
 import { accessUnitEs, timingOfEs } from './au-sei.ts';
 import { buildTimingSei, type ParsedSeiTiming } from './sei.ts';
@@ -23,6 +24,13 @@ export interface FileFramesResult {
   warnings: DemuxWarning[];
   /** The file does not end on a TS packet boundary (cut inside a packet). */
   endsInsidePacket: boolean;
+}
+
+/** rigcam's timing SEI of an access unit and the coded size without it (what the timing rows call `bytes`). */
+export function timingOfFrame(au: AccessUnit): { sei: ParsedSeiTiming | null; bytes: number } {
+  const es = accessUnitEs(au.packets);
+  const sei = es ? timingOfEs(es) : null;
+  return { sei, bytes: sei ? au.payloadBytes - buildTimingSei(sei).length : au.payloadBytes };
 }
 
 /** An MPEG-TS file starts with a sync byte and has another one 188 bytes on. */
@@ -50,17 +58,9 @@ export async function forEachFileFrame(file: string, onFrame: (f: FileFrame) => 
       if (warnings.length < 100) warnings.push(w);
     },
     onAccessUnit: (au) => {
-      const es = accessUnitEs(au.packets);
-      const sei = es ? timingOfEs(es) : null;
+      const { sei, bytes } = timingOfFrame(au);
       position += 1;
-      onFrame({
-        position,
-        ptsRaw: au.ptsRaw,
-        keyframe: au.keyframe,
-        bytes: sei ? au.payloadBytes - buildTimingSei(sei).length : au.payloadBytes,
-        discontinuity: au.discontinuity,
-        sei,
-      });
+      onFrame({ position, ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes, discontinuity: au.discontinuity, sei });
     },
   });
   if (looksLikeTs(file)) {

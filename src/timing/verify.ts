@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
 import type { RecordingRow, Store } from '../storage/store.ts';
 import { forEachFileFrame, type FileFrame } from './file-frames.ts';
 
@@ -50,43 +51,9 @@ class Problems {
 
 // ---------------------------------------------------------------------------------------------- CSV
 
-/** Splits one CSV line (RFC 4180 quoting; the timing CSV never has line breaks inside a field). */
+/** The fields of one CSV line (RFC 4180, by csv-parse; the timing CSV never has line breaks inside a field). */
 export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (line[i] === '"') {
-      let v = '';
-      i++;
-      for (;;) {
-        const q = line.indexOf('"', i);
-        if (q < 0) {
-          v += line.slice(i);
-          i = line.length;
-          break;
-        }
-        v += line.slice(i, q);
-        if (line[q + 1] === '"') {
-          v += '"';
-          i = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-      out.push(v);
-      if (line[i] === ',') i++;
-      else return out;
-    } else {
-      const c = line.indexOf(',', i);
-      if (c < 0) {
-        out.push(line.slice(i));
-        return out;
-      }
-      out.push(line.slice(i, c));
-      i = c + 1;
-    }
-  }
+  return (parse(line, { relax_column_count: true }) as string[][])[0] ?? [];
 }
 
 /** Decimal seconds (`1764412345.123456`) to integer µs, exactly (no binary floating point on the fraction). */
@@ -157,7 +124,13 @@ class CsvRows {
       if (line === null) return null;
       this.lineNo += 1;
       if (line === '') continue;
-      const f = splitCsvLine(line);
+      let f: string[];
+      try {
+        f = splitCsvLine(line);
+      } catch (err) {
+        this.problems.add(`CSV line ${this.lineNo}: ${(err as Error).message}`);
+        continue;
+      }
       const get = (name: string): string => f[this.col[name] ?? -1] ?? '';
       const num = (name: string): number => (get(name) === '' ? Number.NaN : Number(get(name)));
       const row: RefRow = {

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../../src/log/logger.ts';
 import { monoNowUs } from '../../src/runtime/command-types.ts';
+import { reconcileRecording } from '../../src/storage/reconcile.ts';
+import type { RecordingRow } from '../../src/storage/store.ts';
 import { forEachFileFrame, type FileFrame } from '../../src/timing/file-frames.ts';
 import { secondsToUs, splitCsvLine, verifyRecording } from '../../src/timing/verify.ts';
 import { ffprobeCount, sleep, startTestBox, type TestBox } from '../runtime/runtime-helpers.ts';
@@ -15,6 +18,7 @@ async function fileFrames(file: string): Promise<FileFrame[]> {
 
 describe('every frame written to a recording carries its timing SEI: pre-roll, pause/resume, segments', () => {
   let t: TestBox;
+  let recorded: RecordingRow[] = [];
   before(async () => {
     t = await startTestBox({
       cameras: 1,
@@ -42,6 +46,7 @@ describe('every frame written to a recording carries its timing SEI: pre-roll, p
     assert.equal(stop.ok, true, stop.error);
     const recs = (stop.data!.recordings as Array<{ recording_id: number }>).map((r) => t.store.recording(r.recording_id)!);
     assert.equal(recs.length, 2, 'two segments');
+    recorded = recs;
 
     const flagsSeen = new Set<string>();
     for (const rec of recs) {
@@ -72,5 +77,24 @@ describe('every frame written to a recording carries its timing SEI: pre-roll, p
       assert.equal(report.ok, true);
     }
     for (const flag of ['preroll', 'paused', 'resume', 'segment']) assert.ok(flagsSeen.has(flag), `a ${flag} frame was checked (saw ${[...flagsSeen]})`);
+  });
+
+  it('after a crash, rows rebuilt from the file take the exact times and sizes from its SEI', async () => {
+    const rec = recorded[0]!;
+    const before = t.store.frames(rec.id);
+    // As a kill -9 leaves it: the last rows never reached the database, the recording still "recording".
+    t.db.prepare('DELETE FROM frames WHERE recording_id = ? AND frame_index > 5').run(rec.id);
+    t.db.prepare("UPDATE recordings SET state = 'recording' WHERE id = ?").run(rec.id);
+    const report = await reconcileRecording(t.store, t.root, t.store.recording(rec.id)!, silentLogger());
+    assert.equal(report.rowsRebuilt, before.length - 5);
+    const after = t.store.frames(rec.id);
+    // Flags are not in the file: a resume's gap is rebuilt as missing frames (the file cannot tell a pause).
+    const resumed = new Set(before.filter((r) => r.flags.includes('resume')).map((r) => r.frame_index));
+    assert.ok(resumed.size === 1 && [...resumed][0]! > 5, 'the rebuilt part includes the resume');
+    const strip = (r: (typeof before)[number]) => ({ ...r, flags: '', missing_before: resumed.has(r.frame_index) ? 0 : r.missing_before });
+    assert.deepEqual(after.slice(5).map(strip), before.slice(5).map(strip), 'capture, wall, pts, keyframe, bytes, intervals exactly as logged');
+    assert.ok(after.slice(5).every((r) => r.flags.includes('recovered')));
+    const report2 = await verifyRecording({ videos: [path.join(t.root, rec.path)], csvFile: path.join(t.root, rec.csv_path), recording: t.store.recording(rec.id)!, store: t.store });
+    assert.deepEqual(report2.problems, [], 'the rewritten CSV, the rows and the SEI agree');
   });
 });
