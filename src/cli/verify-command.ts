@@ -60,6 +60,7 @@ export async function runVerify(args: VerifyArgs, config: Config): Promise<Verif
       }
       label = rec ? `recording ${rec.id} (${rel})` : file;
     }
+    if (rec?.state === 'recording') notes.push(`note: recording ${rec.id} is still being written: its newest frames may not have their rows yet`);
     const report = await verifyRecording({ videos, csvFile, recording: rec ?? null, store: rec ? store : null });
     if (report.ok) {
       const what = ['file', 'SEI', ...(csvFile ? ['CSV'] : []), ...(rec ? ['database'] : [])];

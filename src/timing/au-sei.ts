@@ -11,6 +11,7 @@ import { buildTimingSei, parseTimingSei, type ParsedSeiTiming, type SeiTiming } 
  * verbatim, PES header (PTS/DTS) and first packet's adaptation field (PCR, random_access_indicator) included.
  * The split packet's bytes plus the SEI become as many packets as they need, the last one padded by
  * adaptation-field stuffing. Continuity counters are left as they were: the file writer renumbers them.
+ * H.264 only: every rigcam source delivers H.264 (HEVC NAL headers would be misread).
  */
 
 /** Absolute offset in `packets` of the first byte of the payload of the packet at `off`, or -1 if it has none. */

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import type { RecordingRow, Store } from '../storage/store.ts';
-import { forEachFileFrame, type FileFrame } from './file-frames.ts';
+import { forEachFileFrame } from './file-frames.ts';
 
 /**
  * `rigcam verify`: a recording's video file, the timing SEI inside it, its CSV and its database rows must tell
