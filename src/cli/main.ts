@@ -121,6 +121,8 @@ program
   .action(async (file: string, opts: { csv?: string }) => {
     const parsed = timingArgsSchema.safeParse({ file, ...opts });
     if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
+    // `rigcam timing F | head` closes the pipe early: that is not an error.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : fail(err)));
     try {
       const r = await runTiming(parsed.data, (s) => process.stdout.write(s));
       if (r.withoutSei > 0) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -129,6 +129,14 @@ describe('rigcam timing and rigcam verify on a real recording', () => {
       assert.equal(byFile.code, 0, byFile.stdout);
       assert.match(byFile.stdout, /^OK recording /);
     }
+  });
+
+  it('verify of a recording whose .ts was removed after the remux checks its .mp4', async () => {
+    const c = copyData();
+    rmSync(c.ts);
+    const r = await verifyHere(String(rec.recording_id), c.dir);
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, new RegExp(`^OK recording ${rec.recording_id} .*: ${rec.frames} frames;`));
   });
 
   it('verify names the frame whose CSV capture time was edited', async () => {
