@@ -51,7 +51,7 @@ await runBench('api-load', async (ctx) => {
     cameras: CAMS.map((id) => ({ id, width: 640, height: 480, fps: FPS, gop_seconds: 1, bitrate_kbps: 2000 })),
     http: true,
   });
-  const taps = new Map(CAMS.map((id) => [id, new StreamTap(b.camera(id).pipeline!, FPS * 600)]));
+  const taps = new Map(CAMS.map((id) => [id, new StreamTap(b.camera(id).frameSource()!, FPS * 600)]));
   await sleep(2500); // a recording starts at the keyframe before the trigger: the tap must have seen it
   const ids = recordingIds(await command(b, 'start_recording'));
   await sleep(1000);

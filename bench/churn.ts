@@ -20,7 +20,7 @@ await runBench('churn', async (ctx) => {
     cameras: [{ id: 'cam0', width: 320, height: 240, fps: FPS, gop_seconds: 1, bitrate_kbps: 800 }],
     extra: { recording: { preroll_seconds: 1 } },
   });
-  const tap = new StreamTap(b.camera('cam0').pipeline!, Math.ceil(FPS * (trials * 1.3 + 30)));
+  const tap = new StreamTap(b.camera('cam0').frameSource()!, Math.ceil(FPS * (trials * 1.3 + 30)));
   // Let the pre-roll ring fill with frames the tap has seen, so the first trial's pre-roll is accounted for too.
   await sleep(3000);
   ctx.log(`${trials} trials of 1 s, pre-roll 1 s, 320x240@${FPS}`);

@@ -22,18 +22,18 @@ await runBench('high-rate', async (ctx) => {
     cameras: CAMS.map((id) => ({ id, width: 640, height: 480, fps: FPS, gop_seconds: 1, bitrate_kbps: 4000 })),
     extra: { telemetry: { emit_interval_ms: 250 } },
   });
-  const taps = new Map(CAMS.map((id) => [id, new StreamTap(b.camera(id).pipeline!, Math.ceil(FPS * (seconds + 30)))]));
+  const taps = new Map(CAMS.map((id) => [id, new StreamTap(b.camera(id).frameSource()!, Math.ceil(FPS * (seconds + 30)))]));
   const maxQueue = new Map(CAMS.map((id) => [id, { frames: 0, bytes: 0 }]));
   const capture = new Map<string, number[]>(CAMS.map((id) => [id, []]));
   const onStatus = (m: StatusMessage): void => {
     if (m.status !== 'telemetry' || !m.camera_id) return;
-    const q = m.data.queue_depth as { frames: number; bytes: number } | undefined;
+    const q = m.data.queue_depth;
     const best = maxQueue.get(m.camera_id);
     if (q && best) {
       best.frames = Math.max(best.frames, q.frames);
       best.bytes = Math.max(best.bytes, q.bytes);
     }
-    if (typeof m.data.capture_fps === 'number') capture.get(m.camera_id)?.push(m.data.capture_fps);
+    capture.get(m.camera_id)?.push(m.data.capture_fps);
   };
   b.box.on('status', onStatus);
   await sleep(2000);

@@ -31,7 +31,7 @@ const box = new BoxRuntime({ config, store, log, root });
 const server = await startHttp({ config, box, store, root, log });
 await box.initialize();
 const cam = box.cameras.get('cam0')!;
-const ffPid = cam.pipeline?.sourcePid;
+const ffPid = cam.stats()?.sourcePid;
 if (cam.state !== 'ready' || !ffPid) throw new Error(`camera not ready: ${cam.lastError}`);
 await sleep(3000); // past start-up: the windows measure steady state only
 
@@ -49,11 +49,11 @@ if (!start.ok) throw new Error(`start failed: ${start.error}`);
 const t0 = performance.now();
 const node0 = cpuSecondsOf('self');
 const ff0 = cpuSecondsOf(ffPid);
-const frames0 = cam.recorder?.current?.frames ?? 0;
+const frames0 = cam.current?.frames ?? 0;
 await sleep(seconds * 1000);
 const node1 = cpuSecondsOf('self');
 const ff1 = cpuSecondsOf(ffPid);
-const frames1 = cam.recorder?.current?.frames ?? 0;
+const frames1 = cam.current?.frames ?? 0;
 const windowS = (performance.now() - t0) / 1000;
 const stop = await box.handleCommand('stop_recording', {}, { source: 'cli' });
 await box.shutdown();

@@ -7,10 +7,9 @@ import type { Config } from '../../src/config/schema.ts';
 import { silentLogger, type Logger } from '../../src/log/logger.ts';
 import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import type { CameraRuntime } from '../../src/runtime/camera-runtime.ts';
-import type { StatusMessage } from '../../src/runtime/status.ts';
 import { openDatabase, type Db } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
-import { waitForStatus } from '../../test/helpers/wait-status.ts';
+import { waitForStatus, type SeenStatus } from '../../test/helpers/wait-status.ts';
 
 export interface BenchCamera {
   id: string;
@@ -41,7 +40,7 @@ export interface BenchBox {
   /** `http://127.0.0.1:<port>` when http is on. */
   url: string | null;
   camera: (id: string) => CameraRuntime;
-  waitStatus: (name: string, pred?: (m: StatusMessage) => boolean, timeoutMs?: number) => Promise<StatusMessage>;
+  waitStatus: (name: string, pred?: (m: SeenStatus) => boolean, timeoutMs?: number) => Promise<SeenStatus>;
   close: () => Promise<void>;
 }
 

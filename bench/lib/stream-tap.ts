@@ -1,4 +1,4 @@
-import type { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
+import type { FrameSource } from '../../src/runtime/camera-runtime.ts';
 import type { CapturedFrame } from '../../src/pipeline/captured-frame.ts';
 
 /**
@@ -13,7 +13,7 @@ export class StreamTap {
   private readonly onFrame = (f: CapturedFrame): void => this.add(f);
 
   constructor(
-    private readonly pipeline: CameraPipeline,
+    private readonly pipeline: FrameSource,
     capacity: number,
   ) {
     this.ptsRaw = new Float64Array(capacity);

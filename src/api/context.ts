@@ -1,9 +1,9 @@
-import type { Response } from 'express';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BoxRuntime } from '../runtime/box-runtime.ts';
 import type { Store } from '../storage/store.ts';
-import type { PreviewHub, PreviewOptions } from './preview.ts';
+import type { PreviewHub, PreviewOptions } from '../pipeline/preview.ts';
+import type { EventStreams } from './sse.ts';
 
 export interface HttpDeps {
   config: Config;
@@ -17,8 +17,8 @@ export interface HttpDeps {
   preview?: Partial<Omit<PreviewOptions, 'log'>>;
 }
 
-/** What the routes share: the dependencies, the preview hub, and the open event streams (ended on close). */
+/** What the routes share: the dependencies, the preview hub, and the event streams (ended on close). */
 export interface ApiContext extends HttpDeps {
   hub: PreviewHub;
-  streams: Set<Response>;
+  events: EventStreams;
 }

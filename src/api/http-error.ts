@@ -1,5 +1,19 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
+import type { ErrorCode } from '../runtime/errors.ts';
+
+/** The HTTP status of each refusal code of the runtime: the one place this is decided. */
+export const HTTP_STATUS_OF_CODE: Readonly<Record<ErrorCode, number>> = {
+  invalid_payload: 400,
+  unknown_command: 400,
+  not_found: 404,
+  conflict: 409,
+  busy: 409,
+  disk_full: 507,
+  unavailable: 503,
+  shutting_down: 503,
+  internal: 500,
+};
 
 /** A refusal with an HTTP status and a message meant for the client; `field` names the offending input. */
 export class HttpError extends Error {

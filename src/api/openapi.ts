@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ERROR_CODES } from '../runtime/errors.ts';
 import { commandBody, emptyBody, markerBody, trialStartBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -33,8 +34,12 @@ function post(summary: string, body: z.ZodType, description: string): Json {
         '200': ok('done', commandResult),
         '400': err('invalid body: `field` names the offending input; nothing changed'),
         ...denied,
-        '409': ok('refused in the current state (already recording, not recording, camera not ready); nothing changed', commandResult),
+        '404': ok('no such camera (`code`: not_found); nothing changed', commandResult),
+        '409': ok('refused in the current state (`code`: conflict — already recording, not recording — or busy: camera not ready); nothing changed', commandResult),
         '415': err('the body is not Content-Type: application/json'),
+        '500': ok('a fault of rigcam itself (`code`: internal)', commandResult),
+        '503': ok('a camera or tool failed (`code`: unavailable), or the service is stopping (shutting_down)', commandResult),
+        '507': ok('not enough free disk to start (`code`: disk_full); nothing changed', commandResult),
       },
     },
   };
@@ -63,7 +68,15 @@ export function openApiDocument(version: string): Json {
         CommandResult: {
           type: 'object',
           required: ['ok', 'command'],
-          properties: { ok: { type: 'boolean' }, command: { type: 'string' }, data: { type: 'object' }, error: { type: 'string' }, recoverable: { type: 'boolean' }, field: { type: 'string' } },
+          properties: {
+            ok: { type: 'boolean' },
+            command: { type: 'string' },
+            data: { type: 'object' },
+            error: { type: 'string' },
+            code: { enum: [...ERROR_CODES], description: 'why a command was refused; decides the HTTP status' },
+            recoverable: { type: 'boolean' },
+            field: { type: 'string' },
+          },
         },
         StatusMessage: {
           type: 'object',

@@ -1,36 +1,35 @@
 import express, { type Request, type Response, type Router } from 'express';
 import type { z } from 'zod';
-import { canonicalCommand, isCommand } from '../runtime/commands.ts';
 import type { CommandResult } from '../runtime/command-types.ts';
 import type { CameraRuntime } from '../runtime/camera-runtime.ts';
 import { requireJson, requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { HttpError, parsePart } from './http-error.ts';
+import { HTTP_STATUS_OF_CODE, HttpError, parsePart } from './http-error.ts';
 import { cameraParams, commandBody, emptyBody, markerBody, noQuery, trialStartBody } from './schemas.ts';
 import { statusView } from './status-view.ts';
 
 /**
- * A runtime answer as HTTP: 200 when done; 400 when the runtime found the payload invalid (it names the field);
- * 409 when the box refused in its current state (already recording, not recording, camera not ready...).
+ * A runtime answer as HTTP: 200 when done, else the status of the refusal's code (HTTP_STATUS_OF_CODE): 400 for
+ * an invalid payload (with the field), 404 for an unknown camera, 409 when refused in the current state...
  */
 function answer(res: Response, r: CommandResult): void {
   if (r.ok) {
     res.json(r);
     return;
   }
-  const invalid = /^invalid (payload|config|device): (?:([\w.[\]]+): )?/.exec(r.error ?? '');
-  if (invalid) {
-    res.status(400).json({ ...r, field: invalid[2] ? `body.payload.${invalid[2]}` : 'body.payload' });
+  const status = HTTP_STATUS_OF_CODE[r.code ?? 'internal'];
+  if (r.code === 'invalid_payload') {
+    res.status(status).json({ ...r, field: r.field ? `body.payload.${r.field}` : 'body.payload' });
     return;
   }
-  res.status(/^unknown command/.test(r.error ?? '') ? 400 : 409).json(r);
+  res.status(status).json(r);
 }
 
 export function cameraView(c: ApiContext, rt: CameraRuntime): Record<string, unknown> {
   return {
     ...rt.describe(),
     state: rt.state,
-    armed: rt.cam.armed,
+    armed: rt.config.armed,
     recording: rt.recording,
     last_error: rt.lastError,
     capabilities: rt.capabilities,
@@ -72,7 +71,7 @@ export function controlRoutes(c: ApiContext): Router {
 
   r.post('/commands', ...json, async (req, res) => {
     const b = parsePart('body', commandBody, body(req));
-    if (!isCommand(canonicalCommand(b.command))) throw new HttpError(400, `body.command: unknown command "${b.command.slice(0, 64)}"`, 'body.command');
+    if (!c.box.commands.resolve(b.command)) throw new HttpError(400, `body.command: unknown command "${b.command.slice(0, 64)}"`, 'body.command');
     answer(res, await c.box.handleCommand(b.command, b.payload ?? {}, api(res), b.command_id));
   });
 

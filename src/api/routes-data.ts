@@ -162,7 +162,7 @@ export function dataRoutes(c: ApiContext): Router {
   r.get('/recordings/:id/frames.csv', authLink, async (req, res) => {
     const { rec } = recordingOr404(c, req, tokenQuery);
     const trial = rec.trial_id !== null ? c.store.trial(rec.trial_id) : undefined;
-    const backend = c.store.cameraRow(rec.camera_id)?.backend ?? c.box.cameras.get(rec.camera_id)?.cam.source ?? 'test';
+    const backend = c.store.cameraRow(rec.camera_id)?.backend ?? c.box.cameras.get(rec.camera_id)?.config.source ?? 'test';
     const ctx = {
       trial: trial?.number ?? 0,
       module: moduleName(backend === 'v4l2' || backend === 'rpicam' ? backend : 'test'),

@@ -1,14 +1,10 @@
 import express, { type Router } from 'express';
-import type { StatusMessage } from '../runtime/status.ts';
 import { requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
-import { MJPEG_BOUNDARY } from './preview.ts';
+import { serveMjpeg } from './mjpeg-stream.ts';
 import { cameraOr404 } from './routes-control.ts';
 import { tokenQuery } from './schemas.ts';
-
-/** An event-stream client this far behind is dropped rather than buffered without bound. */
-const MAX_SSE_BACKLOG = 1024 * 1024;
 
 export function liveRoutes(c: ApiContext): Router {
   const r = express.Router();
@@ -17,42 +13,12 @@ export function liveRoutes(c: ApiContext): Router {
 
   r.get('/events', authLink, (req, res) => {
     parsePart('query', tokenQuery, req.query);
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write('retry: 3000\n: rigcam events\n\n');
-    const onStatus = (m: StatusMessage): void => {
-      if (res.writableEnded) return; // ended by a server close; 'close' removes this listener shortly
-      if (res.writableLength > MAX_SSE_BACKLOG) {
-        res.destroy();
-        return;
-      }
-      res.write(`data: ${JSON.stringify(m)}\n\n`);
-    };
-    // Proxies and phones drop silent connections: a comment line now and then keeps it open.
-    const keepAlive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), c.sseKeepAliveMs ?? 15_000);
-    c.box.on('status', onStatus);
-    c.streams.add(res);
-    res.on('close', () => {
-      clearInterval(keepAlive);
-      c.box.off('status', onStatus);
-      c.streams.delete(res);
-    });
+    c.events.add(res);
   });
 
   r.get('/cameras/:id/preview.mjpeg', authLink, (req, res) => {
     const rt = cameraOr404(c, req, tokenQuery);
-    const preview = c.hub.preview(rt.id);
-    if (preview.viewers.size >= (c.preview?.maxViewersPerCamera ?? 8)) throw new HttpError(503, `camera ${rt.id}: too many preview viewers`, null, { 'retry-after': '5' });
-    res.writeHead(200, {
-      'content-type': `multipart/x-mixed-replace; boundary=${MJPEG_BOUNDARY}`,
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
-    preview.add(res);
+    if (!serveMjpeg(res, c.hub.preview(rt.id))) throw new HttpError(503, `camera ${rt.id}: too many preview viewers`, null, { 'retry-after': '5' });
   });
 
   r.get('/cameras/:id/snapshot.jpg', authLink, async (req, res) => {

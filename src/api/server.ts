@@ -2,14 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Response } from 'express';
+import express from 'express';
 import type { Config } from '../config/schema.ts';
 import { monoNowUs } from '../runtime/command-types.ts';
 import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
-import { PreviewHub } from './preview.ts';
+import { PreviewHub } from '../pipeline/preview.ts';
+import { EventStreams } from './sse.ts';
 import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
 import { dataRoutes } from './routes-data.ts';
@@ -48,7 +49,9 @@ const contexts = new WeakMap<express.Express, ApiContext>();
 const serverContexts = new WeakMap<Server, ApiContext>();
 
 export function createApp(d: HttpDeps): express.Express {
-  const c: ApiContext = { ...d, hub: new PreviewHub(d.box.cameras, { ...d.preview, log: d.log }), streams: new Set<Response>() };
+  const events = new EventStreams(d.box, d.sseKeepAliveMs);
+  d.box.use(events); // ended with the box too
+  const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.frameSource() ?? null, { ...d.preview, log: d.log }), events };
   const app = express();
   contexts.set(app, c);
   app.disable('x-powered-by');
@@ -91,8 +94,7 @@ export function createApp(d: HttpDeps): express.Express {
 
 /** End the event streams and previews (their decoders stop): they never end by themselves. */
 function endLiveStreams(c: ApiContext): void {
-  for (const res of c.streams) res.end();
-  c.streams.clear();
+  c.events.stop();
   c.hub.close();
 }
 

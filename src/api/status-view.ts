@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
+import type { BoxStatus, CameraStatus } from '../runtime/status.ts';
 import type { ApiContext } from './context.ts';
+import type { PreviewState } from '../pipeline/preview.ts';
 
 export interface DiskView {
   free_bytes: number;
@@ -29,16 +31,10 @@ async function diskFallback(c: ApiContext): Promise<DiskView | null> {
 }
 
 /**
- * The runtime's status with what the API adds per camera: frames dropped in the current recording and what the
- * live preview costs (viewers, decoder running).
+ * The runtime's status with what the API adds per camera: what the live preview costs (viewers, decoder running).
  */
-export async function statusView(c: ApiContext): Promise<Record<string, unknown>> {
+export async function statusView(c: ApiContext): Promise<Omit<BoxStatus, 'cameras' | 'disk'> & { cameras: Array<CameraStatus & { preview: PreviewState }>; disk: BoxStatus['disk'] | DiskView | null }> {
   const s = c.box.status();
-  const cameras = Array.isArray(s.cameras) ? (s.cameras as Array<Record<string, unknown>>) : [];
-  const view = cameras.map((cam) => {
-    const id = String(cam.camera_id);
-    const rt = c.box.cameras.get(id);
-    return { ...cam, frames_dropped: cam.frames_dropped ?? rt?.recorder?.current?.dropped ?? null, preview: c.hub.state(id) };
-  });
-  return { ...s, cameras: view, disk: s.disk ?? (await diskFallback(c)) };
+  const cameras = s.cameras.map((cam) => ({ ...cam, preview: c.hub.state(cam.camera_id) }));
+  return { ...s, cameras, disk: s.disk ?? (await diskFallback(c)) };
 }

@@ -6,12 +6,14 @@ import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
-import { notifyReady, notifyStopping, startWatchdogPings } from '../service/sd-notify.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
+import { WatchdogExtension } from '../service/watchdog-extension.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
+import { GpioExtension } from '../triggers/gpio/gpio-extension.ts';
 import { SerialTrigger } from '../triggers/serial/index.ts';
+import { SerialExtension } from '../triggers/serial/serial-extension.ts';
 
 export interface ServeOptions {
   /** Record one demo trial of this many seconds once the cameras are ready. */
@@ -31,28 +33,17 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config, store, log, root });
   let server: Server | null = null;
-  // Triggers talk to the box only through handleCommand, like every other transport.
-  const gpio =
-    config.gpio.inputs.length || config.gpio.outputs.recording || config.gpio.outputs.status_led
-      ? createGpioTriggers(config.gpio, { handler: box, logger: log })
-      : null;
-  const serial = config.serial.enabled ? new SerialTrigger({ config: config.serial, handler: box, logger: log }) : null;
-  if (gpio) {
-    gpio.on('status', (s) => box.report('gpio_status', { ...s }));
-    box.on('status', (m) => {
-      if (m.status === 'recording_started' || m.status === 'recording_stopped') void gpio.setRecording(m.status === 'recording_started');
-    });
-  }
-  if (serial) {
-    for (const ev of ['serial_connected', 'serial_disconnected', 'serial_error'] as const)
-      serial.on(ev, (d: Record<string, unknown>) => box.report(ev, { ...d }));
-  }
+  // Triggers talk to the box only through handleCommand, like every other transport; as extensions they start
+  // once the cameras are ready and stop after the trial is finalised.
+  if (config.gpio.inputs.length || config.gpio.outputs.recording || config.gpio.outputs.status_led)
+    box.use(new GpioExtension(box.bus, createGpioTriggers(config.gpio, { handler: box, logger: log })));
+  if (config.serial.enabled) box.use(new SerialExtension(box.bus, new SerialTrigger({ config: config.serial, handler: box, logger: log })));
+  const watchdog = new WatchdogExtension(() => box.cameras.values());
   let stopping = false;
-  let stopWatchdog: () => void = () => undefined;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    stopWatchdog();
+    watchdog.stop();
     await notifyStopping('finalising recordings');
     log.info({ signal }, 'stopping: finalising recordings');
     const hard = setTimeout(() => {
@@ -60,9 +51,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       process.exit(1);
     }, 18_000);
     try {
-      await serial?.stop();
       await box.shutdown();
-      await gpio?.stop();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       server?.closeAllConnections();
       db.close();
@@ -80,18 +69,8 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
   log.info({ url: `http://${config.http.host}:${port}/`, db: dbFile, recordings: root }, 'rigcam serving');
   await box.initialize();
-  gpio?.start();
-  serial?.start();
   await notifyReady(`${box.cameras.size} camera(s)`);
-  // systemd's watchdog is fed only while every camera that should deliver video does (a camera whose device is
-  // gone is reported, not restarted by systemd: restarting rigcam would not bring it back).
-  stopWatchdog = startWatchdogPings(() =>
-    [...box.cameras.values()].every((c) => {
-      if (c.state !== 'ready') return true;
-      const last = c.pipeline?.stats().lastCaptureUs ?? null;
-      return last !== null && monoNowUs() - last < 10_000_000;
-    }),
-  );
+  box.use(watchdog);
 
   if (opts.demoSeconds) {
     const start = await box.handleCommand('start_recording', { session_prefix: 'demo' }, { source: 'cli' });

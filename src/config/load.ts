@@ -28,7 +28,7 @@ export interface LoadedConfig {
 }
 
 /** "cameras[0].fps" from a zod path. */
-function keyPath(p: ReadonlyArray<PropertyKey>): string {
+export function keyPath(p: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const k of p) out += typeof k === 'number' ? `[${k}]` : out ? `.${String(k)}` : String(k);
   return out || '(top level)';

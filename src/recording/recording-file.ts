@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
+import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { stampAccessUnit } from '../timing/au-sei.ts';
 import { FrameTimer, type FrameRow } from './frame-row.ts';
@@ -47,8 +48,9 @@ export interface RecordingSummary {
 /**
  * One video file with its frame timing: the .ts, its CSV sidecar and its rows in SQLite. A frame's row is made
  * when its last byte is in the file, so rows, CSV and file agree even when the disk fills mid-frame.
+ * Frames reach it through a RecordingSink (pipeline/recording-sink.ts), which owns the keyframe/PSI gate.
  */
-export class RecordingFile {
+export class RecordingFile implements TimedTsFile {
   readonly id: number;
   readonly relPath: string;
   readonly csvPath: string;

@@ -1,31 +1,23 @@
-import { existsSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import type { CameraConfig, Config } from '../config/schema.ts';
 import { cameraSchema } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
-import { CameraPipeline, firstKeyframe } from '../pipeline/camera-pipeline.ts';
-import { CameraRecorder } from '../recording/camera-recorder.ts';
+import { CameraPipeline, firstKeyframe, type PipelineStats } from '../pipeline/camera-pipeline.ts';
+import { CameraRecorder, type RecorderStart } from '../recording/camera-recorder.ts';
+import type { RecordingSummary } from '../recording/recording-file.ts';
 import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
-import type { SourceExit } from '../sources/supervisor.ts';
-import { chooseEncoder, findHardwareEncoderDevice, listFfmpegEncoders } from '../cameras/encoder-choice.ts';
-import { buildProbeResult, type ProbeResult } from '../cameras/probe.ts';
-import { runTool } from '../cameras/run-tool.ts';
-import { parseListCtrls, type V4l2Control } from '../cameras/v4l2-controls.ts';
+import type { SourceExit } from '../pipeline/camera-pipeline.ts';
+import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl } from '../cameras/controls.ts';
 import { monoNowUs } from './command-types.ts';
-import { discoverCsiCameras } from '../cameras/discovery.ts';
-import { rpicamEncoderFor } from '../sources/rpicam-source.ts';
+import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
+
+export type { Capabilities } from './camera-setup.ts';
 
 export type CameraState = 'unassigned' | 'starting' | 'ready' | 'error';
 
-export interface Capabilities {
-  modes: ProbeResult['modes'];
-  default_record: ProbeResult['default_record'];
-  default_preview: ProbeResult['default_preview'];
-  controls: ProbeResult['controls'];
-}
-
-export interface DeviceReady {
+export type DeviceReady = {
   camera_id: string;
   name: string;
   resolution: string;
@@ -33,92 +25,143 @@ export interface DeviceReady {
   encoder: string;
   source: string;
   device: string | null;
+};
+
+/** What a frame sink (the preview) may use of the camera's live stream. */
+export type FrameSource = Pick<CameraPipeline, 'cameraId' | 'psi' | 'ring' | 'on' | 'off'>;
+
+/** Told the camera's current stream now and whenever it changes (re-assignment, apply_config, unassign: null). */
+export interface FrameSink {
+  setSource(source: FrameSource | null): void;
 }
 
-/** ffmpeg's -input_format name of a V4L2 fourcc. */
-const FFMPEG_INPUT_FORMAT: Record<string, string> = { MJPG: 'mjpeg', JPEG: 'mjpeg', H264: 'h264', YUYV: 'yuyv422', UYVY: 'uyvy422', NV12: 'nv12', YU12: 'yuv420p', GREY: 'gray' };
+/** The recording of this camera as it stands (a copy). */
+export type CurrentRecording = NonNullable<CameraRecorder['current']>;
+
+export interface CameraEvents {
+  /** The source process exited (it is restarted with back-off). */
+  source_exit: [SourceExit];
+  source_started: [number];
+  /** Video again after the device was lost (replugged). */
+  device_back: [];
+  /** The recording could not be written (disk full...): this camera's recording has stopped. */
+  recording_failed: [Error];
+  /** The source restarted mid-recording: a new segment file began. */
+  segment: [{ segment: number; recordingId: number; gapUs: number | null }];
+  /** The live stream was replaced (or removed: null). */
+  source: [FrameSource | null];
+}
 
 /** What it takes to probe and run a camera; shared by every camera of a box. */
 export interface CameraEnv {
   config: Config;
   store: Store;
   log: Logger;
-  /** Called on source exits and restarts (for statuses and the journal). */
-  onSourceExit: (cameraId: string, e: SourceExit) => void;
-  onSourceStarted: (cameraId: string, run: number) => void;
-  /** The camera delivers video again after its device was lost (replugged). */
-  onDeviceBack: (cameraId: string) => void;
 }
 
 /**
- * One camera of the box (the seed's CamerasRuntime): probing, mode and encoder choice, its continuous capture
- * pipeline and its recorder. Assignment builds the new pipeline beside the old one and swaps only once the new
- * one delivers video, so a failed assign leaves the previous state intact.
+ * One camera of the box: probing, mode and encoder choice, its continuous capture pipeline and its recorder, both
+ * private. Others read snapshots (describe, telemetry, stats), drive the recording through methods, attach frame
+ * sinks, and listen to typed events. Assignment builds the new pipeline beside the old one and swaps only once the
+ * new one delivers video, so a failed assign leaves the previous state intact.
  */
-export class CameraRuntime {
-  state: CameraState = 'unassigned';
-  cam: CameraConfig;
-  capabilities: Capabilities | null = null;
-  pipeline: CameraPipeline | null = null;
-  recorder: CameraRecorder | null = null;
-  encoder: string | null = null;
-  lastError: string | null = null;
+export class CameraRuntime extends EventEmitter<CameraEvents> {
+  private st: CameraState = 'unassigned';
+  private cfg: CameraConfig;
+  private caps: Capabilities | null = null;
+  private pipeline: CameraPipeline | null = null;
+  private recorder: CameraRecorder | null = null;
+  private encoderName: string | null = null;
+  private error: string | null = null;
   private v4l2Controls: V4l2Control[] = [];
 
   constructor(
     cam: CameraConfig,
     private readonly env: CameraEnv,
   ) {
-    this.cam = cam;
+    super();
+    this.cfg = cam;
   }
 
   get id(): string {
-    return this.cam.id;
+    return this.cfg.id;
   }
-
+  get state(): CameraState {
+    return this.st;
+  }
+  /** The effective configuration (after mode choice). */
+  get config(): Readonly<CameraConfig> {
+    return this.cfg;
+  }
+  get capabilities(): Capabilities | null {
+    return this.caps;
+  }
+  get lastError(): string | null {
+    return this.error;
+  }
   get recording(): boolean {
     return this.recorder?.active ?? false;
   }
+  /** Has a live stream a trial could record. */
+  get canRecord(): boolean {
+    return this.st === 'ready' && this.recorder !== null;
+  }
+  get current(): CurrentRecording | null {
+    const c = this.recorder?.current;
+    return c ? { ...c, pending: { ...c.pending } } : null;
+  }
+  stats(): (PipelineStats & { sourcePid: number | null }) | null {
+    return this.pipeline ? { ...this.pipeline.stats(), sourcePid: this.pipeline.sourcePid } : null;
+  }
+
+  /** The live stream now (null when unassigned), for a frame sink or a tap; `attachSink` follows changes. */
+  frameSource(): FrameSource | null {
+    return this.pipeline;
+  }
+
+  /** Feed a sink the live stream, now and after every change; returns the detach function. */
+  attachSink(sink: FrameSink): () => void {
+    const on = (s: FrameSource | null): void => sink.setSource(s);
+    this.on('source', on);
+    sink.setSource(this.pipeline);
+    return () => this.off('source', on);
+  }
 
   /** Probe, choose mode and encoder, start the source and wait for its first keyframe. */
-  async assign(cam: CameraConfig = this.cam, timeoutMs = 15_000): Promise<DeviceReady> {
+  async assign(cam: CameraConfig = this.cfg, timeoutMs = 15_000): Promise<DeviceReady> {
     if (this.recording) throw new Error(`camera ${cam.id} is recording: stop the trial first`);
     let pipeline: CameraPipeline | null = null;
-    let probed: { caps: Capabilities; controls: V4l2Control[] };
+    let probed: Probed;
     let effective: CameraConfig;
     let spec: ReturnType<typeof makeSourceSpec>;
     try {
-      probed = await this.probe(cam);
-      effective = this.pickMode(cam, probed.caps);
-      const encoder = await this.pickEncoder(effective);
+      probed = await probeCamera(cam, this.env.log);
+      effective = pickMode(cam, probed.caps, this.env.log);
+      const encoder = await pickEncoder(effective);
       spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
       pipeline = this.newPipeline(effective, encoder);
-      if (!this.pipeline) this.state = 'starting';
+      if (!this.pipeline) this.st = 'starting';
       pipeline.start();
       await firstKeyframe(pipeline, timeoutMs);
     } catch (err) {
       await pipeline?.stop();
       // A camera that was running keeps running as it was; one that was not is now in error, with the reason.
       if (!this.pipeline) {
-        this.state = 'error';
-        this.lastError = (err as Error).message;
+        this.st = 'error';
+        this.error = (err as Error).message;
       }
       throw err;
     }
     const old = this.pipeline;
     this.pipeline = pipeline;
-    this.recorder = new CameraRecorder(pipeline, {
-      store: this.env.store,
-      log: this.env.log,
-      fsyncIntervalMs: this.env.config.recording.fsync_interval_ms,
-      stopWaitMs: this.env.config.recording.stop_wait_ms,
-    });
-    this.cam = effective;
-    this.capabilities = probed.caps;
+    this.recorder = this.newRecorder(pipeline);
+    this.cfg = effective;
+    this.caps = probed.caps;
     this.v4l2Controls = probed.controls;
-    this.encoder = spec.encoder;
-    this.state = 'ready';
-    this.lastError = null;
+    this.encoderName = spec.encoder;
+    this.st = 'ready';
+    this.error = null;
+    this.emit('source', pipeline);
     if (old) await old.stop();
     this.env.store.upsertCamera({ id: cam.id, name: cam.name ?? cam.id, backend: cam.source, devicePath: typeof cam.device === 'string' ? cam.device : null });
     return this.describe();
@@ -126,13 +169,13 @@ export class CameraRuntime {
 
   describe(): DeviceReady {
     return {
-      camera_id: this.cam.id,
-      name: this.cam.name ?? this.cam.id,
-      resolution: `${this.cam.width}x${this.cam.height}`,
-      fps: this.cam.fps,
-      encoder: this.encoder ?? 'none',
-      source: this.cam.source,
-      device: typeof this.cam.device === 'string' ? this.cam.device : null,
+      camera_id: this.cfg.id,
+      name: this.cfg.name ?? this.cfg.id,
+      resolution: `${this.cfg.width}x${this.cfg.height}`,
+      fps: this.cfg.fps,
+      encoder: this.encoderName ?? 'none',
+      source: this.cfg.source,
+      device: typeof this.cfg.device === 'string' ? this.cfg.device : null,
     };
   }
 
@@ -141,106 +184,72 @@ export class CameraRuntime {
     const p = this.pipeline;
     this.pipeline = null;
     this.recorder = null;
-    this.state = 'unassigned';
+    this.st = 'unassigned';
+    if (p) this.emit('source', null);
     if (p) await p.stop(timeoutMs);
   }
 
-  /** Which changes need a new source process. */
-  static needsRestart(a: CameraConfig, b: CameraConfig): boolean {
-    const keys: Array<keyof CameraConfig> = ['source', 'device', 'input_format', 'width', 'height', 'fps', 'encoder', 'gop_seconds', 'bitrate_kbps'];
-    return keys.some((k) => a[k] !== b[k]);
-  }
-
   async applyConfig(changes: Partial<CameraConfig>): Promise<{ restarted: boolean; camera: DeviceReady }> {
-    const next = cameraSchema.parse({ ...this.cam, ...changes });
-    if (this.pipeline && CameraRuntime.needsRestart(this.cam, next)) {
+    const next = cameraSchema.parse({ ...this.cfg, ...changes });
+    if (this.pipeline && needsRestart(this.cfg, next)) {
       await this.assign(next);
       return { restarted: true, camera: this.describe() };
     }
-    this.cam = next;
+    this.cfg = next;
     return { restarted: false, camera: this.describe() };
   }
 
   async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number }> {
-    if (this.cam.source !== 'v4l2' || typeof this.cam.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cam.source})`);
+    if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cfg.source})`);
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) throw new Error(`camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`);
-    const res = await setControl(this.cam.device, name, value, { control });
+    const res = await setControl(this.cfg.device, name, value, { control });
     if (!res.ok) throw new Error(res.error ?? `v4l2-ctl failed: ${res.stderr}`);
     // Read back so the status and the web page show what the driver actually holds.
-    await this.refreshControls();
-    const now = this.v4l2Controls.find((c) => c.name === name);
-    return { control: name, value: now?.value ?? Number(value) };
+    const now = await readControls(this.cfg.device);
+    if (now) {
+      this.v4l2Controls = now.controls;
+      if (this.caps) this.caps.controls = now.caps;
+    }
+    return { control: name, value: this.v4l2Controls.find((c) => c.name === name)?.value ?? Number(value) };
   }
 
   async reprobe(): Promise<Capabilities> {
-    const probed = await this.probe(this.cam);
-    this.capabilities = probed.caps;
+    const probed = await probeCamera(this.cfg, this.env.log);
+    this.caps = probed.caps;
     this.v4l2Controls = probed.controls;
     return probed.caps;
   }
 
-  private async refreshControls(): Promise<void> {
-    if (typeof this.cam.device !== 'string') return;
-    const r = await runTool('v4l2-ctl', ['-d', this.cam.device, '--list-ctrls-menus']);
-    if (r.found && r.exitCode === 0) {
-      this.v4l2Controls = parseListCtrls(r.stdout);
-      if (this.capabilities) this.capabilities.controls = buildProbeResult('', r.stdout).controls;
-    }
+  // ---- recording (driven by the trial controller) -------------------------------------------------------
+
+  startRecording(s: RecorderStart): { recordingId: number; path: string } {
+    if (!this.recorder) throw new Error(`camera ${this.id} is not ready (${this.st})`);
+    return this.recorder.start(s);
+  }
+  stopRecording(atUs: number, reason: string | null): Promise<RecordingSummary[]> {
+    return this.recorder?.stop(atUs, reason) ?? Promise.resolve([]);
+  }
+  abortRecording(reason: string, state: 'complete' | 'interrupted' = 'complete'): Promise<RecordingSummary[]> {
+    return this.recorder?.abort(reason, state) ?? Promise.resolve([]);
+  }
+  pauseRecording(atUs: number): void {
+    this.recorder?.pause(atUs);
+  }
+  resumeRecording(atUs: number): void {
+    this.recorder?.resume(atUs);
   }
 
-  private async probe(cam: CameraConfig): Promise<{ caps: Capabilities; controls: V4l2Control[] }> {
-    if (cam.source === 'test') {
-      const mode = { format: 'TEST', width: cam.width, height: cam.height, fps: cam.fps };
-      return { caps: { modes: [{ ...mode, fps: [cam.fps] }], default_record: mode, default_preview: mode, controls: [] }, controls: [] };
-    }
-    if (cam.source === 'v4l2') {
-      if (typeof cam.device !== 'string') throw new Error(`camera ${cam.id}: v4l2 needs "device"`);
-      if (!existsSync(cam.device)) throw new Error(`camera device ${cam.device} does not exist (unplugged?)`);
-      const [formats, ctrls] = await Promise.all([
-        runTool('v4l2-ctl', ['-d', cam.device, '--list-formats-ext']),
-        runTool('v4l2-ctl', ['-d', cam.device, '--list-ctrls-menus']),
-      ]);
-      if (!formats.found) {
-        // Without v4l2-utils the configured mode is used as is; the doctor says how to install it.
-        this.env.log.warn({ camera: cam.id }, 'v4l2-ctl not installed: using the configured mode without probing');
-        const mode = { format: (cam.input_format ?? 'mjpeg').toUpperCase(), width: cam.width, height: cam.height, fps: cam.fps };
-        return { caps: { modes: [], default_record: mode, default_preview: null, controls: [] }, controls: [] };
-      }
-      if (formats.exitCode !== 0) throw new Error(`cannot probe ${cam.device}: ${formats.stderr.trim() || `v4l2-ctl exit ${formats.exitCode}`}`);
-      const result = buildProbeResult(formats.stdout, ctrls.stdout, { targetFps: cam.fps });
-      return { caps: result, controls: parseListCtrls(ctrls.stdout) };
-    }
-    // CSI: the sensor's modes from rpicam-hello --list-cameras; rpicam-vid scales to the configured size.
-    const index = Number(cam.device ?? 0);
-    const csi = (await discoverCsiCameras()).find((c) => c.index === index);
-    if (!csi) throw new Error(`no CSI camera ${index} (rpicam-hello --list-cameras lists none with that index; is rpicam-apps installed and the camera connected?)`);
-    const modes = csi.camera.modes.map((m) => ({ format: m.format, width: m.width, height: m.height, fps: m.fps }));
-    const mode = { format: 'H264', width: cam.width, height: cam.height, fps: cam.fps };
-    return { caps: { modes, default_record: mode, default_preview: mode, controls: [] }, controls: [] };
-  }
-
-  /** Keep the configured mode when the camera offers it; otherwise the probed default record mode. */
-  private pickMode(cam: CameraConfig, caps: Capabilities): CameraConfig {
-    if (cam.source !== 'v4l2' || !caps.modes.length) return cam;
-    const wanted = cam.input_format;
-    const offered = caps.modes.find(
-      (m) => m.width === cam.width && m.height === cam.height && (m.fps.length === 0 || m.fps.some((f) => Math.abs(f - cam.fps) < 0.01)) && (!wanted || FFMPEG_INPUT_FORMAT[m.format] === wanted),
-    );
-    if (offered) return { ...cam, input_format: wanted ?? FFMPEG_INPUT_FORMAT[offered.format] ?? cam.input_format };
-    const d = caps.default_record;
-    if (!d) throw new Error(`camera ${cam.id} offers no usable capture mode`);
-    this.env.log.warn({ camera: cam.id, configured: `${cam.width}x${cam.height}@${cam.fps}`, using: d }, 'configured mode not offered by the camera; using its default record mode');
-    return { ...cam, width: d.width, height: d.height, fps: d.fps, input_format: FFMPEG_INPUT_FORMAT[d.format] ?? cam.input_format };
-  }
-
-  private async pickEncoder(cam: CameraConfig): Promise<ConcreteEncoder | undefined> {
-    if (cam.source === 'rpicam')
-      return cam.encoder === 'libx264' || cam.encoder === 'h264_v4l2m2m' ? cam.encoder : rpicamEncoderFor(await findHardwareEncoderDevice().catch(() => null));
-    if (cam.source !== 'v4l2') return undefined;
-    const [encoders, m2m] = await Promise.all([listFfmpegEncoders().catch(() => [] as string[]), findHardwareEncoderDevice().catch(() => null)]);
-    const format = cam.input_format === 'h264' ? 'H264' : cam.input_format === 'mjpeg' ? 'MJPG' : 'YUYV';
-    return chooseEncoder({ mode: { format }, ffmpegEncoders: encoders, m2mDeviceExists: m2m !== null, override: cam.encoder }) as ConcreteEncoder;
+  private newRecorder(pipeline: CameraPipeline): CameraRecorder {
+    const rec = new CameraRecorder(pipeline, {
+      store: this.env.store,
+      log: this.env.log,
+      fsyncIntervalMs: this.env.config.recording.fsync_interval_ms,
+      stopWaitMs: this.env.config.recording.stop_wait_ms,
+    });
+    rec.on('failed', ({ error }) => this.recorder === rec && this.emit('recording_failed', error));
+    rec.on('segment', (s) => this.recorder === rec && this.emit('segment', s));
+    return rec;
   }
 
   private newPipeline(cam: CameraConfig, encoder: ConcreteEncoder | undefined): CameraPipeline {
@@ -252,32 +261,31 @@ export class CameraRuntime {
       log: this.env.log,
     });
     p.on('exit', (e) => {
-      if (this.pipeline === p) {
-        this.lastError = e.message;
-        if (e.problem === 'missing_device') this.state = 'error';
-        this.env.onSourceExit(cam.id, e);
-      }
+      if (this.pipeline !== p) return;
+      this.error = e.message;
+      if (e.problem === 'missing_device') this.st = 'error';
+      this.emit('source_exit', e);
     });
     // A lost device that comes back (same stable path) is re-assigned by itself: the supervisor kept retrying.
     p.on('frame', (f) => {
-      if (this.pipeline === p && this.state === 'error' && f.au.keyframe) {
-        this.state = 'ready';
-        this.lastError = null;
-        this.env.onDeviceBack(cam.id);
+      if (this.pipeline === p && this.st === 'error' && f.au.keyframe) {
+        this.st = 'ready';
+        this.error = null;
+        this.emit('device_back');
       }
     });
     p.on('started', (s) => {
-      if (this.pipeline === p) this.env.onSourceStarted(cam.id, s.run);
+      if (this.pipeline === p) this.emit('source_started', s.run);
     });
     return p;
   }
 
-  telemetry(): Record<string, unknown> {
+  telemetry(): { camera_id: string; state: CameraState; capture_fps: number; latency_ms: number | null; recording: boolean; recorder_state: string; frames_recorded: number | null; frames_dropped: number | null; queue_depth: { bytes: number; frames: number }; source_restarts: number; at_mono_us: number } {
     const st = this.pipeline?.stats();
     const cur = this.recorder?.current ?? null;
     return {
       camera_id: this.id,
-      state: this.state,
+      state: this.st,
       capture_fps: st?.captureFps ?? 0,
       latency_ms: st?.latencyUs != null ? Math.round(st.latencyUs / 100) / 10 : null,
       recording: this.recording,

@@ -1,3 +1,5 @@
+import type { ErrorCode } from './errors.ts';
+
 /**
  * The transport-neutral command entry point every transport (HTTP, serial, GPIO, CLI, module stdio)
  * calls. The runtime implements it; triggers and the API depend only on this interface.
@@ -15,6 +17,10 @@ export interface CommandResult {
   command: string;
   /** Present when ok is false. */
   error?: string;
+  /** Present when ok is false: why, for transports to map (HTTP status, serial ERR). */
+  code?: ErrorCode;
+  /** For invalid_payload: the payload field at fault. */
+  field?: string;
   recoverable?: boolean;
   /** Command-specific result (ids, paths, trial number, status...). */
   data?: Record<string, unknown>;

@@ -14,10 +14,6 @@ export const ALIASES: Readonly<Record<string, string>> = {
   marker: 'mark',
 };
 
-export function canonicalCommand(name: string): string {
-  return ALIASES[name] ?? name;
-}
-
 const sessionName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'session names use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 const cameraRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera ids use 1-32 letters, digits, "-" or "_"');
 const label = z.string().max(200).regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters');
@@ -92,26 +88,3 @@ export const controlChangeSchema = z.object({
 });
 
 export const markSchema = z.object({ label: label.min(1, 'a marker needs a label') });
-
-export const COMMANDS = [
-  'assign_device',
-  'unassign_device',
-  'unassign_all_devices',
-  'start_recording',
-  'stop_recording',
-  'pause_recording',
-  'resume_recording',
-  'start_session',
-  'stop_session',
-  'apply_config',
-  'control_change',
-  'reprobe',
-  'get_status',
-  'mark',
-] as const;
-
-export type CommandName = (typeof COMMANDS)[number];
-
-export function isCommand(name: string): name is CommandName {
-  return (COMMANDS as readonly string[]).includes(name);
-}

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { BoxRuntime } from './box-runtime.ts';
 import { monoNowUs } from './command-types.ts';
-import type { StatusMessage } from './status.ts';
+import type { StatusDataMap, StatusMessage, StatusName } from './status.ts';
 
 /**
  * `rigcam module`: the framing of the Raspberry Pi logger that drives each camera module as a child process.
@@ -35,11 +35,12 @@ export interface ModeOptions {
 }
 
 export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
-  const write = (msg: Omit<StatusMessage, 'mono_us'> & { mono_us?: number }): void => {
-    o.output.write(JSON.stringify({ ...msg, mono_us: msg.mono_us ?? monoNowUs() }) + '\n');
+  const write = (msg: StatusMessage): void => {
+    o.output.write(JSON.stringify(msg) + '\n');
   };
-  const status = (name: string, data: Record<string, unknown>, commandId: string | null): void =>
-    write({ type: 'status', status: name, timestamp: Date.now() / 1000, data, command_id: commandId });
+  const status = <K extends StatusName>(name: K, data: StatusDataMap[K], commandId: string | null): void =>
+    write({ type: 'status', status: name, timestamp: Date.now() / 1000, mono_us: monoNowUs(), data, command_id: commandId } as StatusMessage);
+  const lineError = (message: string): void => status('error', { command: null, code: 'invalid_payload', message, error: message, recoverable: true }, null);
 
   o.box.on('status', (m) => write(m));
 
@@ -60,13 +61,13 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
     try {
       raw = JSON.parse(line);
     } catch {
-      status('error', { message: 'not a JSON line', error: 'not a JSON line', recoverable: true }, null);
+      lineError('not a JSON line');
       return;
     }
     const env = envelope.safeParse(raw);
     if (!env.success) {
       const message = `bad command line: ${env.error.issues.map((i) => `${i.path.join('.') || 'line'}: ${i.message}`).join('; ')}`;
-      status('error', { message, error: message, recoverable: true }, null);
+      lineError(message);
       return;
     }
     const { command, command_id, timestamp: _ts, payload: nested, ...flat } = env.data;
@@ -87,7 +88,8 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
     }
     const result = await o.box.handleCommand(command, payload, { source: 'module' }, commandId);
     if (command === 'unassign_all_devices' && result.ok) {
-      for (const id of (result.data?.released as string[] | undefined) ?? []) status('device_unassigned', { device_id: id, port_released: true }, commandId);
+      const released = result.data?.released;
+      for (const id of Array.isArray(released) ? released.map(String) : []) status('device_unassigned', { device_id: id, port_released: true }, commandId);
     }
   };
 
@@ -100,7 +102,7 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
     rl.on('line', (line) => {
       if (!line.trim()) return;
       if (line.length > MAX_LINE) {
-        status('error', { message: 'line too long', error: 'line too long', recoverable: true }, null);
+        lineError('line too long');
         return;
       }
       queue = queue.then(() => handle(line)).catch((err: Error) => o.log.error({ err: err.message }, 'module command failed'));

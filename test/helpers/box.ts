@@ -4,9 +4,9 @@ import { closeHttp, startHttp } from '../../src/api/server.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import type { BoxRuntime } from '../../src/runtime/box-runtime.ts';
-import type { StatusMessage } from '../../src/runtime/status.ts';
 import type { Db } from '../../src/storage/database.ts';
 import type { Store } from '../../src/storage/store.ts';
+import type { SeenStatus } from './wait-status.ts';
 import { startTestBox } from '../runtime/runtime-helpers.ts';
 
 export interface HttpBox {
@@ -20,7 +20,7 @@ export interface HttpBox {
   server: Server;
   /** fetch against the box, with the token (when configured) unless `auth: false`. */
   api: (p: string, init?: RequestInit & { auth?: boolean; json?: unknown }) => Promise<Response>;
-  waitStatus: (name: string, pred?: (m: StatusMessage) => boolean, timeoutMs?: number) => Promise<StatusMessage>;
+  waitStatus: (name: string, pred?: (m: SeenStatus) => boolean, timeoutMs?: number) => Promise<SeenStatus>;
   close: () => Promise<void>;
 }
 

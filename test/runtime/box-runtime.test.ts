@@ -207,15 +207,15 @@ describe('box runtime: the command protocol with two test cameras', () => {
     assert.equal(refused.ok, false);
     assert.match(refused.error!, /refused during a trial/);
     await t.box.handleCommand('stop_recording', {}, api);
-    const pid = t.box.cameras.get('cam1')!.pipeline!.sourcePid;
+    const pid = t.box.cameras.get('cam1')!.stats()!.sourcePid;
     const noRestart = await t.box.handleCommand('apply_config', { camera_id: 'cam1', armed: true }, api);
     assert.equal(noRestart.data!.restarted, false);
-    assert.equal(t.box.cameras.get('cam1')!.pipeline!.sourcePid, pid);
+    assert.equal(t.box.cameras.get('cam1')!.stats()!.sourcePid, pid);
     const restart = await t.box.handleCommand('apply_config', { camera_id: 'cam1', fps: 15 }, api);
     assert.equal(restart.ok, true, restart.error);
     assert.equal(restart.data!.restarted, true);
-    assert.notEqual(t.box.cameras.get('cam1')!.pipeline!.sourcePid, pid);
-    assert.equal(t.box.cameras.get('cam1')!.cam.fps, 15);
+    assert.notEqual(t.box.cameras.get('cam1')!.stats()!.sourcePid, pid);
+    assert.equal(t.box.cameras.get('cam1')!.config.fps, 15);
   });
 
   it('control_change on a test camera is a clear error; reprobe reports capabilities', async () => {
@@ -228,12 +228,12 @@ describe('box runtime: the command protocol with two test cameras', () => {
   });
 
   it('assign_device of a missing device reports device_error and leaves the camera as it was', async () => {
-    const pid = t.box.cameras.get('cam0')!.pipeline!.sourcePid;
+    const pid = t.box.cameras.get('cam0')!.stats()!.sourcePid;
     const r = await t.box.handleCommand('assign_device', { camera_id: 'cam0', descriptor: { name: 'x', device_path: '/dev/video-nope' }, }, api);
     assert.equal(r.ok, false);
     assert.ok(t.statuses.some((s) => s.status === 'device_error' && s.data.camera_id === 'cam0'), 'device_error');
     assert.equal(t.box.cameras.get('cam0')!.state, 'ready');
-    assert.equal(t.box.cameras.get('cam0')!.pipeline!.sourcePid, pid, 'previous source still running');
+    assert.equal(t.box.cameras.get('cam0')!.stats()!.sourcePid, pid, 'previous source still running');
     const seed = await t.box.handleCommand('assign_device', { camera_id: { backend: 'test', stable_id: 'test:extra' }, descriptor: { name: 'Extra' } }, api);
     assert.equal(seed.ok, true, seed.error);
     assert.equal(seed.data!.camera_id, 'test-extra');

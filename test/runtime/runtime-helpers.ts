@@ -4,11 +4,10 @@ import { parseConfig, recordingsRoot } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
-import type { StatusMessage } from '../../src/runtime/status.ts';
 import { openDatabase, type Db } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { sleep, waitForStatus } from '../helpers/wait-status.ts';
+import { seen, sleep, waitForStatus, type SeenStatus } from '../helpers/wait-status.ts';
 
 export interface TestBox {
   box: BoxRuntime;
@@ -16,8 +15,8 @@ export interface TestBox {
   db: Db;
   root: string;
   config: Config;
-  statuses: StatusMessage[];
-  waitStatus: (name: string, pred?: (m: StatusMessage) => boolean, timeoutMs?: number) => Promise<StatusMessage>;
+  statuses: SeenStatus[];
+  waitStatus: (name: string, pred?: (m: SeenStatus) => boolean, timeoutMs?: number) => Promise<SeenStatus>;
   close: () => Promise<void>;
 }
 
@@ -30,8 +29,8 @@ export async function startTestBox(opts: { cameras?: number; extra?: Record<stri
   const store = new Store(db);
   const root = recordingsRoot(config);
   const box = new BoxRuntime({ config, store, log: silentLogger(), root });
-  const statuses: StatusMessage[] = [];
-  box.on('status', (m) => statuses.push(m));
+  const statuses: SeenStatus[] = [];
+  box.on('status', (m) => statuses.push(seen(m)));
   const waitStatus: TestBox['waitStatus'] = (name, pred, timeoutMs) => waitForStatus(box, name, pred, timeoutMs);
   if (opts.init !== false) await box.initialize();
   return {

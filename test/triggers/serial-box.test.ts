@@ -66,7 +66,7 @@ describe('serial trigger → box: a trial started, marked and stopped from a ser
     await sleep(800);
     assert.match(await send('STATUS'), /^OK .*recording=true/);
     assert.match(await send('STOP'), /^OK/);
-    assert.match(await send('STOP'), /^ERR .*not recording/);
+    assert.equal(await send('STOP'), 'ERR conflict not recording', 'a refusal of the box: ERR, its code, its reason');
     assert.match(await send('FLY away'), /^ERR/);
 
     const trial = t.db.prepare("SELECT * FROM trials WHERE number = 4").get() as { id: number; trigger_source: string; state: string };

@@ -103,6 +103,7 @@ describe('reply formatting', () => {
       'OK STATUS recording=true session=mouse_12 trial=3 cameras=2 disk.free_mb=900 disk.warn=false',
     );
     assert.equal(textReply('START', { ok: false, command: 'start_recording', error: 'no camera\narmed' }), 'ERR no camera armed');
+    assert.equal(textReply('START', { ok: false, command: 'start_recording', code: 'disk_full', error: 'not enough free disk' }), 'ERR disk_full not enough free disk');
   });
 
   it('keeps every answer on one line and bounded', () => {

@@ -14,9 +14,15 @@ export function errLine(reason: string): string {
   return `ERR ${oneLine(reason, MAX_REASON_CHARS) || 'failed'}`;
 }
 
-/** Answer to a text command: `OK <VERB> key=value ...` or `ERR <reason>`. */
+/**
+ * Answer to a text command: `OK <VERB> key=value ...`, or `ERR <code> <reason>` for a refusal of the box (the code
+ * a machine can branch on: conflict, invalid_payload, disk_full...; the reason still follows `ERR ` as before).
+ */
 export function textReply(verb: TextVerb, result: CommandResult): string {
-  if (!result.ok) return errLine(result.error ?? `${result.command} failed`);
+  if (!result.ok) {
+    const reason = result.error ?? `${result.command} failed`;
+    return errLine(result.code ? `${result.code} ${reason}` : reason);
+  }
   const summary = summarizeData(result.data);
   return summary ? `OK ${verb} ${summary}` : `OK ${verb}`;
 }
