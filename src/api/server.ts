@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { Config } from '../config/schema.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
@@ -28,11 +28,8 @@ export function checkListenSafety(config: Config): void {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The page's folder: next to this module (sources, or a build that copied it), else the sources' (dist/ build). */
-function webDir(): string {
-  const candidates = [path.join(here, '../web'), path.join(here, '../../src/web')];
-  return candidates.find((d) => existsSync(path.join(d, 'index.html'))) ?? candidates[0]!;
-}
+/** The page's folder, next to the api folder: src/web for the sources, dist/web in a build (npm run build copies it). */
+const webDir = (): string => path.join(here, '../web');
 
 function packageVersion(): string {
   for (const p of [path.join(here, '../../package.json'), path.join(here, '../../../package.json')]) {

@@ -9,8 +9,8 @@ import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
 import { runDoctor } from './doctor.ts';
 import { runTiming, timingArgsSchema } from './timing-command.ts';
 import { runVerify, verifyArgsSchema } from './verify-command.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store } from '../storage/store.ts';
+import { openStore } from '../storage/open-store.ts';
+import type { Store } from '../storage/store.ts';
 import path from 'node:path';
 
 const program = new Command();
@@ -159,9 +159,7 @@ recordingsCmd
   .option('--json', 'print JSON')
   .action((opts: { json?: boolean }) => {
     withStore((store) => {
-      const rows = store.db
-        .prepare('SELECT id, path, state, frame_count, dropped, bytes, offloaded_at, deleted_at, started_at FROM recordings ORDER BY id DESC')
-        .all() as Array<Record<string, unknown>>;
+      const rows = store.listRecordings();
       if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
       else
         for (const r of rows)
@@ -187,11 +185,11 @@ recordingsCmd
 function withStore(fn: (store: Store) => void): void {
   try {
     const { config } = loadConfig(program.opts<{ config?: string }>().config);
-    const db = openDatabase(path.resolve(config.data_dir, 'rigcam.db'));
+    const store = openStore(path.resolve(config.data_dir, 'rigcam.db'));
     try {
-      fn(new Store(db));
+      fn(store);
     } finally {
-      db.close();
+      store.close();
     }
   } catch (err) {
     fail(err, err instanceof ConfigError ? 2 : 1);

@@ -8,6 +8,7 @@ import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
 import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
 import { WatchdogExtension } from '../service/watchdog-extension.ts';
+import { monoNowUs } from '../clock.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
@@ -28,7 +29,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
-  const { db, store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  const { store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
   if (quarantined) log.error({ kept_as: quarantined, rebuilt }, 'the database was unreadable: kept aside and rebuilt from the recordings');
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config, store, log, root });
@@ -54,7 +55,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       await box.shutdown();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       server?.closeAllConnections();
-      db.close();
+      store.close();
       log.info('stopped');
     } finally {
       clearTimeout(hard);
@@ -101,12 +102,12 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
 export async function runModule(config: Config, log: Logger): Promise<void> {
   const cfg = parseConfig({ ...config, cameras: [] });
   const root = recordingsRoot(cfg);
-  const { db, store } = await openStoreWithRecovery(path.resolve(cfg.data_dir, 'rigcam.db'), root, log);
+  const { store } = await openStoreWithRecovery(path.resolve(cfg.data_dir, 'rigcam.db'), root, log);
   const box = new BoxRuntime({ config: cfg, store, log, root });
   const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, onQuit: () => undefined });
   process.on('SIGTERM', () => void box.shutdown().then(() => process.exit(0)));
   await box.initialize();
   await done;
-  db.close();
+  store.close();
   process.exit(0);
 }

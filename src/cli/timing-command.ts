@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import { z } from 'zod';
-import { forEachFileFrame } from '../timing/file-frames.ts';
+import { forEachFileFrame } from '../pipeline/file-frames.ts';
 
 export const timingArgsSchema = z.strictObject({
   file: z.string().min(1, 'FILE is required'),

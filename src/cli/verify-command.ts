@@ -3,9 +3,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { recordingsRoot } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { openDatabase } from '../storage/database.ts';
-import { Store, type RecordingRow } from '../storage/store.ts';
-import { verifyRecording } from '../timing/verify.ts';
+import { verifyRecording } from '../recording/verify.ts';
+import { openStoreReadonly } from '../storage/open-store.ts';
+import type { RecordingRow } from '../storage/store.ts';
 
 export const verifyArgsSchema = z.strictObject({
   target: z.string().min(1, 'RECORDING_ID or FILE is required'),
@@ -27,9 +27,8 @@ export async function runVerify(args: VerifyArgs, config: Config): Promise<Verif
   const dataDir = path.resolve(args.data ?? config.data_dir);
   const root = args.data ? path.join(dataDir, 'recordings') : recordingsRoot(config);
   const dbFile = path.join(dataDir, 'rigcam.db');
-  const db = existsSync(dbFile) ? openDatabase(dbFile, { readonly: true }) : null;
+  const store = existsSync(dbFile) ? openStoreReadonly(dbFile) : null;
   try {
-    const store = db ? new Store(db) : null;
     let rec: RecordingRow | undefined;
     let videos: string[];
     let csvFile: string | null;
@@ -69,6 +68,6 @@ export async function runVerify(args: VerifyArgs, config: Config): Promise<Verif
     const more = report.total > report.problems.length ? [`... and ${report.total - report.problems.length} more`] : [];
     return { ok: false, lines: [...notes, ...report.problems, ...more, `FAILED ${label}: ${report.total} disagreement(s)`] };
   } finally {
-    db?.close();
+    store?.close();
   }
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.ts';
 import type { SourceSpec } from '../sources/source-spec.ts';
 import type { BackoffOptions } from '../supervise/backoff.ts';
 import { ChildSupervisor, type ChildExit, type ChildSpec } from '../supervise/child-supervisor.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { CaptureClock } from './capture-clock.ts';
 import type { AccessUnit } from './access-unit.ts';
 import type { CapturedFrame } from './captured-frame.ts';

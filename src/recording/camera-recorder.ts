@@ -5,7 +5,7 @@ import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
-import type { CsvContext } from './timing-csv.ts';
+import type { CsvContext } from '../timing/csv-format.ts';
 
 export type RecorderState = 'idle' | 'waiting_keyframe' | 'recording' | 'paused';
 

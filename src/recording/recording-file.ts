@@ -1,11 +1,13 @@
 import path from 'node:path';
+import { wallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
-import { stampAccessUnit } from '../timing/au-sei.ts';
-import { FrameTimer, type FrameRow } from './frame-row.ts';
-import { TimingCsvWriter, type CsvContext } from './timing-csv.ts';
+import { stampAccessUnit } from '../pipeline/au-sei.ts';
+import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
+import type { CsvContext } from '../timing/csv-format.ts';
+import { TimingCsvWriter } from './timing-csv.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
 
 export interface RecordingFileOptions {
@@ -68,8 +70,7 @@ export class RecordingFile implements TimedTsFile {
   private closed: Promise<RecordingSummary> | null = null;
 
   constructor(private readonly o: RecordingFileOptions) {
-    const mono0 = Number(process.hrtime.bigint() / 1000n);
-    const wall0 = Date.now() * 1000;
+    const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);

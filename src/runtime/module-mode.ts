@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { BoxRuntime } from './box-runtime.ts';
-import { monoNowUs } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import type { StatusDataMap, StatusMessage, StatusName } from './status.ts';
 
 /**

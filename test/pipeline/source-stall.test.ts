@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
 import { CameraPipeline, sourceStallMs, type SourceExit } from '../../src/pipeline/camera-pipeline.ts';
-import { testSourceSpec, wallMinusMonoUs } from '../../src/sources/test-source.ts';
+import { wallMinusMonoUs } from '../../src/clock.ts';
+import { testSourceSpec } from '../../src/sources/test-source.ts';
 
 it('the stall limit is a few frame periods plus a margin', () => {
   assert.equal(sourceStallMs(30), 5134);

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TS_PACKET_SIZE, type AccessUnit } from '../../src/pipeline/access-unit.ts';
 import { TsDemuxer } from '../../src/pipeline/ts-demux.ts';
 import { TsFileWriter } from '../../src/recording/ts-file-writer.ts';
-import { insertNalIntoAccessUnit, seiInsertPoint, stampAccessUnit, timingOfAccessUnit } from '../../src/timing/au-sei.ts';
+import { insertNalIntoAccessUnit, seiInsertPoint, stampAccessUnit, timingOfAccessUnit } from '../../src/pipeline/au-sei.ts';
 import { buildTimingSei, type SeiTiming } from '../../src/timing/sei.ts';
 import { makeTestAnnexB, makeTestTs, probePackets, type TestStreamOptions } from '../helpers/ffmpeg-ts.ts';
 import { tmpDir } from '../helpers/tmp.ts';

@@ -6,8 +6,9 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { monoNowUs } from '../../src/runtime/command-types.ts';
 import { reconcileRecording } from '../../src/storage/reconcile.ts';
 import type { RecordingRow } from '../../src/storage/store.ts';
-import { forEachFileFrame, type FileFrame } from '../../src/timing/file-frames.ts';
-import { secondsToUs, splitCsvLine, verifyRecording } from '../../src/timing/verify.ts';
+import { forEachFileFrame, type FileFrame } from '../../src/pipeline/file-frames.ts';
+import { splitCsvLine } from '../../src/timing/csv-format.ts';
+import { secondsToUs, verifyRecording } from '../../src/recording/verify.ts';
 import { ffprobeCount, sleep, startTestBox, type TestBox } from '../runtime/runtime-helpers.ts';
 
 async function fileFrames(file: string): Promise<FileFrame[]> {

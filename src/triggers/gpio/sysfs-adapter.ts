@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log/logger.ts';
-import { monoNowUs } from '../../runtime/command-types.ts';
+import { monoNowUs } from '../../clock.ts';
 import { Backoff, type BackoffOptions } from '../../supervise/backoff.ts';
 import type { GpioBias } from './gpio-config.ts';
 import type { EdgeSource, EdgeSourceEvents, GpioFault, OutputLine, OutputLineEvents } from './gpio-hardware.ts';

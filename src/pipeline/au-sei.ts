@@ -1,6 +1,6 @@
-import { TS_PACKET_SIZE as PKT } from '../pipeline/access-unit.ts';
-import { H264_NAL } from '../pipeline/h264-nal.ts';
-import { buildTimingSei, parseTimingSei, type ParsedSeiTiming, type SeiTiming } from './sei.ts';
+import { buildTimingSei, parseTimingSei, type ParsedSeiTiming, type SeiTiming } from '../timing/sei.ts';
+import { TS_PACKET_SIZE as PKT } from './access-unit.ts';
+import { H264_NAL } from './h264-nal.ts';
 
 /**
  * Puts an SEI NAL unit into one H.264 access unit carried as whole 188-byte TS packets (a PES from its

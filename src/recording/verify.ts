@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { parse } from 'csv-parse/sync';
+import { forEachFileFrame } from '../pipeline/file-frames.ts';
 import type { RecordingRow, Store } from '../storage/store.ts';
-import { forEachFileFrame } from './file-frames.ts';
+import { splitCsvLine } from '../timing/csv-format.ts';
 
 /**
  * `rigcam verify`: a recording's video file, the timing SEI inside it, its CSV and its database rows must tell
@@ -50,11 +50,6 @@ class Problems {
 }
 
 // ---------------------------------------------------------------------------------------------- CSV
-
-/** The fields of one CSV line (RFC 4180, by csv-parse; the timing CSV never has line breaks inside a field). */
-export function splitCsvLine(line: string): string[] {
-  return (parse(line, { relax_column_count: true }) as string[][])[0] ?? [];
-}
 
 /** Decimal seconds (`1764412345.123456`) to integer µs, exactly (no binary floating point on the fraction). */
 export function secondsToUs(s: string): number {

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import type { AccessUnit } from '../pipeline/access-unit.ts';
-import { TsDemuxer, type DemuxWarning } from '../pipeline/ts-demux.ts';
+import { buildTimingSei, type ParsedSeiTiming } from '../timing/sei.ts';
+import type { AccessUnit } from './access-unit.ts';
 import { accessUnitEs, timingOfEs } from './au-sei.ts';
-import { buildTimingSei, type ParsedSeiTiming } from './sei.ts';
+import { TsDemuxer, type DemuxWarning } from './ts-demux.ts';
 
 /** One frame of a video file as the file itself tells it. */
 export interface FileFrame {
