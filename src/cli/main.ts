@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, readConfigFile } from '../config/load.ts';
+import { ConfigError, loadConfig, parseConfig, readConfigFile } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PathError } from '../recording/paths.ts';
 import { recordArgsSchema, runRecord } from './record-command.ts';
@@ -7,6 +7,8 @@ import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
 import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
 import { runDoctor } from './doctor.ts';
+import { runTiming, timingArgsSchema } from './timing-command.ts';
+import { runVerify, verifyArgsSchema } from './verify-command.ts';
 import { openStore } from '../storage/open-store.ts';
 import type { Store } from '../storage/store.ts';
 import path from 'node:path';
@@ -109,6 +111,45 @@ program
     const report = await runDoctor({ dataDir });
     process.stdout.write(report.lines.join('\n') + '\n');
     process.exitCode = report.ok ? 0 : 1;
+  });
+
+program
+  .command('timing')
+  .description('print the per-frame times a .ts or .mp4 carries inside it (CSV: frame_index,capture_us,wall_us,pts)')
+  .argument('<file>', 'video file (.ts or .mp4)')
+  .option('--csv <out>', 'write the CSV to a new file instead of stdout')
+  .action(async (file: string, opts: { csv?: string }) => {
+    const parsed = timingArgsSchema.safeParse({ file, ...opts });
+    if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
+    // `rigcam timing F | head` closes the pipe early: that is not an error.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : fail(err)));
+    try {
+      const r = await runTiming(parsed.data, (s) => process.stdout.write(s));
+      if (r.withoutSei > 0) {
+        process.stderr.write(`rigcam: ${r.withoutSei} of ${r.frames} frames carry no rigcam timing (their times are empty)\n`);
+        process.exitCode = 1;
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('verify')
+  .description('check that a recording\'s file, timing SEI, CSV and database agree frame by frame')
+  .argument('<recording>', 'recording id, or a .ts / .mp4 file')
+  .option('--data <dir>', 'data directory (database and recordings)')
+  .action(async (target: string, opts: { data?: string }) => {
+    const parsed = verifyArgsSchema.safeParse({ target, ...opts });
+    if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
+    try {
+      const config = parsed.data.data ? parseConfig({}) : loadConfig(program.opts<{ config?: string }>().config).config;
+      const r = await runVerify(parsed.data, config);
+      process.stdout.write(r.lines.join('\n') + '\n');
+      process.exitCode = r.ok ? 0 : 1;
+    } catch (err) {
+      fail(err, err instanceof ConfigError ? 2 : 1);
+    }
   });
 
 const recordingsCmd = program.command('recordings').description('recordings in the database');

@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
+import { stampAccessUnit } from '../pipeline/au-sei.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
@@ -61,6 +62,9 @@ export class RecordingFile implements TimedTsFile {
   private rows: FrameRow[] = [];
   private readonly flushTimer: NodeJS.Timeout;
   private triggerFrame: number | null = null;
+  /** Frames handed to the file writer: the next one is frame `queued + 1` (its index in the SEI and the row). */
+  private queued = 0;
+  private warnedUnstamped = false;
   private firstUs: number | null = null;
   private lastUs: number | null = null;
   private closed: Promise<RecordingSummary> | null = null;
@@ -123,25 +127,41 @@ export class RecordingFile implements TimedTsFile {
     this.ts.write(psi);
   }
 
-  /** Queue one frame; its timing row is made when it is on disk. */
+  /**
+   * Queue one frame, carrying its timing in an SEI (frame index, capture and wall time: the values of its row);
+   * its timing row is made when it is on disk.
+   */
   writeFrame(f: CapturedFrame, flags: string[], expectedGap: boolean): boolean {
-    return this.ts.write(f.au.packets, () => {
-      const row = this.timer.next({
-        captureUs: f.captureUs,
-        pts: f.au.ptsRaw,
-        keyframe: f.au.keyframe,
-        bytes: f.au.payloadBytes,
-        flags: f.au.discontinuity ? [...flags, 'discontinuity'] : flags,
-        expectedGap,
-      });
-      this.rows.push(row);
-      this.firstUs ??= f.captureUs;
-      this.lastUs = f.captureUs;
-      if (this.triggerFrame === null && this.o.triggerMonoUs !== null && f.captureUs >= this.o.triggerMonoUs) {
-        this.triggerFrame = row.index;
-        this.o.store.setTriggerFrame(this.id, row.index);
-      }
-    });
+    const index = this.queued + 1;
+    const stamped = stampAccessUnit(f.au.packets, { frameIndex: index, captureUs: f.captureUs, wallUs: this.timer.wallUs(f.captureUs) });
+    if (!stamped && !this.warnedUnstamped) {
+      this.warnedUnstamped = true;
+      this.o.log.warn({ recording: this.id, frame: index }, 'frame written without its timing SEI (access unit not readable)');
+    }
+    const ok = this.ts.write(
+      stamped ?? f.au.packets,
+      () => {
+        const row = this.timer.next({
+          captureUs: f.captureUs,
+          pts: f.au.ptsRaw,
+          keyframe: f.au.keyframe,
+          bytes: f.au.payloadBytes,
+          flags: f.au.discontinuity ? [...flags, 'discontinuity'] : flags,
+          expectedGap,
+        });
+        if (row.index !== index) this.o.log.error({ recording: this.id, row: row.index, sei: index }, 'frame index of row and SEI differ');
+        this.rows.push(row);
+        this.firstUs ??= f.captureUs;
+        this.lastUs = f.captureUs;
+        if (this.triggerFrame === null && this.o.triggerMonoUs !== null && f.captureUs >= this.o.triggerMonoUs) {
+          this.triggerFrame = row.index;
+          this.o.store.setTriggerFrame(this.id, row.index);
+        }
+      },
+      stamped !== null,
+    );
+    if (ok) this.queued += 1;
+    return ok;
   }
 
   private flushRows(): void {

@@ -68,11 +68,12 @@ export class TsFileWriter {
 
   /**
    * Queue packets (PSI, or one frame with `onWritten`, called once its last byte is in the file, so the frame
-   * timing never lists a frame the file lacks). Returns false once the writer has failed or closed.
+   * timing never lists a frame the file lacks). Returns false once the writer has failed or closed. `owned`: the
+   * caller hands over a buffer nobody else holds, so it is renumbered in place instead of copied.
    */
-  write(packets: Buffer, onWritten?: () => void): boolean {
+  write(packets: Buffer, onWritten?: () => void, owned = false): boolean {
     if (this.failure || this.closed) return false;
-    const out = Buffer.from(packets); // a copy: the pre-roll ring still holds the original
+    const out = owned ? packets : Buffer.from(packets); // a copy: the pre-roll ring still holds the original
     for (let off = 0; off + TS_PACKET_SIZE <= out.length; off += TS_PACKET_SIZE) this.renumber(out, off);
     this.queue.push({ buf: out, onWritten });
     this.queuedBytes += out.length;

@@ -62,6 +62,11 @@ export function openStore(file: string): Store {
   return new Store(openDatabase(file));
 }
 
+/** The database of a box for a read-only tool (`rigcam verify`): no migration, no write. */
+export function openStoreReadonly(file: string): Store {
+  return new Store(openDatabase(file, { readonly: true }));
+}
+
 const FILE_RE = /^(.+)_trial(\d{3,})_([A-Za-z0-9][A-Za-z0-9_-]*?)(?:_seg(\d{2,}))?\.ts$/;
 
 async function probeSize(file: string): Promise<{ width: number; height: number }> {

@@ -2,10 +2,12 @@ import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSyn
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import { PTS_HZ, PTS_WRAP } from '../pipeline/access-unit.ts';
+import { timingOfFrame } from '../pipeline/file-frames.ts';
 import { TsDemuxer } from '../pipeline/ts-demux.ts';
 import { unwrapNear } from '../pipeline/pts-unwrap.ts';
 import type { FrameRow } from '../timing/frame-row.ts';
 import { CSV_HEADER, csvLine, moduleName } from '../timing/csv-format.ts';
+import type { ParsedSeiTiming } from '../timing/sei.ts';
 import { toFrameRow, type RecordingRow, type Store } from './store.ts';
 
 /** What the file itself says about each of its frames. */
@@ -14,12 +16,17 @@ export interface FileFrame {
   keyframe: boolean;
   bytes: number;
   discontinuity: boolean;
+  /** The timing the frame carries in its SEI (exact capture and wall time), when it has one. */
+  sei?: ParsedSeiTiming | null;
 }
 
 /** Stream a TS file through the project's demuxer, one frame at a time (files can be gigabytes). */
 export async function forEachTsFrame(file: string, onFrame: (f: FileFrame) => void): Promise<void> {
   const demux = new TsDemuxer({
-    onAccessUnit: (au) => onFrame({ ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes: au.payloadBytes, discontinuity: au.discontinuity }),
+    onAccessUnit: (au) => {
+      const { sei, bytes } = timingOfFrame(au);
+      onFrame({ ptsRaw: au.ptsRaw, keyframe: au.keyframe, bytes, discontinuity: au.discontinuity, sei });
+    },
   });
   await new Promise<void>((resolve, reject) => {
     createReadStream(file, { highWaterMark: 1 << 20 })
@@ -74,7 +81,12 @@ export class RowRebuilder {
       this.refUs = f.ptsRaw * US_PER_TICK + k * wrapUs;
     }
     const pts = unwrapNear(f.ptsRaw, this.prevPts);
-    const captureUs = Math.round(this.refUs + (pts - this.refPts) * US_PER_TICK);
+    // The frame's own SEI is exact; without one, time follows the PTS from the last known frame.
+    const captureUs = f.sei ? f.sei.captureUs : Math.round(this.refUs + (pts - this.refPts) * US_PER_TICK);
+    if (f.sei) {
+      this.refPts = pts;
+      this.refUs = captureUs;
+    }
     const intervalUs = this.prevUs === null ? null : captureUs - this.prevUs;
     this.index += 1;
     this.prevPts = pts;
@@ -83,7 +95,7 @@ export class RowRebuilder {
       recordingId: this.rec.id,
       index: this.index,
       captureUs,
-      wallUs: this.rec.wall0_us + (captureUs - this.rec.mono0_us),
+      wallUs: f.sei ? f.sei.wallUs : this.rec.wall0_us + (captureUs - this.rec.mono0_us),
       intervalUs,
       missingBefore: intervalUs !== null && this.period > 0 ? Math.max(0, Math.round(intervalUs / this.period) - 1) : 0,
       pts: f.ptsRaw,

@@ -159,7 +159,7 @@ export class Store {
   private q(sql: string): Statement {
     let st = this.statements.get(sql);
     if (!st) {
-      st = this.db.prepare(sql);
+      st = this.q(sql);
       this.statements.set(sql, st);
     }
     return st;
@@ -452,8 +452,7 @@ export class Store {
    * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`). Empty buckets are left out.
    */
   frameSeries(recordingId: number, lo: number, hi: number, buckets: number): SeriesBucket[] {
-    const rows = this.db
-      .prepare(
+    const rows = this.q(
         `WITH RECURSIVE k(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM k WHERE b + 1 < @n),
            -- bound parameters are REAL: the edges are truncated to integers explicitly
            r AS (SELECT b, CAST(@lo + CAST(b * (@hi - @lo + 1) / @n AS INTEGER) AS INTEGER) AS i_min,
@@ -474,8 +473,7 @@ export class Store {
 
   /** Frame rows, missing frames, frames after a loss and keyframes of a recording, in one pass. */
   frameTotals(recordingId: number): { frames: number; missing: number; drop_frames: number; keyframes: number } {
-    return this.db
-      .prepare(
+    return this.q(
         `SELECT COUNT(*) AS frames, COALESCE(SUM(missing_before), 0) AS missing, COALESCE(SUM(missing_before > 0), 0) AS drop_frames,
            COALESCE(SUM(keyframe), 0) AS keyframes FROM frames WHERE recording_id = ?`,
       )
@@ -484,8 +482,7 @@ export class Store {
 
   /** Min and max frame interval over a frame index range, pause and restart gaps left out. */
   intervalRange(recordingId: number, fromIndex: number, toIndex: number): { min: number | null; max: number | null } {
-    return this.db
-      .prepare(
+    return this.q(
         `SELECT MIN(interval_us) AS min, MAX(interval_us) AS max FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ?
            AND instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0`,
       )
@@ -495,7 +492,7 @@ export class Store {
   /** First and last frame (by index; capture time grows with it) without a scan. */
   frameExtent(recordingId: number): { first_index: number | null; last_index: number | null; first_us: number | null; last_us: number | null } {
     const end = (dir: 'ASC' | 'DESC'): { frame_index: number; capture_us: number } | undefined =>
-      this.db.prepare(`SELECT frame_index, capture_us FROM frames WHERE recording_id = ? ORDER BY frame_index ${dir} LIMIT 1`).get(recordingId) as
+      this.q(`SELECT frame_index, capture_us FROM frames WHERE recording_id = ? ORDER BY frame_index ${dir} LIMIT 1`).get(recordingId) as
         | { frame_index: number; capture_us: number }
         | undefined;
     const a = end('ASC');
@@ -508,7 +505,7 @@ export class Store {
    * the primary key: capture time grows with the frame index, and no capture-time index is needed.
    */
   frameAtOrAfter(recordingId: number, us: number): { frame_index: number; capture_us: number } | null {
-    const at = this.db.prepare('SELECT frame_index, capture_us FROM frames WHERE recording_id = ? AND frame_index >= ? ORDER BY frame_index LIMIT 1');
+    const at = this.q('SELECT frame_index, capture_us FROM frames WHERE recording_id = ? AND frame_index >= ? ORDER BY frame_index LIMIT 1');
     const ext = this.frameExtent(recordingId);
     if (ext.last_us === null || ext.last_us < us) return null;
     let lo = ext.first_index!;
@@ -524,8 +521,7 @@ export class Store {
 
   /** Frame intervals and how often each occurs (pause and restart gaps left out): exact percentiles in one sort. */
   intervalHistogram(recordingId: number): Array<{ v: number; n: number }> {
-    return this.db
-      .prepare(
+    return this.q(
         `SELECT interval_us AS v, COUNT(*) AS n FROM frames WHERE recording_id = ? AND interval_us IS NOT NULL
            AND (flags = '' OR (instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0)) GROUP BY interval_us ORDER BY interval_us`,
       )
@@ -534,8 +530,7 @@ export class Store {
 
   /** Frames that lost frames before them, in order, at most `limit`: the exact places of the drops. */
   dropFrames(recordingId: number, fromIndex: number, toIndex: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; missing_before: number }> {
-    return this.db
-      .prepare(
+    return this.q(
         `SELECT frame_index, capture_us, interval_us, missing_before FROM frames
          WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND missing_before > 0 ORDER BY frame_index LIMIT ?`,
       )
@@ -544,8 +539,7 @@ export class Store {
 
   /** Frames after a gap that is not a drop (pause: `resume`, source restart: `segment`) or at a stream `discontinuity`. */
   gapFrames(recordingId: number, limit: number, indexRange: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER]): Array<{ frame_index: number; capture_us: number; interval_us: number | null; flags: string }> {
-    return this.db
-      .prepare(
+    return this.q(
         `SELECT frame_index, capture_us, interval_us, flags FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND flags != ''
            AND (instr(flags, 'resume') > 0 OR instr(flags, 'segment') > 0 OR instr(flags, 'discontinuity') > 0)
          ORDER BY frame_index LIMIT ?`,
@@ -555,12 +549,17 @@ export class Store {
 
   /** The stop instant of a trial, from its journalled recording_stopped status (null while recording or unknown). */
   trialStopMonoUs(trialId: number): number | null {
-    const r = this.db
-      .prepare(
+    const r = this.q(
         `SELECT json_extract(payload, '$.stop_mono_us') AS us FROM events
          WHERE kind = 'status' AND name = 'recording_stopped' AND json_extract(payload, '$.trial_id') = ? ORDER BY id DESC LIMIT 1`,
       )
       .get(trialId) as { us: number | null } | undefined;
     return r?.us ?? null;
+  }
+
+  // ---- verify (rigcam verify) -------------------------------------------------------------------------
+  /** The recording whose .ts or .mp4 is this path (relative to the recordings root). */
+  recordingByFile(relPath: string): RecordingRow | undefined {
+    return this.q('SELECT * FROM recordings WHERE path = ? OR mp4_path = ? ORDER BY id DESC LIMIT 1').get(relPath, relPath) as RecordingRow | undefined;
   }
 }

@@ -51,6 +51,11 @@ export class FrameTimer {
     return this.dropped;
   }
 
+  /** Wall-clock µs of a capture time, from the recording's monotonic↔wall pair (the row's and the SEI's value). */
+  wallUs(captureUs: number): number {
+    return this.wall0Us + (captureUs - this.mono0Us);
+  }
+
   next(f: { captureUs: number; pts: number; keyframe: boolean; bytes: number; flags: string[]; expectedGap: boolean }): FrameRow {
     this.count += 1;
     const intervalUs = this.prevCaptureUs === null ? null : f.captureUs - this.prevCaptureUs;
@@ -65,7 +70,7 @@ export class FrameTimer {
       recordingId: this.recordingId,
       index: this.count,
       captureUs: f.captureUs,
-      wallUs: this.wall0Us + (f.captureUs - this.mono0Us),
+      wallUs: this.wallUs(f.captureUs),
       intervalUs,
       missingBefore,
       pts: f.pts,
