@@ -6,6 +6,9 @@ import { bootId } from './sidecar.ts';
 /** Another process holds the data directory (or the lock cannot be taken). */
 export class DataDirLockedError extends Error {}
 
+/** Held locks: referenced here so the connection (and with it the lock) is never garbage-collected away. */
+const held = new Set<Database.Database>();
+
 export interface DataDirLock {
   readonly file: string;
   release(): void;
@@ -51,11 +54,13 @@ export function lockDataDir(dataDir: string): DataDirLock {
   } catch {
     /* informational only */
   }
-  const held = db;
+  const conn = db;
+  held.add(conn);
   return {
     file,
     release: () => {
-      if (held.open) held.close();
+      held.delete(conn);
+      if (conn.open) conn.close();
     },
   };
 }
