@@ -85,8 +85,8 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
     salvage = salvageDatabase(marker.salvage_from, log);
     quarantined ??= marker.salvage_from;
   }
-  const { adopted, failed } = await adoptOrphans(store, root, log, salvage);
-  if (marker) removeMarker(file);
+  const { adopted, failed, committed } = await adoptOrphans(store, root, log, salvage);
+  if (marker && committed) removeMarker(file);
   const reconciled = await reconcileAll(store, root, log);
   return { store, quarantined, rebuilt: adopted, failed, reconciled };
 }
@@ -173,6 +173,7 @@ function findOrphans(store: Store, root: string, log: Logger): FoundVideo[] {
   if (!existsSync(root)) return [];
   const out: FoundVideo[] = [];
   const me = bootId();
+  const known = store.knownVideoPaths();
   for (const dir of readdirSync(root, { withFileTypes: true })) {
     if (!dir.isDirectory()) continue;
     const session = dir.name;
@@ -184,9 +185,9 @@ function findOrphans(store: Store, root: string, log: Logger): FoundVideo[] {
       const base = name.slice(0, -ext.length - 1);
       if (ext === 'mp4' && names.has(`${base}.ts`)) continue; // the .ts is the recording; the .mp4 its remux
       const rel = path.join(session, name);
-      if (store.recordingByVideo(rel)) continue;
+      if (known.has(rel)) continue;
       const mp4Rel = ext === 'mp4' ? rel : names.has(`${base}.mp4`) ? path.join(session, `${base}.mp4`) : null;
-      if (mp4Rel && mp4Rel !== rel && store.recordingByVideo(mp4Rel)) continue;
+      if (mp4Rel && known.has(mp4Rel)) continue;
       const sidecar = readSidecar(path.join(root, rel));
       // Never touch a file another live rigcam on this boot is still writing.
       if (sidecar && sidecar.state === 'recording' && sidecar.owner.boot_id === me && sidecar.owner.pid !== process.pid && pidAlive(sidecar.owner.pid)) {
@@ -256,7 +257,12 @@ async function collect(root: string, f: FoundVideo): Promise<Collected> {
  * `.rebuild` marker, removed after the commit, makes the next start redo it). A file that cannot be read is
  * skipped and reported; the others are registered.
  */
-export async function adoptOrphans(store: Store, root: string, log: Logger, salvage: Salvage | null = null): Promise<{ adopted: number; failed: Array<{ path: string; error: string }> }> {
+export async function adoptOrphans(
+  store: Store,
+  root: string,
+  log: Logger,
+  salvage: Salvage | null = null,
+): Promise<{ adopted: number; failed: Array<{ path: string; error: string }>; committed: boolean }> {
   const found = findOrphans(store, root, log);
   const failed: Array<{ path: string; error: string }> = [];
   const collected: Collected[] = [];
@@ -269,24 +275,30 @@ export async function adoptOrphans(store: Store, root: string, log: Logger, salv
   }
   if (!collected.length && !salvage) {
     for (const f of failed) log.error(f, 'recording on disk could not be registered');
-    return { adopted: 0, failed };
+    return { adopted: 0, failed, committed: true };
   }
   const rewrite: number[] = [];
-  store.transaction(() => {
-    if (salvage) restoreSalvage(store, salvage);
-    for (const c of collected) {
-      try {
-        store.transaction(() => {
-          const id = register(store, c, salvage);
-          if (store.recording(id)!.state !== 'complete') rewrite.push(id);
-        });
-      } catch (err) {
-        failed.push({ path: c.rel, error: (err as Error).message });
+  try {
+    store.transaction(() => {
+      if (salvage) restoreSalvage(store, salvage);
+      for (const c of collected) {
+        try {
+          store.transaction(() => {
+            const id = register(store, c, salvage);
+            if (store.recording(id)!.state !== 'complete') rewrite.push(id);
+          });
+        } catch (err) {
+          failed.push({ path: c.rel, error: (err as Error).message });
+        }
       }
-    }
-    if (salvage) restoreEvents(store, salvage);
-    store.closeRebuiltTrials();
-  });
+      if (salvage) restoreEvents(store, salvage);
+      store.closeRebuiltTrials();
+    });
+  } catch (err) {
+    // Nothing of it was committed (a full disk, a lock): the service still starts; the next start tries again.
+    log.error({ err: (err as Error).message, recordings: collected.length }, 'registering the recordings on disk did not commit: retried at the next start');
+    return { adopted: 0, failed: [...failed, ...collected.map((c) => ({ path: c.rel, error: `not committed: ${(err as Error).message}` }))], committed: false };
+  }
   const adopted = collected.length - failed.filter((f) => collected.some((c) => c.rel === f.path)).length;
   // Derived files after the commit: the CSV of a recording adopted from its video is rewritten to match it.
   for (const id of rewrite) {
@@ -300,7 +312,7 @@ export async function adoptOrphans(store: Store, root: string, log: Logger, salv
   }
   for (const f of failed) log.error(f, 'recording on disk could not be registered');
   if (adopted) log.warn({ recordings: adopted, failed: failed.length, salvaged: salvage !== null }, 'recordings on disk the database did not know were registered');
-  return { adopted, failed };
+  return { adopted, failed, committed: true };
 }
 
 function restoreSalvage(store: Store, s: Salvage): void {

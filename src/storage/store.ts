@@ -350,6 +350,16 @@ export class Store {
     return this.q('SELECT * FROM recordings WHERE path = ? OR mp4_path = ? LIMIT 1').get(relPath, relPath) as RecordingRow | undefined;
   }
 
+  /** Every video path the database knows (.ts and .mp4), for finding the files it does not know in one pass. */
+  knownVideoPaths(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.q('SELECT path, mp4_path FROM recordings').iterate() as IterableIterator<{ path: string; mp4_path: string | null }>) {
+      out.add(r.path);
+      if (r.mp4_path) out.add(r.mp4_path);
+    }
+    return out;
+  }
+
   // ---- rebuild: what a quarantined database still gives ------------------------------------------------------
   /** Put back a salvaged session (name, metadata, times): the one of that name, created when new. */
   restoreSession(s: SalvagedSession): SessionRow {
