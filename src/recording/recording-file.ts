@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
-import { bootId, createSidecar, replaceSidecar, sidecarPathFor, syncDir, type Sidecar } from '../storage/sidecar.ts';
+import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type Sidecar } from '../storage/sidecar.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
@@ -102,9 +102,7 @@ export class RecordingFile implements TimedTsFile {
     this.sidecarPath = sidecarPathFor(o.file);
     this.sidecar = this.describe(mono0, wall0);
     try {
-      createSidecar(this.sidecarPath, this.sidecar);
-      // The session folder's own entry in the root (new with the trial's first file).
-      syncDir(path.dirname(path.dirname(o.file)));
+      createSidecar(this.sidecarPath, this.sidecar); // its directory fsync covers the .csv's new entry too
     } catch (err) {
       void this.ts.close();
       void this.csv.close();

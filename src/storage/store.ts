@@ -286,12 +286,13 @@ export class Store {
   }
 
   createTrial(t: { sessionId: number; number: number; label: string; triggerSource: string; triggerMonoUs: number | null; metadata?: Record<string, unknown> }): TrialRow {
-    const info = this.durably(() => this
+    // Not synced on its own: the recordings created right after it commit durably, and that sync covers this row.
+    const info = this
       .q(
         `INSERT INTO trials (session_id, number, label, state, trigger_source, trigger_mono_us, metadata, started_at)
          VALUES (?, ?, ?, 'recording', ?, ?, ?, ?)`,
       )
-      .run(t.sessionId, t.number, t.label, t.triggerSource, t.triggerMonoUs, JSON.stringify(t.metadata ?? {}), nowIso()));
+      .run(t.sessionId, t.number, t.label, t.triggerSource, t.triggerMonoUs, JSON.stringify(t.metadata ?? {}), nowIso());
     return this.trial(Number(info.lastInsertRowid))!;
   }
 
