@@ -10,6 +10,7 @@ import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import { openStoreWithRecovery, DatabaseOpenError } from '../../src/storage/open-store.ts';
 import { reconcileAll, rewriteCsv } from '../../src/storage/reconcile.ts';
 import { readSidecar } from '../../src/storage/sidecar.ts';
+import { remuxToMp4 } from '../../src/recording/remux.ts';
 import type { Store } from '../../src/storage/store.ts';
 import { readCsv } from '../../src/timing/csv-format.ts';
 import { rigcamBin } from '../helpers/cli.ts';
@@ -186,6 +187,29 @@ describe('durable metadata', () => {
     assert.deepEqual(after.slice(0, -2).map((f) => [f.flags, f.capture_us]), original.slice(0, -2).map((f) => [f.flags, f.capture_us]), 'flags and times as recorded');
     assert.ok(after.slice(-2).every((f) => f.flags.includes('recovered')));
     await t.close();
+  });
+
+  it('an .mp4-only recording (keep_ts: false) is recognised and adopted with its CSV timing', async () => {
+    const t = await startTestBox({ cameras: 1 });
+    await trial(t, { session_prefix: 'mp', trial_label: 'm' });
+    const rec = t.db.prepare('SELECT * FROM recordings').get() as Rec;
+    const timing = csvTiming(t.root, [rec]).get(rec.path)!;
+    const dbFile = path.join(t.config.data_dir, 'rigcam.db');
+    await t.close();
+    const r = await remuxToMp4(path.join(t.root, rec.path), rec.frame_count, { keepTs: false });
+    assert.equal(r.error, null);
+    assert.equal(r.tsDeleted, true);
+    unlinkSync(dbFile);
+    const b = await reopen(t.config, t.root);
+    assert.equal(b.opened.rebuilt, 1);
+    const mp4Rel = rec.path.replace(/\.ts$/, '.mp4');
+    const got = b.store.recordingByVideo(mp4Rel)!;
+    assert.equal(got.path, mp4Rel);
+    assert.equal(got.mp4_path, mp4Rel);
+    assert.equal(got.state, 'complete');
+    assert.equal(got.frame_count, ffprobeCount(path.join(t.root, mp4Rel)));
+    assert.deepEqual(b.store.frames(got.id).map((x) => `${x.frame_index}:${x.capture_us}:${x.pts}:${x.flags}`), timing, 'timing from the CSV, as recorded');
+    await b.close();
   });
 
   it('a sidecar per recording: written at start (created exclusively), completed at stop', async () => {
