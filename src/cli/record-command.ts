@@ -9,6 +9,7 @@ import { monoNowUs } from '../clock.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
+import { lockDataDir } from '../storage/data-lock.ts';
 
 export const recordArgsSchema = z.strictObject({
   source: z.enum(['test', 'v4l2', 'rpicam']),
@@ -67,6 +68,7 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   });
   const root = recordingsRoot(cfg);
   const dbFile = path.resolve(cfg.data_dir, 'rigcam.db');
+  const lock = lockDataDir(cfg.data_dir);
   const { store } = await openStoreWithRecovery(dbFile, root, log);
   const box = new BoxRuntime({ config: cfg, store, log, root });
   // A camera lost during the recording ends the wait early; its file is already finalised by the box.
@@ -108,5 +110,6 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   } finally {
     await box.shutdown();
     store.close();
+    lock.release();
   }
 }

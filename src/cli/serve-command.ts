@@ -4,6 +4,7 @@ import { recordingsRoot } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
+import { lockDataDir } from '../storage/data-lock.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import path from 'node:path';
 import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
@@ -29,7 +30,10 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
-  const { store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  // Held for the life of the process (the kernel drops it at exit): a second rigcam on this data dir refuses here.
+  lockDataDir(config.data_dir);
+  const { store, quarantined, rebuilt, failed, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  if (failed.length) log.error({ failed }, 'recordings on disk that could not be registered (left untouched)');
   if (quarantined) log.error({ kept_as: quarantined, rebuilt }, 'the database was unreadable: kept aside and rebuilt from the recordings');
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config, store, log, root });

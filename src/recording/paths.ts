@@ -1,5 +1,6 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { syncDir } from '../storage/sidecar.ts';
 
 /**
  * Recording paths are built only from validated names and always checked to stay under the recordings root.
@@ -73,6 +74,8 @@ export function insideRoot(root: string, ...parts: string[]): string {
 /** Folder of a session, created on demand. */
 export function sessionDir(root: string, session: string): string {
   const dir = insideRoot(root, checkSessionName(session));
-  mkdirSync(dir, { recursive: true });
+  // New folders' entries are synced (a power cut must not lose a whole session folder); once, when created.
+  const first = mkdirSync(dir, { recursive: true });
+  if (first) for (let d = dir; d.length >= first.length; d = path.dirname(d)) syncDir(path.dirname(d));
   return dir;
 }

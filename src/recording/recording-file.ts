@@ -5,6 +5,7 @@ import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { stampAccessUnit } from '../pipeline/au-sei.ts';
+import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type Sidecar } from '../storage/sidecar.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
@@ -68,6 +69,10 @@ export class RecordingFile implements TimedTsFile {
   private firstUs: number | null = null;
   private lastUs: number | null = null;
   private closed: Promise<RecordingSummary> | null = null;
+  private readonly syncTimer: NodeJS.Timeout;
+  /** The JSON sidecar as written at start; completed at stop. */
+  private readonly sidecar: Sidecar;
+  readonly sidecarPath: string;
 
   constructor(private readonly o: RecordingFileOptions) {
     const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
@@ -98,9 +103,58 @@ export class RecordingFile implements TimedTsFile {
       triggerSource: o.triggerSource,
       triggerMonoUs: o.triggerMonoUs,
     });
+    this.sidecarPath = sidecarPathFor(o.file);
+    this.sidecar = this.describe(mono0, wall0);
+    try {
+      createSidecar(this.sidecarPath, this.sidecar); // its directory fsync covers the .csv's new entry too
+    } catch (err) {
+      void this.ts.close();
+      void this.csv.close();
+      o.store.finishRecording(this.id, { state: 'interrupted', frames: 0, dropped: 0, bytes: 0, reason: `sidecar not written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      throw err;
+    }
     this.timer = new FrameTimer(this.id, o.fps, mono0, wall0, o.prevCaptureUs ?? null);
     this.flushTimer = setInterval(() => this.flushRows(), 250);
     this.flushTimer.unref();
+    this.syncTimer = setInterval(() => void this.csv.sync(), o.fsyncIntervalMs);
+    this.syncTimer.unref();
+  }
+
+  /** What the sidecar says at start: everything needed to rebuild this recording's rows from the files alone. */
+  private describe(mono0: number, wall0: number): Sidecar {
+    const o = this.o;
+    const trial = o.trialId !== null ? o.store.trial(o.trialId) : undefined;
+    const session = trial ? o.store.session(trial.session_id) : undefined;
+    const json = (s: string | undefined): Record<string, unknown> => (s ? (JSON.parse(s) as Record<string, unknown>) : {});
+    return {
+      format: 'rigcam-recording/1',
+      recording: {
+        camera_id: o.cameraId,
+        segment: o.segment,
+        codec: 'h264',
+        encoder: o.encoder,
+        width: o.width,
+        height: o.height,
+        fps_nominal: o.fps,
+        clock: o.clock,
+        mono0_us: mono0,
+        wall0_us: wall0,
+        trigger_source: o.triggerSource,
+        trigger_mono_us: o.triggerMonoUs,
+        started_at: new Date(wall0 / 1000).toISOString(),
+      },
+      camera: { backend: o.store.cameraRow(o.cameraId)?.backend ?? 'unknown' },
+      session: { name: session?.name ?? path.basename(path.dirname(o.file)), metadata: json(session?.metadata) },
+      trial: trial
+        ? { number: trial.number, label: trial.label, metadata: json(trial.metadata), trigger_source: trial.trigger_source, trigger_mono_us: trial.trigger_mono_us }
+        : null,
+      owner: { pid: process.pid, boot_id: bootId() },
+      state: 'recording',
+      frames: null,
+      dropped: null,
+      stop_reason: null,
+      stopped_at: null,
+    };
   }
 
   get frames(): number {
@@ -185,6 +239,7 @@ export class RecordingFile implements TimedTsFile {
 
   private async doClose(state: 'complete' | 'interrupted', reason: string | null): Promise<RecordingSummary> {
     clearInterval(this.flushTimer);
+    clearInterval(this.syncTimer);
     await this.ts.close();
     this.flushRows();
     await this.csv.close();
@@ -198,6 +253,19 @@ export class RecordingFile implements TimedTsFile {
       bytes: this.ts.bytesWritten,
       reason: finalReason,
     });
+    try {
+      replaceSidecar(this.sidecarPath, {
+        ...this.sidecar,
+        state: finalState,
+        frames: this.timer.frames,
+        dropped: this.timer.droppedFrames,
+        stop_reason: finalReason,
+        stopped_at: new Date().toISOString(),
+      });
+    } catch (err) {
+      // The database and CSV have it; a rebuild from the files then reads the frames from the video itself.
+      this.o.log.error({ err, recording: this.id, sidecar: this.sidecarPath }, 'sidecar not completed');
+    }
     return {
       recordingId: this.id,
       path: this.o.file,

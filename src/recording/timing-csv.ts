@@ -1,4 +1,4 @@
-import { openSync, writeSync, fsync, close as closeCb } from 'node:fs';
+import { openSync, writeSync, fsync, fdatasync, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import type { FrameRow } from '../timing/frame-row.ts';
 import { CSV_HEADER, csvLine, type CsvContext } from '../timing/csv-format.ts';
@@ -34,6 +34,19 @@ export class TimingCsvWriter {
         this.failure = err as Error;
       }
     });
+  }
+
+  /** fdatasync what has been appended so far (with the video's periodic sync: the two lose the same moments). */
+  sync(): Promise<void> {
+    const fd = this.fd;
+    if (fd === null || this.failure) return this.chain;
+    this.chain = this.chain.then(async () => {
+      if (this.failure || this.fd === null) return;
+      await promisify(fdatasync)(fd).catch((err: Error) => {
+        this.failure = err;
+      });
+    });
+    return this.chain;
   }
 
   async close(): Promise<void> {

@@ -127,10 +127,15 @@ export class TrialController {
     const name = sessionName(p.session_prefix ?? p.session ?? (dirName ? this.sessionFromDir(dirName) : undefined) ?? this.session?.name ?? defaultSessionName(this.o.config.recording.session_prefix));
     const cams = this.o.cameras.forTrial(p.camera_ids);
     const existingSession = this.o.store.sessionByName(name);
-    const number = p.trial_number ?? p.trial ?? (existingSession ? this.o.store.nextTrialNumber(existingSession.id) : 1);
+    const explicit = p.trial_number ?? p.trial;
+    const filesOf = (n: number): string[] => cams.map((rt) => insideRoot(this.o.root, name, `${recordingBaseName(name, n, rt.id)}.ts`));
+    const taken = (f: string): boolean => ['.ts', '.csv', '.json', '.mp4'].some((ext) => existsSync(f.replace(/\.ts$/, ext)));
+    let number = explicit ?? (existingSession ? this.o.store.nextTrialNumber(existingSession.id) : 1);
+    // A chosen number goes past what is on disk too (files the database lost are adopted at start, but never trust that alone).
+    if (explicit === undefined) while (filesOf(number).some(taken)) number += 1;
     if (existingSession && this.o.store.trialExists(existingSession.id, number)) throw new CommandError('conflict', `trial ${number} already exists in session ${name}`);
-    const files = cams.map((rt) => insideRoot(this.o.root, name, `${recordingBaseName(name, number, rt.id)}.ts`));
-    for (const f of files) if (existsSync(f) || existsSync(f.replace(/\.ts$/, '.csv'))) throw new CommandError('conflict', `${path.relative(this.o.root, f)} already exists`);
+    const files = filesOf(number);
+    for (const f of files) if (taken(f)) throw new CommandError('conflict', `${path.relative(this.o.root, f)} already exists`);
 
     if (!this.session || this.session.name !== name) this.openSession(name);
     const session = this.session!;

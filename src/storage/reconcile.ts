@@ -1,13 +1,15 @@
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import { PTS_HZ, PTS_WRAP } from '../pipeline/access-unit.ts';
 import { timingOfFrame } from '../pipeline/file-frames.ts';
+import { parseTimingCsv, type CsvFrameRow } from '../timing/csv-format.ts';
 import { TsDemuxer } from '../pipeline/ts-demux.ts';
 import { unwrapNear } from '../pipeline/pts-unwrap.ts';
 import type { FrameRow } from '../timing/frame-row.ts';
 import { CSV_HEADER, csvLine, moduleName } from '../timing/csv-format.ts';
 import type { ParsedSeiTiming } from '../timing/sei.ts';
+const TS_PACKET_SIZE = 188;
 import { toFrameRow, type RecordingRow, type Store } from './store.ts';
 
 /** What the file itself says about each of its frames. */
@@ -42,6 +44,20 @@ export async function readTsFrames(file: string): Promise<FileFrame[]> {
   const frames: FileFrame[] = [];
   await forEachTsFrame(file, (f) => frames.push(f));
   return frames;
+}
+
+/**
+ * A file cut inside a TS packet (a power cut mid-write: the writer only ever writes whole packets) ends inside its
+ * last frame: that frame is torn, and is not counted as a frame.
+ */
+export function tsTailTorn(file: string): boolean {
+  return statSync(file).size % TS_PACKET_SIZE !== 0;
+}
+
+/** A TS file's frames, and whether its last one is torn (then still listed: callers leave it out). */
+export async function readTsFile(file: string): Promise<{ frames: FileFrame[]; torn: boolean }> {
+  const torn = tsTailTorn(file);
+  return { frames: await readTsFrames(file), torn };
 }
 
 const US_PER_TICK = 1e6 / PTS_HZ;
@@ -147,6 +163,10 @@ export interface ReconcileReport {
   rowsBefore: number;
   rowsRebuilt: number;
   rowsRemoved: number;
+  /** Of the rows rebuilt, those taken from the CSV as written (flags kept). */
+  rowsFromCsv?: number;
+  /** The file ended inside its last frame: that frame is not counted. */
+  tornLastFrame?: boolean;
 }
 
 /**
@@ -168,30 +188,60 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
   let n = 0;
   for (const pts of store.framePts(rec.id))
     if (n < knownPts.length) knownPts[n++] = pts;
+  // Rows the database lost but the CSV has (it is appended after each insert): taken as written, flags included
+  // (paused, resume, segment), as long as they agree with the file.
+  const csvFile = path.resolve(root, rec.csv_path);
+  let csvRows: CsvFrameRow[] = [];
+  try {
+    csvRows = existsSync(csvFile) ? parseTimingCsv(readFileSync(csvFile, 'utf8')) : [];
+  } catch {
+    csvRows = [];
+  }
+  const torn = tsTailTorn(file);
   let frames = 0;
   let keep = 0;
+  let fromCsv = 0;
   let rebuilder: RowRebuilder | null = null;
   let batch: FrameRow[] = [];
   let rebuilt = 0;
+  let last: { index: number; pts: number; captureUs: number } | null = null;
   const flush = (): void => {
     if (!batch.length) return;
     store.insertFrames(batch);
     rebuilt += batch.length;
     batch = [];
   };
-  await forEachTsFrame(file, (f) => {
+  const take = (f: FileFrame): void => {
     frames += 1;
     if (!rebuilder && keep < n && knownPts[keep] === f.ptsRaw && keep === frames - 1) {
       keep += 1;
       return;
     }
-    if (!rebuilder) {
-      const last = keep > 0 ? store.frame(rec.id, keep) : undefined;
-      rebuilder = new RowRebuilder(rec, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
+    const c = csvRows[frames - 1];
+    if (!rebuilder && c && c.index === frames && c.pts === f.ptsRaw) {
+      const { label: _label, ...row } = c;
+      batch.push({ recordingId: rec.id, ...row });
+      last = { index: c.index, pts: c.pts, captureUs: c.captureUs };
+      fromCsv += 1;
+    } else {
+      if (!rebuilder) {
+        if (!last && keep > 0) {
+          const r = store.frame(rec.id, keep);
+          if (r) last = { index: keep, pts: r.pts, captureUs: r.capture_us };
+        }
+        rebuilder = new RowRebuilder(rec, last);
+      }
+      batch.push(rebuilder.next(f));
     }
-    batch.push(rebuilder.next(f));
     if (batch.length >= 5000) flush();
+  };
+  // One frame behind: the last one is taken only once it is known not to be torn.
+  let held: FileFrame | null = null;
+  await forEachTsFrame(file, (f) => {
+    if (held) take(held);
+    held = f;
   });
+  if (held && !torn) take(held);
   flush();
   const removed = rowsBefore - keep;
   store.finishReconciled(rec.id, {
@@ -200,7 +250,7 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
     reason: 'rigcam stopped during the recording; reconciled from the file at start-up',
   });
   rewriteCsv(store, root, store.recording(rec.id)!);
-  const report = { recordingId: rec.id, path: rec.path, framesInFile: frames, rowsBefore, rowsRebuilt: rebuilt, rowsRemoved: removed };
+  const report = { recordingId: rec.id, path: rec.path, framesInFile: frames, rowsBefore, rowsRebuilt: rebuilt, rowsFromCsv: fromCsv, rowsRemoved: removed, tornLastFrame: torn };
   log.warn(report, 'reconciled interrupted recording');
   return report;
 }

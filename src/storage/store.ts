@@ -87,6 +87,59 @@ export interface EventInput {
   wallUs?: number;
 }
 
+export type SalvagedSession = Pick<SessionRow, 'name' | 'metadata' | 'started_at' | 'stopped_at'>;
+export type SalvagedTrial = Pick<TrialRow, 'number' | 'label' | 'state' | 'trigger_source' | 'trigger_mono_us' | 'metadata' | 'started_at' | 'stopped_at'> & { session: string };
+export type SalvagedRecording = Pick<RecordingRow, 'path' | 'mp4_path' | 'offloaded_at' | 'deleted_at' | 'trigger_frame_index'>;
+export interface SalvagedEvent {
+  wall_us: number;
+  mono_us: number;
+  kind: string;
+  name: string;
+  source: string | null;
+  camera_id: string | null;
+  payload: string | null;
+  result: string | null;
+  session: string | null;
+  trial_number: number | null;
+}
+/** What could be read from a quarantined database; each table on its own (a corrupt page loses one table, not all). */
+export interface Salvage {
+  sessions: SalvagedSession[];
+  trials: SalvagedTrial[];
+  recordings: SalvagedRecording[];
+  events: SalvagedEvent[];
+  /** Tables that could not be read, with SQLite's reason. */
+  failures: string[];
+}
+
+/** Read what SQLite can still read of a (corrupt) database, table by table. */
+export function salvageFrom(db: Db): Salvage {
+  const failures: string[] = [];
+  const read = <T>(table: string, sql: string): T[] => {
+    try {
+      return db.prepare(sql).all() as T[];
+    } catch (err) {
+      failures.push(`${table}: ${(err as Error).message}`);
+      return [];
+    }
+  };
+  return {
+    sessions: read('sessions', 'SELECT name, metadata, started_at, stopped_at FROM sessions'),
+    trials: read(
+      'trials',
+      `SELECT s.name AS session, t.number, t.label, t.state, t.trigger_source, t.trigger_mono_us, t.metadata, t.started_at, t.stopped_at
+       FROM trials t JOIN sessions s ON s.id = t.session_id`,
+    ),
+    recordings: read('recordings', 'SELECT path, mp4_path, offloaded_at, deleted_at, trigger_frame_index FROM recordings'),
+    events: read(
+      'events',
+      `SELECT e.wall_us, e.mono_us, e.kind, e.name, e.source, e.camera_id, e.payload, e.result, s.name AS session, t.number AS trial_number
+       FROM events e LEFT JOIN sessions s ON s.id = e.session_id LEFT JOIN trials t ON t.id = e.trial_id ORDER BY e.id`,
+    ),
+    failures,
+  };
+}
+
 const nowIso = (): string => new Date().toISOString();
 
 /** A frame's row as stored in the `frames` table. */
@@ -170,6 +223,22 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
+  /**
+   * Run `fn` as one transaction that is on disk when this returns: the rows that create and finish trials and
+   * recordings must survive a power cut, while frame batches stay cheap (synchronous=NORMAL: WAL not synced per
+   * commit). synchronous=FULL syncs the WAL at this commit, and with it every earlier commit. Inside an outer
+   * transaction (a rebuild) the outer one decides.
+   */
+  durably<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
   close(): void {
     this.statements.clear();
     this.db.close();
@@ -231,6 +300,7 @@ export class Store {
   }
 
   createTrial(t: { sessionId: number; number: number; label: string; triggerSource: string; triggerMonoUs: number | null; metadata?: Record<string, unknown> }): TrialRow {
+    // Not synced on its own: the recordings created right after it commit durably, and that sync covers this row.
     const info = this
       .q(
         `INSERT INTO trials (session_id, number, label, state, trigger_source, trigger_mono_us, metadata, started_at)
@@ -288,24 +358,76 @@ export class Store {
 
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
-    this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?').run(state, stopped, id);
+    const st = this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?');
+    if (stopped) this.durably(() => st.run(state, stopped, id));
+    else st.run(state, stopped, id);
   }
 
   // ---- recordings -----------------------------------------------------------------------------------
   createRecording(r: NewRecording): number {
-    const info = this
+    const info = this.durably(() => this
       .q(
         `INSERT INTO recordings (trial_id, camera_id, segment, path, csv_path, codec, encoder, width, height, fps_nominal, clock,
            mono0_us, wall0_us, trigger_source, trigger_mono_us, state, started_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
       )
       .run(r.trialId, r.cameraId, r.segment, r.path, r.csvPath, r.codec, r.encoder, r.width, r.height, r.fpsNominal, r.clock,
-        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, nowIso());
+        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, nowIso()));
     return Number(info.lastInsertRowid);
   }
 
   recording(id: number): RecordingRow | undefined {
     return this.q('SELECT * FROM recordings WHERE id = ?').get(id) as RecordingRow | undefined;
+  }
+
+  /** The recording whose video (the .ts, or the .mp4 it was remuxed to) is this file. */
+  recordingByVideo(relPath: string): RecordingRow | undefined {
+    return this.q('SELECT * FROM recordings WHERE path = ? OR mp4_path = ? LIMIT 1').get(relPath, relPath) as RecordingRow | undefined;
+  }
+
+  /** Every video path the database knows (.ts and .mp4), for finding the files it does not know in one pass. */
+  knownVideoPaths(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.q('SELECT path, mp4_path FROM recordings').iterate() as IterableIterator<{ path: string; mp4_path: string | null }>) {
+      out.add(r.path);
+      if (r.mp4_path) out.add(r.mp4_path);
+    }
+    return out;
+  }
+
+  // ---- rebuild: what a quarantined database still gives ------------------------------------------------------
+  /** Put back a salvaged session (name, metadata, times): the one of that name, created when new. */
+  restoreSession(s: SalvagedSession): SessionRow {
+    this.q('INSERT INTO sessions (name, metadata, started_at, stopped_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING').run(s.name, s.metadata, s.started_at, s.stopped_at);
+    return this.sessionByName(s.name)!;
+  }
+
+  restoreTrial(sessionId: number, t: SalvagedTrial): TrialRow {
+    this
+      .q(
+        `INSERT INTO trials (session_id, number, label, state, trigger_source, trigger_mono_us, metadata, started_at, stopped_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id, number) DO NOTHING`,
+      )
+      .run(sessionId, t.number, t.label, t.state, t.trigger_source, t.trigger_mono_us, t.metadata, t.started_at, t.stopped_at);
+    return this.trialByNumber(sessionId, t.number)!;
+  }
+
+  restoreEvent(e: SalvagedEvent, sessionId: number | null, trialId: number | null): void {
+    this
+      .q(`INSERT INTO events (wall_us, mono_us, kind, name, source, camera_id, session_id, trial_id, payload, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(e.wall_us, e.mono_us, e.kind, e.name, e.source, e.camera_id, sessionId, trialId, e.payload, e.result);
+  }
+
+  /** What a salvaged recording row knew that its files do not say: copied off the box, remuxed, deleted. */
+  restoreRecordingMarks(id: number, r: Pick<SalvagedRecording, 'offloaded_at' | 'deleted_at' | 'trigger_frame_index'>): void {
+    this
+      .q('UPDATE recordings SET offloaded_at = COALESCE(offloaded_at, ?), deleted_at = COALESCE(deleted_at, ?), trigger_frame_index = COALESCE(trigger_frame_index, ?) WHERE id = ?')
+      .run(r.offloaded_at, r.deleted_at, r.trigger_frame_index, id);
+  }
+
+  /** Sessions, trials, events and recording marks of every recording the database knows (for a rebuild's salvage). */
+  salvage(): Salvage {
+    return salvageFrom(this.db);
   }
 
   recordingByPath(relPath: string): RecordingRow | undefined {
@@ -334,9 +456,8 @@ export class Store {
   }
 
   finishRecording(id: number, f: { state: RecordingState; frames: number; dropped: number; bytes: number; reason: string | null }): void {
-    this
-      .q('UPDATE recordings SET state = ?, frame_count = ?, dropped = ?, bytes = ?, stop_reason = ?, stopped_at = ? WHERE id = ?')
-      .run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id);
+    const st = this.q('UPDATE recordings SET state = ?, frame_count = ?, dropped = ?, bytes = ?, stop_reason = ?, stopped_at = ? WHERE id = ?');
+    this.durably(() => st.run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id));
   }
 
   setMp4(id: number, mp4Path: string | null, tsKept: boolean, tsPath?: string): void {

@@ -1,3 +1,4 @@
+import { parse } from 'csv-parse/sync';
 import type { FrameRow } from './frame-row.ts';
 
 /**
@@ -52,68 +53,81 @@ export function moduleName(kind: 'test' | 'v4l2' | 'rpicam'): string {
 /** A frame row as read back from a CSV sidecar (which also carries the trial label). */
 export type CsvFrameRow = Omit<FrameRow, 'recordingId'> & { label: string };
 
-/** One CSV line's fields, quotes as csvField writes them ("a ""b"", c"). */
-export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (line[i] === '"') {
-      let v = '';
-      i += 1;
-      for (;;) {
-        const q = line.indexOf('"', i);
-        if (q < 0) return [...out, v + line.slice(i)]; // unterminated: a torn line
-        v += line.slice(i, q);
-        if (line[q + 1] === '"') {
-          v += '"';
-          i = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-      out.push(v);
-    } else {
-      const c = line.indexOf(',', i);
-      out.push(line.slice(i, c < 0 ? undefined : c));
-      if (c < 0) return out;
-      i = c;
-    }
-    if (line[i] !== ',') return out;
-    i += 1;
-  }
+export interface CsvTable {
+  header: string[];
+  /** Whole records, each as its fields by header name. */
+  rows: Array<Record<string, string>>;
+  /** The text ended inside a record (a crash mid-write): that record is left out. */
+  torn: boolean;
 }
 
-/** The frame rows of a sidecar's text, by column name. Stops at a torn last line (a crash mid-write). */
-export function parseTimingCsv(text: string): CsvFrameRow[] {
-  const lines = text.split('\n');
-  const header = lines.shift()?.split(',') ?? [];
-  const col = (name: string): number => header.indexOf(name);
-  const out: CsvFrameRow[] = [];
-  let pending = '';
-  for (const part of lines) {
-    // A quoted label may hold a line break: a record ends where its quotes are balanced.
-    const line = pending ? `${pending}\n${part}` : part;
-    if ((line.match(/"/g)?.length ?? 0) % 2 === 1) {
-      pending = line;
-      continue;
-    }
-    pending = '';
-    if (!line) continue;
-    const f = splitCsvLine(line);
-    if (f.length < header.length) break; // a torn last line
-    out.push({
-      index: Number(f[col('frame_index')]),
-      captureUs: Number(f[col('capture_us')]),
-      wallUs: Math.round(Number(f[col('record_time_unix')]) * 1e6),
-      intervalUs: f[col('interval_us')] === '' ? null : Number(f[col('interval_us')]),
-      missingBefore: Number(f[col('missing_before')]),
-      pts: Number(f[col('video_pts')]),
-      keyframe: f[col('keyframe')] === '1',
-      bytes: Number(f[col('bytes')]),
-      flags: f[col('flags')] ?? '',
-      label: f[col('label')] ?? '',
+/**
+ * The project's one CSV reader (RFC 4180 through csv-parse: quoted fields with commas, quotes and line breaks).
+ * A record is whole only when its line break was written and it has every column: a torn last record (cut inside
+ * a quote or mid-line) is left out, never half-read. Fields are looked up by header name, never by position.
+ */
+export function readCsv(text: string): CsvTable {
+  const records: string[][] = [];
+  let torn = false;
+  try {
+    parse(text, {
+      relax_column_count: true,
+      skip_empty_lines: true,
+      bom: true,
+      record_delimiter: ['\r\n', '\n'],
+      on_record: (r: string[]) => {
+        records.push(r);
+        return null;
+      },
     });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'CSV_QUOTE_NOT_CLOSED') throw err;
+    torn = true; // the last record was cut inside a quoted field: the records before it are whole
+  }
+  const header = records.shift() ?? [];
+  if (!torn && text.length && !text.endsWith('\n') && records.length) {
+    records.pop(); // its line break never reached the disk
+    torn = true;
+  }
+  const rows: Array<Record<string, string>> = [];
+  for (const r of records) {
+    if (r.length !== header.length) {
+      torn = true;
+      break;
+    }
+    rows.push(Object.fromEntries(header.map((h, i) => [h, r[i]!])));
+  }
+  return { header, rows, torn };
+}
+
+/** The frame rows of a sidecar's text, by column name. Stops at a torn last record (a crash mid-write). */
+export function parseTimingCsv(text: string): CsvFrameRow[] {
+  const { rows } = readCsv(text);
+  const num = (r: Record<string, string>, k: string): number => Number(r[k] ?? NaN);
+  const out: CsvFrameRow[] = [];
+  for (const r of rows) {
+    const row: CsvFrameRow = {
+      index: num(r, 'frame_index'),
+      captureUs: num(r, 'capture_us'),
+      wallUs: Math.round(num(r, 'record_time_unix') * 1e6),
+      intervalUs: r.interval_us === '' || r.interval_us === undefined ? null : Number(r.interval_us),
+      missingBefore: num(r, 'missing_before'),
+      pts: num(r, 'video_pts'),
+      keyframe: r.keyframe === '1',
+      bytes: num(r, 'bytes'),
+      flags: r.flags ?? '',
+      label: r.label ?? '',
+    };
+    // A marker-only line (no frame) or a line whose numbers did not survive is not a frame row.
+    if (![row.index, row.captureUs, row.wallUs, row.pts].every(Number.isFinite)) continue;
+    out.push(row);
   }
   return out;
+}
+
+/** One CSV line (a record without line breaks inside quotes) split into its fields, by the same RFC 4180 reader. */
+export function splitCsvLine(line: string): string[] {
+  const records = parse(line, { relax_column_count: true, record_delimiter: ['\r\n', '\n'] }) as string[][];
+  if (records.length !== 1) throw new Error(`expected one CSV record, found ${records.length}`);
+  return records[0]!;
 }

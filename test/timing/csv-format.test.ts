@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CSV_HEADER, csvLine, parseTimingCsv, splitCsvLine, type CsvContext } from '../../src/timing/csv-format.ts';
+import { CSV_HEADER, csvLine, parseTimingCsv, readCsv, type CsvContext } from '../../src/timing/csv-format.ts';
 import type { FrameRow } from '../../src/timing/frame-row.ts';
 
 const row = (index: number, over: Partial<FrameRow> = {}): FrameRow => ({
@@ -37,9 +37,23 @@ describe('timing CSV format', () => {
     assert.equal(parseTimingCsv([CSV_HEADER, ...whole, tornInQuote].join('\n')).length, 2);
   });
 
-  it('splits fields as csvLine quotes them', () => {
-    assert.deepEqual(splitCsvLine('a,"b,c","d ""e""",,f'), ['a', 'b,c', 'd "e"', '', 'f']);
-    assert.deepEqual(splitCsvLine('x,'), ['x', '']);
-    assert.deepEqual(splitCsvLine(''), ['']);
+  it('reads RFC 4180 records by header name: quoted commas, quotes, line breaks, CRLF; a torn record is left out', () => {
+    const t = readCsv('b,a\r\n"x, ""y""\nz",1\r\n2,"3"\n');
+    assert.deepEqual(t.header, ['b', 'a']);
+    assert.deepEqual(t.rows, [{ b: 'x, "y"\nz', a: '1' }, { b: '2', a: '3' }]);
+    assert.equal(t.torn, false);
+    assert.deepEqual(readCsv('a,b\n1,2\n3,').rows, [{ a: '1', b: '2' }], 'no line break: torn');
+    assert.equal(readCsv('a,b\n1,2\n3,"4\n').torn, true, 'cut inside a quote');
+    assert.deepEqual(readCsv('a,b\n1,2\n3\n').rows, [{ a: '1', b: '2' }], 'missing columns: torn');
+    assert.deepEqual(readCsv('').rows, []);
+  });
+
+  it('reads columns by name: a CSV with its columns in another order (or one more column) reads the same', () => {
+    const ctx: CsvContext = { trial: 1, module: 'TestCameras', deviceId: 'c', label: 'l' };
+    const text = [CSV_HEADER, csvLine(ctx, row(1)), csvLine(ctx, row(2))].join('\n') + '\n';
+    const t = readCsv(text);
+    const cols = ['extra', ...[...t.header].reverse()];
+    const moved = [cols.join(','), ...t.rows.map((r) => ['9', ...[...t.header].reverse().map((h) => JSON.stringify(r[h]))].join(','))].join('\n') + '\n';
+    assert.deepEqual(parseTimingCsv(moved), parseTimingCsv(text));
   });
 });

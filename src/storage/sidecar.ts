@@ -1,0 +1,124 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The JSON sidecar of a recording (`<base>.json` beside `<base>.ts` / `<base>.mp4`): everything the database knows
+ * about the recording that the video and its CSV do not say, so the files alone rebuild it. Written when the
+ * recording starts (created exclusively) and replaced atomically when it stops.
+ */
+export const sidecarSchema = z.object({
+  format: z.literal('rigcam-recording/1'),
+  recording: z.object({
+    camera_id: z.string().min(1),
+    segment: z.number().int().min(0),
+    codec: z.string(),
+    encoder: z.string(),
+    width: z.number().int().min(0),
+    height: z.number().int().min(0),
+    fps_nominal: z.number().min(0),
+    clock: z.string(),
+    mono0_us: z.number().int(),
+    wall0_us: z.number().int(),
+    trigger_source: z.string().nullable(),
+    trigger_mono_us: z.number().int().nullable(),
+    started_at: z.string(),
+  }),
+  camera: z.object({ backend: z.string() }),
+  session: z.object({ name: z.string().min(1), metadata: z.record(z.string(), z.unknown()) }),
+  trial: z.object({
+    number: z.number().int().min(0),
+    label: z.string(),
+    metadata: z.record(z.string(), z.unknown()),
+    trigger_source: z.string(),
+    trigger_mono_us: z.number().int().nullable(),
+  }).nullable(),
+  /** The process writing it: a recording whose owner is alive on this boot is not another process's orphan. */
+  owner: z.object({ pid: z.number().int(), boot_id: z.string() }),
+  state: z.enum(['recording', 'complete', 'interrupted']),
+  frames: z.number().int().min(0).nullable(),
+  dropped: z.number().int().min(0).nullable(),
+  stop_reason: z.string().nullable(),
+  stopped_at: z.string().nullable(),
+});
+export type Sidecar = z.infer<typeof sidecarSchema>;
+
+/** The sidecar's path for a video path (either container). */
+export function sidecarPathFor(video: string): string {
+  return video.replace(/\.(ts|mp4)$/, '') + '.json';
+}
+
+/** This boot's id (Linux); a pid is only meaningful within one boot. */
+export function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** fsync a directory so the entries just created or renamed in it survive a power cut. */
+export function syncDir(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    /* some filesystems refuse fsync on directories; the data itself is still synced */
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+function writeWhole(file: string, text: string): void {
+  const fd = openSync(file, 'wx', 0o644);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The first version, at start: created exclusively (never over another recording's sidecar). */
+export function createSidecar(file: string, s: Sidecar): void {
+  writeWhole(file, JSON.stringify(s, null, 2) + '\n');
+  syncDir(path.dirname(file));
+}
+
+/** Replace it atomically: a temporary name, fsync, rename over, fsync of the directory. */
+export function replaceSidecar(file: string, s: Sidecar): void {
+  replaceFile(file, JSON.stringify(s, null, 2) + '\n');
+}
+
+/** Replace a small file atomically and durably: a temporary name created exclusively, fsync, rename, directory fsync. */
+export function replaceFile(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    unlinkSync(tmp); // left by an earlier crash of a process with this pid
+  } catch {
+    /* none */
+  }
+  try {
+    writeWhole(tmp, text);
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never created */
+    }
+    throw err;
+  }
+  syncDir(path.dirname(file));
+}
+
+/** The sidecar of a video, or null when there is none or it does not parse (then the files alone are used). */
+export function readSidecar(video: string): Sidecar | null {
+  try {
+    const parsed = sidecarSchema.safeParse(JSON.parse(readFileSync(sidecarPathFor(video), 'utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
