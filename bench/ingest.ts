@@ -5,7 +5,7 @@
  * that machine noise hits both alike; the median round counts. Run alone: node --import tsx bench/ingest.ts
  */
 import path from 'node:path';
-import type { FrameRow } from '../src/recording/frame-row.ts';
+import type { FrameRow } from '../src/timing/frame-row.ts';
 import { openDatabase, type Db } from '../src/storage/database.ts';
 import { Store } from '../src/storage/store.ts';
 import { runBench, scaled, type BenchRow } from './lib/harness.ts';

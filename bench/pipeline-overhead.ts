@@ -10,7 +10,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { testSourceSpec, wallMinusMonoUs } from '../src/sources/test-source.ts';
+import { wallMinusMonoUs } from '../src/clock.ts';
+import { testSourceSpec } from '../src/sources/test-source.ts';
 import { readTsFrames } from '../src/storage/reconcile.ts';
 import { buildForBench } from './lib/build-dist.ts';
 import { runBench, sleep, type BenchRow } from './lib/harness.ts';

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { SerialPortStream } from '@serialport/stream';
-import { monoNowUs } from '../src/runtime/command-types.ts';
+import { monoNowUs } from '../src/clock.ts';
 import { silentLogger } from '../src/log/logger.ts';
 import { SerialTrigger } from '../src/triggers/serial/serial-trigger.ts';
 import { serialBinding } from '../src/triggers/serial/hangup-safe-binding.ts';

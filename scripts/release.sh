@@ -1,8 +1,9 @@
 #!/bin/bash
 # npm run release: builds release/rigcam-<version>.tar.gz, the tarball that deploy/image/build-image.sh
 # and the ansible role install. Contents, under rigcam-<version>/: dist/ (compiled), bin/,
-# package.json, package-lock.json, README.md, deploy/. No node_modules: the box runs
-# `npm ci --omit=dev` itself, so native modules (better-sqlite3, serialport) match its CPU and Node.
+# package.json, package-lock.json, README.md, deploy/. No src/: bin/rigcam.js runs dist/ when src/ is absent.
+# No node_modules: the box runs `npm ci --omit=dev` itself (no tsx, esbuild or typescript there), so native
+# modules (better-sqlite3, serialport) match its CPU and Node.
 # RIGCAM_RELEASE_DIR sets the output folder (default: release/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,12 +15,9 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/$name"
 
-# Compiled straight into the staging folder, not ./dist: bin/rigcam.js prefers dist/ when present,
-# so a dist/ left in a working tree would silently shadow later source changes.
+# Compiled straight into the staging folder (with the web page's files in dist/web), not ./dist.
 npm run --silent build -- --outDir "$stage/$name/dist"
 cp -R bin package.json package-lock.json deploy "$stage/$name/"
-# The web page is static files served by the API: dist/api/server.js looks for them in dist/web.
-cp -R src/web "$stage/$name/dist/web"
 [ -f README.md ] && cp README.md "$stage/$name/"
 
 # Reproducible: fixed owner, order and time (the last commit's, or SOURCE_DATE_EPOCH).

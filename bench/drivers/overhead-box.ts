@@ -26,7 +26,7 @@ const config = parseConfig({
 });
 const log = createLogger({ destination: createWriteStream(path.join(dir, 'rigcam.log')) });
 const root = recordingsRoot(config);
-const { db, store } = await openStoreWithRecovery(path.join(dir, 'rigcam.db'), root, log);
+const { store } = await openStoreWithRecovery(path.join(dir, 'rigcam.db'), root, log);
 const box = new BoxRuntime({ config, store, log, root });
 const server = await startHttp({ config, box, store, root, log });
 await box.initialize();
@@ -59,7 +59,7 @@ const stop = await box.handleCommand('stop_recording', {}, { source: 'cli' });
 await box.shutdown();
 await new Promise<void>((r) => server.close(() => r()));
 server.closeAllConnections();
-db.close();
+store.close();
 process.stdout.write(
   `${JSON.stringify({ nodeCpuS: node1 - node0, ffmpegCpuS: ff1 - ff0, windowS, frames: frames1 - frames0, stopOk: stop.ok, idle })}\n`,
 );

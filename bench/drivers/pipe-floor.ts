@@ -4,7 +4,8 @@
  * Prints one JSON line. Usage: node pipe-floor.js <seconds> <width> <height> <fps>
  */
 import { spawn } from 'node:child_process';
-import { testSourceSpec, wallMinusMonoUs } from '../../src/sources/test-source.ts';
+import { wallMinusMonoUs } from '../../src/clock.ts';
+import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { cpuSecondsOf } from '../lib/proc-stat.ts';
 
 const [secondsArg, w, h, fpsArg] = process.argv.slice(2).map(Number);

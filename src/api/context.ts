@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BoxRuntime } from '../runtime/box-runtime.ts';
 import type { Store } from '../storage/store.ts';
-import type { PreviewHub, PreviewOptions } from './preview.ts';
+import type { PreviewHub, PreviewOptions } from '../pipeline/preview.ts';
 import type { EventStreams } from './sse.ts';
 
 export interface HttpDeps {

@@ -1,6 +1,5 @@
-import type { FrameRow } from '../recording/frame-row.ts';
-import { CSV_HEADER, csvLine, type CsvContext } from '../recording/timing-csv.ts';
-import type { Store } from '../storage/store.ts';
+import { CSV_HEADER, csvLine, type CsvContext } from '../timing/csv-format.ts';
+import { toFrameRow, type FrameDbRow, type Store } from '../storage/store.ts';
 
 /** The sidecar's columns plus the trial's markers that fall on each frame. */
 export const FRAMES_CSV_HEADER = `${CSV_HEADER},markers`;
@@ -11,7 +10,7 @@ export interface Marker {
   mono_us: number;
 }
 
-type DbFrame = ReturnType<Store['frames']>[number];
+type DbFrame = FrameDbRow;
 
 function quote(s: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -21,21 +20,6 @@ function quote(s: string): string {
 function markerOnlyLine(ctx: CsvContext, labels: string[]): string {
   const fixed = [String(ctx.trial), quote(ctx.module), quote(ctx.deviceId), quote(ctx.label)];
   return [...fixed, ...Array<string>(FRAME_COLUMNS - fixed.length).fill(''), quote(labels.join(';'))].join(',');
-}
-
-function toFrameRow(recordingId: number, f: DbFrame): FrameRow {
-  return {
-    recordingId,
-    index: f.frame_index,
-    captureUs: f.capture_us,
-    wallUs: f.wall_us,
-    intervalUs: f.interval_us,
-    missingBefore: f.missing_before,
-    pts: f.pts,
-    keyframe: f.keyframe === 1,
-    bytes: f.bytes,
-    flags: f.flags,
-  };
 }
 
 /**

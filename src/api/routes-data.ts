@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
 import type { z } from 'zod';
-import { moduleName } from '../recording/timing-csv.ts';
+import { moduleName } from '../timing/csv-format.ts';
 import type { RecordingRow, TrialRow } from '../storage/store.ts';
 import { requireToken } from './auth.ts';
 import { parseRange } from './byte-range.ts';

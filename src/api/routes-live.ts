@@ -2,7 +2,7 @@ import express, { type Router } from 'express';
 import { requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
-import { MJPEG_BOUNDARY } from './preview.ts';
+import { serveMjpeg } from './mjpeg-stream.ts';
 import { cameraOr404 } from './routes-control.ts';
 import { tokenQuery } from './schemas.ts';
 
@@ -18,14 +18,7 @@ export function liveRoutes(c: ApiContext): Router {
 
   r.get('/cameras/:id/preview.mjpeg', authLink, (req, res) => {
     const rt = cameraOr404(c, req, tokenQuery);
-    const preview = c.hub.preview(rt.id);
-    if (preview.viewers.size >= (c.preview?.maxViewersPerCamera ?? 8)) throw new HttpError(503, `camera ${rt.id}: too many preview viewers`, null, { 'retry-after': '5' });
-    res.writeHead(200, {
-      'content-type': `multipart/x-mixed-replace; boundary=${MJPEG_BOUNDARY}`,
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
-    preview.add(res);
+    if (!serveMjpeg(res, c.hub.preview(rt.id))) throw new HttpError(503, `camera ${rt.id}: too many preview viewers`, null, { 'retry-after': '5' });
   });
 
   r.get('/cameras/:id/snapshot.jpg', authLink, async (req, res) => {

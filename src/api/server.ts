@@ -1,15 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { Config } from '../config/schema.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
-import { PreviewHub } from './preview.ts';
+import { PreviewHub } from '../pipeline/preview.ts';
 import { EventStreams } from './sse.ts';
 import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
@@ -28,11 +28,8 @@ export function checkListenSafety(config: Config): void {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The page's folder: next to this module (sources, or a build that copied it), else the sources' (dist/ build). */
-function webDir(): string {
-  const candidates = [path.join(here, '../web'), path.join(here, '../../src/web')];
-  return candidates.find((d) => existsSync(path.join(d, 'index.html'))) ?? candidates[0]!;
-}
+/** The page's folder, next to the api folder: src/web for the sources, dist/web in a build (npm run build copies it). */
+const webDir = (): string => path.join(here, '../web');
 
 function packageVersion(): string {
   for (const p of [path.join(here, '../../package.json'), path.join(here, '../../../package.json')]) {
@@ -51,7 +48,7 @@ const serverContexts = new WeakMap<Server, ApiContext>();
 export function createApp(d: HttpDeps): express.Express {
   const events = new EventStreams(d.box, d.sseKeepAliveMs);
   d.box.use(events); // ended with the box too
-  const c: ApiContext = { ...d, hub: new PreviewHub(d.box.cameras, { ...d.preview, log: d.log }), events };
+  const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.frameSource() ?? null, { ...d.preview, log: d.log }), events };
   const app = express();
   contexts.set(app, c);
   app.disable('x-powered-by');

@@ -3,7 +3,7 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { BoxStatus, CameraStatus } from '../runtime/status.ts';
 import type { ApiContext } from './context.ts';
-import type { PreviewState } from './preview.ts';
+import type { PreviewState } from '../pipeline/preview.ts';
 
 export interface DiskView {
   free_bytes: number;

@@ -150,9 +150,7 @@ recordingsCmd
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
     await withStore((store) => {
-      const rows = store.db
-        .prepare('SELECT id, path, state, frame_count, dropped, bytes, offloaded_at, deleted_at, started_at FROM recordings ORDER BY id DESC')
-        .all() as Array<Record<string, unknown>>;
+      const rows = store.listRecordings();
       if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
       else
         for (const r of rows)
@@ -176,14 +174,14 @@ recordingsCmd
 
 /** Open the configured database for a one-off CLI command. */
 async function withStore(fn: (store: Store) => void): Promise<void> {
-  const [{ openDatabase }, { Store }] = await Promise.all([import('../storage/database.ts'), import('../storage/store.ts')]);
+  const { openStore } = await import('../storage/open-store.ts');
   try {
     const { config } = loadConfig(program.opts<{ config?: string }>().config);
-    const db = openDatabase(path.resolve(config.data_dir, 'rigcam.db'));
+    const store = openStore(path.resolve(config.data_dir, 'rigcam.db'));
     try {
-      fn(new Store(db));
+      fn(store);
     } finally {
-      db.close();
+      store.close();
     }
   } catch (err) {
     fail(err, err instanceof ConfigError ? 2 : 1);

@@ -5,7 +5,7 @@ import { parseConfig, recordingsRoot } from '../config/load.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { checkSessionName } from '../recording/paths.ts';
 import { remuxToMp4 } from '../recording/remux.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
@@ -67,7 +67,7 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   });
   const root = recordingsRoot(cfg);
   const dbFile = path.resolve(cfg.data_dir, 'rigcam.db');
-  const { db, store } = await openStoreWithRecovery(dbFile, root, log);
+  const { store } = await openStoreWithRecovery(dbFile, root, log);
   const box = new BoxRuntime({ config: cfg, store, log, root });
   // A camera lost during the recording ends the wait early; its file is already finalised by the box.
   const failed = new Promise<void>((resolve) =>
@@ -107,6 +107,6 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
     return result;
   } finally {
     await box.shutdown();
-    db.close();
+    store.close();
   }
 }

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
 import { WatchdogExtension } from '../service/watchdog-extension.ts';
+import { monoNowUs } from '../clock.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
@@ -29,7 +30,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
-  const { db, store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  const { store, quarantined, rebuilt, reconciled } = await openStoreWithRecovery(dbFile, root, log);
   if (quarantined) log.error({ kept_as: quarantined, rebuilt }, 'the database was unreadable: kept aside and rebuilt from the recordings');
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config, store, log, root });
@@ -55,7 +56,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       await box.shutdown();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       server?.closeAllConnections();
-      db.close();
+      store.close();
       log.info('stopped');
     } finally {
       clearTimeout(hard);
@@ -104,7 +105,7 @@ export async function runModule(config: Config, log: Logger, o: { dbFile: string
   const cfg = parseConfig({ ...config, cameras: [] });
   const root = recordingsRoot(cfg);
   mkdirSync(path.dirname(o.dbFile), { recursive: true });
-  const { db, store, reconciled } = await openStoreWithRecovery(o.dbFile, root, log);
+  const { store, reconciled } = await openStoreWithRecovery(o.dbFile, root, log);
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
   const box = new BoxRuntime({ config: cfg, store, log, root, cameraTemplates: config.cameras });
   const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, root, readySent: true, cameraIndex: o.cameraIndex, onQuit: () => undefined });
@@ -112,6 +113,6 @@ export async function runModule(config: Config, log: Logger, o: { dbFile: string
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void box.shutdown().then(() => process.exit(0)));
   await box.initialize();
   await done;
-  db.close();
+  store.close();
   process.exit(0);
 }

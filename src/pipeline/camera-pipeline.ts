@@ -1,14 +1,30 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.ts';
-import { SourceSupervisor, type BackoffOptions, type SourceExit } from '../sources/supervisor.ts';
 import type { SourceSpec } from '../sources/source-spec.ts';
-import { monoNowUs } from '../runtime/command-types.ts';
+import type { BackoffOptions } from '../supervise/backoff.ts';
+import { ChildSupervisor, type ChildExit, type ChildSpec } from '../supervise/child-supervisor.ts';
+import { monoNowUs } from '../clock.ts';
 import { CaptureClock } from './capture-clock.ts';
 import type { AccessUnit } from './access-unit.ts';
 import type { CapturedFrame } from './captured-frame.ts';
 import { ByteRateMeter, FpsMeter } from './fps-meter.ts';
 import { PrerollRing } from './preroll-ring.ts';
 import { TsDemuxer, type DemuxWarning } from './ts-demux.ts';
+
+/** How a camera's source process ended (see ChildSupervisor). */
+export type SourceExit = ChildExit;
+
+type SupervisedSource = SourceSpec & ChildSpec;
+
+/**
+ * A source that writes nothing for this long while alive is stalled (a camera that hangs with its process up):
+ * a few frame periods plus a margin for encoder start, pipe buffering and a loaded machine.
+ */
+export function sourceStallMs(fps: number): number {
+  return Math.ceil((4 * 1000) / Math.max(fps, 0.1)) + 5000;
+}
+/** Before its first output a source may take longer (device open, encoder start, rpicam's camera start). */
+export const SOURCE_FIRST_OUTPUT_MS = 20_000;
 
 export interface PipelineEvents {
   frame: [CapturedFrame];
@@ -38,7 +54,7 @@ export interface PipelineStats {
  */
 export class CameraPipeline extends EventEmitter<PipelineEvents> {
   readonly ring: PrerollRing;
-  private readonly supervisor: SourceSupervisor;
+  private readonly supervisor: ChildSupervisor<SupervisedSource>;
   private demux: TsDemuxer | null = null;
   private clock = new CaptureClock();
   private run = 0;
@@ -55,12 +71,28 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
   constructor(
     readonly cameraId: string,
     makeSpec: () => SourceSpec,
-    opts: { backoff: BackoffOptions; ringWindowUs: number; ringMaxBytes: number; log: Logger },
+    opts: { backoff: Partial<BackoffOptions>; ringWindowUs: number; ringMaxBytes: number; log: Logger; stallMs?: number | null },
   ) {
     super();
     this.log = opts.log;
     this.ring = new PrerollRing(opts.ringWindowUs, opts.ringMaxBytes);
-    this.supervisor = new SourceSupervisor(cameraId, makeSpec, opts.backoff, opts.log);
+    this.supervisor = new ChildSupervisor<SupervisedSource>({
+      what: 'source',
+      logFields: { camera: cameraId },
+      makeSpec: () => {
+        const spec = makeSpec();
+        return {
+          ...spec,
+          isChatter: spec.relativePts?.isChatter,
+          // The stall limit follows the frame rate of the spec in use.
+          stallMs: opts.stallMs === undefined ? sourceStallMs(spec.fps) : opts.stallMs,
+          firstOutputMs: opts.stallMs === null ? null : SOURCE_FIRST_OUTPUT_MS,
+        };
+      },
+      backoff: opts.backoff,
+      log: opts.log,
+      stopSignal: 'SIGINT', // lets ffmpeg flush
+    });
     this.supervisor.on('started', (s) => {
       this.run = s.run;
       this.currentSpec = s.spec;

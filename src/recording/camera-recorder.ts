@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.ts';
 import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
+import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
-import type { CsvContext } from './timing-csv.ts';
+import type { CsvContext } from '../timing/csv-format.ts';
 
 export type RecorderState = 'idle' | 'waiting_keyframe' | 'recording' | 'paused';
 
@@ -41,8 +42,10 @@ interface RecorderEvents {
  * their instant arrives, so no frame captured before it is lost.
  */
 export class CameraRecorder extends EventEmitter<RecorderEvents> {
-  private st: RecorderState = 'idle';
+  /** 'recording' includes waiting for a keyframe: that gate is the sink's. */
+  private st: Exclude<RecorderState, 'waiting_keyframe'> = 'idle';
   private file: RecordingFile | null = null;
+  private sink: RecordingSink | null = null;
   private segment = 0;
   private summaries: RecordingSummary[] = [];
   private segmentCloses: Array<Promise<RecordingSummary>> = [];
@@ -68,7 +71,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   }
 
   get state(): RecorderState {
-    return this.st;
+    return this.st === 'recording' && this.sink?.waitingKeyframe ? 'waiting_keyframe' : this.st;
   }
 
   get active(): boolean {
@@ -95,7 +98,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.stopReason = null;
     this.finishing = null;
     this.openFile();
-    this.st = 'waiting_keyframe';
+    this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
     for (const f of backlog) this.frame(f);
@@ -106,7 +109,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     if (this.st === 'idle') throw new Error('not recording');
     if (this.st === 'paused' || this.pauseAt !== null) throw new Error('already paused');
     this.pauseAt = atUs;
-    if (this.st === 'waiting_keyframe') {
+    if (this.sink?.waitingKeyframe) {
       this.pauseAt = null;
       this.st = 'paused';
     }
@@ -121,13 +124,13 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       return;
     }
     if (this.st !== 'paused') throw new Error('not paused');
-    this.st = this.last ? 'recording' : 'waiting_keyframe';
+    this.st = 'recording';
     const backlog = this.pipeline.ring
       .fromKeyframeAtOrBefore(atUs)
       .filter((f) => !this.last || f.run !== this.last.run || f.au.seq > this.last.seq);
     const continuous = this.last && backlog[0] && backlog[0].run === this.last.run && backlog[0].au.seq === this.last.seq + 1;
     if (!continuous) {
-      this.st = 'waiting_keyframe';
+      this.sink!.resync();
       this.nextFlags = ['resume'];
       this.nextExpectedGap = true;
     }
@@ -182,6 +185,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       prevCaptureUs,
       onWriteError: (error) => void this.fail(error),
     });
+    this.sink = new RecordingSink(this.file, () => this.pipeline.psi);
   }
 
   private frame(f: CapturedFrame): void {
@@ -197,20 +201,17 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       this.st = 'paused';
       return;
     }
-    if (this.st === 'waiting_keyframe') {
-      if (!f.au.keyframe) return;
-      this.st = 'recording';
-    }
     const s = this.start_!;
-    const flags = [...this.nextFlags];
-    if (f.captureUs < s.triggerMonoUs) flags.push('preroll');
-    if (this.resumeAt !== null) {
-      if (f.captureUs < this.resumeAt) flags.push('paused');
-      else this.resumeAt = null;
-    }
-    const psi = f.au.keyframe ? this.pipeline.psi : null;
-    if (psi) this.file!.writePsi(psi);
-    this.file!.writeFrame(f, flags, this.nextExpectedGap);
+    const written = this.sink!.offer(f, () => {
+      const flags = [...this.nextFlags];
+      if (f.captureUs < s.triggerMonoUs) flags.push('preroll');
+      if (this.resumeAt !== null) {
+        if (f.captureUs < this.resumeAt) flags.push('paused');
+        else this.resumeAt = null;
+      }
+      return { flags, expectedGap: this.nextExpectedGap };
+    });
+    if (!written) return;
     this.nextFlags = [];
     this.nextExpectedGap = false;
     this.last = { run: f.run, seq: f.au.seq, captureUs: f.captureUs };
@@ -223,8 +224,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.segmentCloses.push(old.close('complete', 'source restarted'));
     this.segment += 1;
     this.openFile(this.last?.captureUs ?? null);
-    this.last = null;
-    if (this.st === 'recording') this.st = 'waiting_keyframe';
+    this.last = null; // the new file's sink waits for a keyframe
     // The frames the camera captured while its source was down are lost: they count as missing, not as a pause.
     this.nextFlags = ['segment'];
     this.nextExpectedGap = false;
@@ -246,6 +246,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.pipeline.off('frame', this.onFrame);
     const file = this.file;
     this.file = null;
+    this.sink = null;
     // Segments closed earlier (source restarts) may still be closing.
     const earlier = await Promise.all(this.segmentCloses);
     const last = file ? [await file.close(state, this.stopReason)] : [];

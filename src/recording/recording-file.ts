@@ -1,9 +1,12 @@
 import path from 'node:path';
+import { wallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
+import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
-import { FrameTimer, type FrameRow } from './frame-row.ts';
-import { TimingCsvWriter, type CsvContext } from './timing-csv.ts';
+import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
+import type { CsvContext } from '../timing/csv-format.ts';
+import { TimingCsvWriter } from './timing-csv.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
 
 export interface RecordingFileOptions {
@@ -46,8 +49,9 @@ export interface RecordingSummary {
 /**
  * One video file with its frame timing: the .ts, its CSV sidecar and its rows in SQLite. A frame's row is made
  * when its last byte is in the file, so rows, CSV and file agree even when the disk fills mid-frame.
+ * Frames reach it through a RecordingSink (pipeline/recording-sink.ts), which owns the keyframe/PSI gate.
  */
-export class RecordingFile {
+export class RecordingFile implements TimedTsFile {
   readonly id: number;
   readonly relPath: string;
   readonly csvPath: string;
@@ -62,8 +66,7 @@ export class RecordingFile {
   private closed: Promise<RecordingSummary> | null = null;
 
   constructor(private readonly o: RecordingFileOptions) {
-    const mono0 = Number(process.hrtime.bigint() / 1000n);
-    const wall0 = Date.now() * 1000;
+    const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);

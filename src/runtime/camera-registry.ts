@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { CameraConfig, Config } from '../config/schema.ts';
 import { cameraSchema } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
-import type { SourceExit } from '../sources/supervisor.ts';
+import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { Store } from '../storage/store.ts';
 import { parsePayload } from './command-bus.ts';
 import { offeredMode } from './camera-setup.ts';

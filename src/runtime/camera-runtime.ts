@@ -7,10 +7,10 @@ import { CameraRecorder, type RecorderStart } from '../recording/camera-recorder
 import type { RecordingSummary } from '../recording/recording-file.ts';
 import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
-import type { SourceExit } from '../sources/supervisor.ts';
+import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl, validateControlValue } from '../cameras/controls.ts';
-import { monoNowUs } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';

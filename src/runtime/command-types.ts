@@ -30,7 +30,5 @@ export interface CommandHandler {
   handleCommand(command: string, payload: unknown, ctx: CommandContext): Promise<CommandResult>;
 }
 
-/** Current monotonic clock in microseconds (process.hrtime is CLOCK_MONOTONIC on Linux). */
-export function monoNowUs(): number {
-  return Number(process.hrtime.bigint() / 1000n);
-}
+// The clock lives in src/clock.ts; re-exported for code that still imports it from here.
+export { monoNowUs } from '../clock.ts';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
-import { monoNowUs } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
 
 /**
  * The flags RPi_Logger's host gives every module process (`rpi_logger/cli/common.py` L26-166, `module_process.py`

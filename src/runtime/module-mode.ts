@@ -4,7 +4,8 @@ import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { BoxRuntime } from './box-runtime.ts';
-import { monoNowUs, type CommandResult } from './command-types.ts';
+import { monoNowUs } from '../clock.ts';
+import type { CommandResult } from './command-types.ts';
 import type { StatusMessage } from './status.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { DiskLevel, DiskStatus } from '../disk/disk-guard.ts';
-import type { SourceProblem } from '../sources/supervisor.ts';
+import type { ChildProblem as SourceProblem } from '../supervise/child-supervisor.ts';
 import type { GpioControllerStatus } from '../triggers/gpio/gpio-trigger-controller.ts';
 import type { Capabilities, DeviceReady } from './camera-runtime.ts';
 import type { CommandSource } from './command-types.ts';

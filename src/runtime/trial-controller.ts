@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
-import { moduleName } from '../recording/timing-csv.ts';
+import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import type { CameraRegistry } from './camera-registry.ts';
 import type { ExecContext } from './command-bus.ts';

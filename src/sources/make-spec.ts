@@ -1,6 +1,7 @@
 import type { CameraConfig } from '../config/schema.ts';
 import type { SourceSpec } from './source-spec.ts';
-import { testSourceSpec, wallMinusMonoUs } from './test-source.ts';
+import { wallMinusMonoUs } from '../clock.ts';
+import { testSourceSpec } from './test-source.ts';
 import { v4l2SourceSpec } from './v4l2-source.ts';
 import { rpicamSourceSpec, type RpicamEncoder } from './rpicam-source.ts';
 

@@ -1,5 +1,6 @@
 import type { RelativePts, SourceSpec } from './source-spec.ts';
 import { gopFrames } from './ffmpeg-common.ts';
+import { wallMinusMonoUs } from '../clock.ts';
 
 /**
  * A CSI camera through `rpicam-vid` (libcamera), writing H.264 in MPEG-TS to stdout through its libav
@@ -73,22 +74,6 @@ export function originFromAnnounced(announcedUs: number, wallMinusMonoUs: () => 
   return { originUs: announcedUs, clock: 'sensor' };
 }
 
-/**
- * CLOCK_REALTIME − CLOCK_MONOTONIC in µs, to a few µs rather than Date.now()'s 1 ms: wait for Date.now() to tick
- * and read the monotonic clock at once. A late read (preemption) can only make the result smaller, so the
- * largest of a few tries is kept. Busy-waits up to `tries` ms: call it once per source run, not per frame.
- */
-export function preciseWallMinusMonoUs(tries = 3): number {
-  let best = -Infinity;
-  for (let i = 0; i < tries; i++) {
-    const start = Date.now();
-    let now = start;
-    while (now === start) now = Date.now();
-    const monoUs = Number(process.hrtime.bigint() / 1000n);
-    best = Math.max(best, now * 1000 - monoUs);
-  }
-  return best;
-}
 
 /** The rpicam-vid command line for one camera: continuous, no preview, MPEG-TS on stdout, verbose enough to announce the origin. */
 export function rpicamVidArgs(o: RpicamSourceOptions): string[] {
@@ -119,7 +104,7 @@ export function rpicamVidArgs(o: RpicamSourceOptions): string[] {
 }
 
 export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
-  const measure = o.wallMinusMonoUs ?? preciseWallMinusMonoUs;
+  const measure = o.wallMinusMonoUs ?? wallMinusMonoUs;
   return {
     kind: 'rpicam',
     command: 'rpicam-vid',

@@ -39,8 +39,3 @@ export function testSourceSpec(o: TestSourceOptions): SourceSpec {
   };
 }
 
-/** Wall-clock minus CLOCK_MONOTONIC in µs, right now. */
-export function wallMinusMonoUs(): number {
-  const mono = Number(process.hrtime.bigint() / 1000n);
-  return Date.now() * 1000 - mono;
-}

@@ -23,6 +23,11 @@ export function openDatabase(file: string, opts: { readonly?: boolean } = {}): D
   return db;
 }
 
+/** SQLite's quick_check: 'ok', or the first problem it found. */
+export function integrityCheck(db: Db): string {
+  return String(db.pragma('quick_check', { simple: true }));
+}
+
 export function schemaVersion(db: Db): number {
   return db.pragma('user_version', { simple: true }) as number;
 }

@@ -3,15 +3,16 @@ import { existsSync, readdirSync, readFileSync, renameSync, statSync } from 'nod
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../log/logger.ts';
-import type { FrameRow } from '../recording/frame-row.ts';
-import { openDatabase, type Db } from './database.ts';
+import type { FrameRow } from '../timing/frame-row.ts';
+import { parseTimingCsv } from '../timing/csv-format.ts';
+import { integrityCheck, openDatabase, type Db } from './database.ts';
 import { readTsFrames, reconcileAll, rebuildRows, rewriteCsv, type ReconcileReport } from './reconcile.ts';
 import { Store } from './store.ts';
 
 const run = promisify(execFile);
 
 export interface OpenedStore {
-  db: Db;
+  /** The database's one owner; close it with `store.close()`. */
   store: Store;
   /** Where a database that could not be opened was moved to, if that happened. */
   quarantined: string | null;
@@ -31,8 +32,8 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
   let rebuilt = 0;
   try {
     db = openDatabase(file);
-    const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+    const check = integrityCheck(db);
+    if (check !== 'ok') throw new Error(`integrity check failed: ${check}`);
   } catch (err) {
     try {
       db?.close();
@@ -53,39 +54,15 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
   }
   const store = new Store(db);
   const reconciled = await reconcileAll(store, root, log);
-  return { db, store, quarantined, rebuilt, reconciled };
+  return { store, quarantined, rebuilt, reconciled };
+}
+
+/** The database for a one-off command (no recovery: `rigcam serve` does that at start-up). */
+export function openStore(file: string): Store {
+  return new Store(openDatabase(file));
 }
 
 const FILE_RE = /^(.+)_trial(\d{3,})_([A-Za-z0-9][A-Za-z0-9_-]*?)(?:_seg(\d{2,}))?\.ts$/;
-
-/** A frame row as read back from a CSV sidecar (which also carries the trial label). */
-type CsvRow = Omit<FrameRow, 'recordingId'> & { label: string };
-
-function readCsv(file: string): CsvRow[] {
-  if (!existsSync(file)) return [];
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const header = lines.shift()?.split(',') ?? [];
-  const col = (name: string): number => header.indexOf(name);
-  const out: CsvRow[] = [];
-  for (const line of lines) {
-    if (!line) continue;
-    const f = line.split(',');
-    if (f.length < header.length) break; // a torn last line
-    out.push({
-      index: Number(f[col('frame_index')]),
-      captureUs: Number(f[col('capture_us')]),
-      wallUs: Math.round(Number(f[col('record_time_unix')]) * 1e6),
-      intervalUs: f[col('interval_us')] === '' ? null : Number(f[col('interval_us')]),
-      missingBefore: Number(f[col('missing_before')]),
-      pts: Number(f[col('video_pts')]),
-      keyframe: f[col('keyframe')] === '1',
-      bytes: Number(f[col('bytes')]),
-      flags: f[col('flags')] ?? '',
-      label: f[col('label')] ?? '',
-    });
-  }
-  return out;
-}
 
 async function probeSize(file: string): Promise<{ width: number; height: number }> {
   try {
@@ -112,18 +89,19 @@ export async function rebuildFromDisk(store: Store, root: string, log: Logger): 
       const m = FILE_RE.exec(name);
       if (!m || m[1] !== session) continue;
       const tsPath = path.join(session, name);
-      if (store.db.prepare('SELECT 1 FROM recordings WHERE path = ?').get(tsPath)) continue;
+      if (store.recordingByPath(tsPath)) continue;
       const trialNo = Number(m[2]);
       const camera = m[3]!;
       const segment = m[4] ? Number(m[4]) : 0;
       const abs = path.join(root, tsPath);
       const csvRel = tsPath.replace(/\.ts$/, '.csv');
       const frames = await readTsFrames(abs);
-      const csv = readCsv(path.join(root, csvRel));
+      const csvFile = path.join(root, csvRel);
+      const csv = existsSync(csvFile) ? parseTimingCsv(readFileSync(csvFile, 'utf8')) : [];
       const csvAgrees = csv.length === frames.length && csv.every((r, i) => r.pts === frames[i]!.ptsRaw);
       const sess = store.openSession(session, {});
       const trial =
-        store.db.prepare('SELECT * FROM trials WHERE session_id = ? AND number = ?').get(sess.id, trialNo) as { id: number } | undefined ??
+        store.trialByNumber(sess.id, trialNo) ??
         store.createTrial({ sessionId: sess.id, number: trialNo, label: csv[0]?.label ?? '', triggerSource: 'unknown', triggerMonoUs: null });
       const size = await probeSize(abs);
       const intervals = csv.map((r) => r.intervalUs).filter((x): x is number => x !== null).sort((a, b) => a - b);
@@ -168,13 +146,7 @@ export async function rebuildFromDisk(store: Store, root: string, log: Logger): 
       n += 1;
     }
   }
-  store.db
-    .prepare(
-      `UPDATE trials SET stopped_at = COALESCE(stopped_at, started_at), state = CASE WHEN EXISTS
-         (SELECT 1 FROM recordings r WHERE r.trial_id = trials.id AND r.state = 'interrupted') THEN 'interrupted' ELSE 'complete' END
-       WHERE trigger_source = 'unknown' AND state = 'recording'`,
-    )
-    .run();
+  store.closeRebuiltTrials();
   log.warn({ recordings: n }, 'database rebuilt from the recordings on disk');
   return n;
 }

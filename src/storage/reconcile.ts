@@ -4,9 +4,9 @@ import type { Logger } from '../log/logger.ts';
 import { PTS_HZ, PTS_WRAP } from '../pipeline/access-unit.ts';
 import { TsDemuxer } from '../pipeline/ts-demux.ts';
 import { unwrapNear } from '../pipeline/pts-unwrap.ts';
-import type { FrameRow } from '../recording/frame-row.ts';
-import { CSV_HEADER, csvLine, moduleName } from '../recording/timing-csv.ts';
-import type { RecordingRow, Store } from './store.ts';
+import type { FrameRow } from '../timing/frame-row.ts';
+import { CSV_HEADER, csvLine, moduleName } from '../timing/csv-format.ts';
+import { toFrameRow, type RecordingRow, type Store } from './store.ts';
 
 /** What the file itself says about each of its frames. */
 export interface FileFrame {
@@ -106,34 +106,18 @@ export function rebuildRows(rec: RecordingRow, frames: FileFrame[], known: { ind
  */
 export function rewriteCsv(store: Store, root: string, rec: RecordingRow): void {
   const trial = rec.trial_id !== null ? store.trial(rec.trial_id) : undefined;
-  const kind = (store.db.prepare('SELECT backend FROM cameras WHERE id = ?').get(rec.camera_id) as { backend?: string } | undefined)?.backend;
+  const kind = store.cameraRow(rec.camera_id)?.backend;
   const ctx = { trial: trial?.number ?? 0, module: moduleName(kind === 'v4l2' || kind === 'rpicam' ? kind : 'test'), deviceId: rec.camera_id, label: trial?.label ?? '' };
   const csv = path.resolve(root, rec.csv_path);
   const tmp = `${csv}.rebuild`;
   const fd = openSync(tmp, 'w');
   try {
     writeSync(fd, CSV_HEADER + '\n');
-    const page = store.db.prepare('SELECT * FROM frames WHERE recording_id = ? AND frame_index > ? ORDER BY frame_index LIMIT 5000');
     let after = 0;
     for (;;) {
-      const rows = page.all(rec.id, after) as ReturnType<Store['frames']>;
+      const rows = store.framesAfter(rec.id, after, 5000);
       if (!rows.length) break;
-      const text = rows
-        .map((r) =>
-          csvLine(ctx, {
-            recordingId: rec.id,
-            index: r.frame_index,
-            captureUs: r.capture_us,
-            wallUs: r.wall_us,
-            intervalUs: r.interval_us,
-            missingBefore: r.missing_before,
-            pts: r.pts,
-            keyframe: r.keyframe === 1,
-            bytes: r.bytes,
-            flags: r.flags,
-          }),
-        )
-        .join('\n');
+      const text = rows.map((r) => csvLine(ctx, toFrameRow(rec.id, r))).join('\n');
       writeSync(fd, text + '\n');
       after = rows[rows.length - 1]!.frame_index;
     }
@@ -170,7 +154,7 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
   // The logged rows' PTS, compactly: kept as long as they agree with the file (same PTS at the same index).
   const knownPts = new Float64Array(rowsBefore);
   let n = 0;
-  for (const pts of store.db.prepare('SELECT pts FROM frames WHERE recording_id = ? ORDER BY frame_index').pluck().iterate(rec.id) as Iterable<number>)
+  for (const pts of store.framePts(rec.id))
     if (n < knownPts.length) knownPts[n++] = pts;
   let frames = 0;
   let keep = 0;
@@ -190,7 +174,7 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
       return;
     }
     if (!rebuilder) {
-      const last = keep > 0 ? (store.db.prepare('SELECT pts, capture_us FROM frames WHERE recording_id = ? AND frame_index = ?').get(rec.id, keep) as { pts: number; capture_us: number }) : null;
+      const last = keep > 0 ? store.frame(rec.id, keep) : undefined;
       rebuilder = new RowRebuilder(rec, last ? { index: keep, pts: last.pts, captureUs: last.capture_us } : null);
     }
     batch.push(rebuilder.next(f));
@@ -198,18 +182,11 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
   });
   flush();
   const removed = rowsBefore - keep;
-  store.db.transaction(() => {
-    // Rows beyond the file's last frame describe frames the file does not have (lost from the page cache).
-    store.db.prepare('DELETE FROM frames WHERE recording_id = ? AND frame_index > ?').run(rec.id, frames);
-    const dropped = (store.db.prepare('SELECT COALESCE(SUM(missing_before), 0) d FROM frames WHERE recording_id = ?').get(rec.id) as { d: number }).d;
-    store.finishRecording(rec.id, {
-      state: 'interrupted',
-      frames,
-      dropped,
-      bytes: statSync(file).size,
-      reason: 'rigcam stopped during the recording; reconciled from the file at start-up',
-    });
-  })();
+  store.finishReconciled(rec.id, {
+    framesInFile: frames,
+    bytes: statSync(file).size,
+    reason: 'rigcam stopped during the recording; reconciled from the file at start-up',
+  });
   rewriteCsv(store, root, store.recording(rec.id)!);
   const report = { recordingId: rec.id, path: rec.path, framesInFile: frames, rowsBefore, rowsRebuilt: rebuilt, rowsRemoved: removed };
   log.warn(report, 'reconciled interrupted recording');
@@ -220,6 +197,6 @@ export async function reconcileRecording(store: Store, root: string, rec: Record
 export async function reconcileAll(store: Store, root: string, log: Logger): Promise<ReconcileReport[]> {
   const out: ReconcileReport[] = [];
   for (const rec of store.recordingsInState('recording')) out.push(await reconcileRecording(store, root, rec, log));
-  store.db.prepare("UPDATE trials SET state = 'interrupted', stopped_at = COALESCE(stopped_at, ?) WHERE state IN ('recording', 'paused')").run(new Date().toISOString());
+  store.interruptOpenTrials();
   return out;
 }

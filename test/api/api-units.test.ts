@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import { tokenMatches } from '../../src/api/auth.ts';
 import { parseRange } from '../../src/api/byte-range.ts';
 import { MarkerPlacer } from '../../src/api/frames-csv.ts';
-import { MpjpegParser } from '../../src/api/mpjpeg-parser.ts';
-import { CSV_HEADER } from '../../src/recording/timing-csv.ts';
+import { MpjpegParser } from '../../src/pipeline/mpjpeg-parser.ts';
+import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 
 describe('parseRange', () => {
   it('answers single ranges, clamped to the file', () => {

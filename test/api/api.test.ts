@@ -6,8 +6,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { checkListenSafety, closeHttp, startHttp } from '../../src/api/server.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { CSV_HEADER } from '../../src/recording/timing-csv.ts';
-import { monoNowUs } from '../../src/runtime/command-types.ts';
+import { CSV_HEADER } from '../../src/timing/csv-format.ts';
+import { monoNowUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
 

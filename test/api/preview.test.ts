@@ -129,6 +129,26 @@ describe('live preview and snapshot', () => {
     assert.equal(alive(s1.pid), false, 'decoder process gone');
   });
 
+  it('a decoder that crashes is restarted by its supervisor and the viewer keeps getting images', async () => {
+    const ac = new AbortController();
+    const v = new MjpegReader(await b.api('/api/cameras/cam0/preview.mjpeg', { signal: ac.signal }), 'rigcamframe');
+    await v.waitFor(1);
+    const first = await previewState();
+    assert.ok(first.pid && alive(first.pid), 'decoder running');
+    process.kill(first.pid, 'SIGKILL');
+    const until = Date.now() + 8000;
+    let now = await previewState();
+    while (Date.now() < until && !(now.running && now.pid && now.pid !== first.pid)) {
+      await sleep(100);
+      now = await previewState();
+    }
+    assert.ok(now.running && now.pid !== first.pid, `a new decoder runs: ${JSON.stringify(now)}`);
+    const had = v.images.length;
+    await v.waitFor(had + 2);
+    ac.abort();
+    await v.done;
+  });
+
   it('follows the camera when its pipeline is replaced (apply_config to a new size)', async () => {
     const ac = new AbortController();
     const r = await b.api('/api/cameras/cam0/preview.mjpeg', { signal: ac.signal });

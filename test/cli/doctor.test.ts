@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { listFfmpegEncoders } from '../../src/cameras/encoder-choice.ts';
 import { formatCheck, runDoctor, type DoctorReport } from '../../src/cli/doctor.ts';
-import { whichSync } from '../../src/sources/supervisor.ts';
+import { whichSync } from '../../src/supervise/child-supervisor.ts';
 import { fakeRootFromSystem, FIXTURES, removeDir, STANDINS, V4L2_FIXTURES } from '../cameras/fake-box.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 

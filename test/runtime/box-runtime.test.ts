@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { monoNowUs } from '../../src/runtime/command-types.ts';
+import { monoNowUs } from '../../src/clock.ts';
 import { ffprobeCount, sleep, startTestBox, type TestBox } from './runtime-helpers.ts';
 
 const api = { source: 'api' as const };

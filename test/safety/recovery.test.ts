@@ -105,7 +105,7 @@ describe('recovery', () => {
   it('a corrupt database is kept aside and a new one is rebuilt from the recordings on disk', async () => {
     const t = await startTestBox({ cameras: 2 });
     for (const trial of [1, 2]) {
-      const r = await t.box.handleCommand('start_recording', { session_prefix: 'cor', trial_number: trial, trial_label: `L${trial}` }, { source: 'api' });
+      const r = await t.box.handleCommand('start_recording', { session_prefix: 'cor', trial_number: trial, trial_label: `L${trial}, "quoted"` }, { source: 'api' });
       assert.equal(r.ok, true, r.error);
       await sleep(1000);
       await t.box.handleCommand('stop_recording', {}, { source: 'api' });
@@ -123,18 +123,21 @@ describe('recovery', () => {
     assert.ok(opened.quarantined && existsSync(opened.quarantined), 'the corrupt database is kept');
     assert.ok(readdirSync(t.config.data_dir).some((f) => f.startsWith('rigcam.db.corrupt-')), 'kept beside the new one');
     assert.equal(opened.rebuilt, 4);
-    const rebuilt = opened.db.prepare('SELECT path, frame_count, state FROM recordings ORDER BY path').all() as Array<{ path: string; frame_count: number; state: string }>;
+    // The rebuilt store is read through its own connection: the store keeps its connection to itself.
+    const raw = new Database(dbFile, { readonly: true });
+    const rebuilt = raw.prepare('SELECT path, frame_count, state FROM recordings ORDER BY path').all() as Array<{ path: string; frame_count: number; state: string }>;
     assert.deepEqual(rebuilt.map((r) => [r.path, r.frame_count]), originals.map((r) => [r.path, r.frame_count]));
     for (const r of rebuilt) {
       assert.equal(r.state, 'complete');
       assert.equal(ffprobeCount(path.join(t.root, r.path)), r.frame_count);
     }
-    const trials = opened.db.prepare('SELECT number, label FROM trials ORDER BY number').all() as Array<{ number: number; label: string }>;
-    assert.deepEqual(trials, [{ number: 1, label: 'L1' }, { number: 2, label: 'L2' }]);
-    const id = (opened.db.prepare('SELECT id FROM recordings WHERE path = ?').get(originals[0]!.path) as { id: number }).id;
+    const trials = raw.prepare('SELECT number, label FROM trials ORDER BY number').all() as Array<{ number: number; label: string }>;
+    assert.deepEqual(trials, [{ number: 1, label: 'L1, "quoted"' }, { number: 2, label: 'L2, "quoted"' }], 'labels read back from the CSV, commas and quotes too');
+    const id = (raw.prepare('SELECT id FROM recordings WHERE path = ?').get(originals[0]!.path) as { id: number }).id;
     const rows = opened.store.frames(id);
     assert.equal(rows.length, firstRows.length);
     assert.equal(rows[5]!.capture_us, firstRows[5]!.capture_us, 'frame timing restored from the CSV');
-    opened.db.close();
+    raw.close();
+    opened.store.close();
   });
 });

@@ -12,13 +12,12 @@ import { CaptureClock } from '../../src/pipeline/capture-clock.ts';
 import type { CapturedFrame } from '../../src/pipeline/captured-frame.ts';
 import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
 import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
-import { CSV_HEADER, moduleName } from '../../src/recording/timing-csv.ts';
-import { monoNowUs } from '../../src/runtime/command-types.ts';
+import { CSV_HEADER, moduleName } from '../../src/timing/csv-format.ts';
+import { monoNowUs, wallMinusMonoUs } from '../../src/clock.ts';
 import {
   originFromAnnounced,
   parseRpicamVersion,
   parseStartTimestampLine,
-  preciseWallMinusMonoUs,
   rpicamEncoderFor,
   rpicamSourceSpec,
   rpicamVersionProblem,
@@ -158,8 +157,8 @@ describe('capture-time origin', () => {
   });
 
   it('measures realtime − monotonic to well under Date.now()’s millisecond', () => {
-    const a = preciseWallMinusMonoUs();
-    const b = preciseWallMinusMonoUs();
+    const a = wallMinusMonoUs();
+    const b = wallMinusMonoUs();
     const coarse = Date.now() * 1000 - monoNowUs();
     assert.ok(Math.abs(a - coarse) < 2000, `${a} vs ${coarse}`);
     assert.ok(Math.abs(a - b) < 300, `two measurements ${a} and ${b}`);

@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/log/logger.ts';
 import { makeSourceSpec } from '../../src/sources/make-spec.ts';
-import type { SourceSpec } from '../../src/sources/source-spec.ts';
-import { SourceSupervisor, type SourceExit } from '../../src/sources/supervisor.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { v4l2SourceSpec } from '../../src/sources/v4l2-source.ts';
 import { cameraSchema } from '../../src/config/schema.ts';
-import { tmpDir } from '../helpers/tmp.ts';
 
 function argValue(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -76,85 +70,5 @@ describe('v4l2 source arguments', () => {
     assert.match(argValue(s.args, '-vf')!, /setpts=\(RTCSTART-123\)\/\(TB\*1000000\)\+N\/\(FRAME_RATE\*TB\)/);
     assert.equal(argValue(s.args, '-i'), 'testsrc2=size=320x240:rate=25');
     assert.ok(s.args.includes('-re'), 's.args.includes(-re)');
-  });
-});
-
-describe('source supervisor', () => {
-  const bin = tmpDir();
-  function standin(name: string, script: string): void {
-    const p = path.join(bin, name);
-    writeFileSync(p, `#!/bin/sh\n${script}\n`);
-    chmodSync(p, 0o755);
-  }
-  const spec = (command: string, device?: string): SourceSpec => ({
-    kind: 'v4l2', command, args: [], clock: 'monotonic', fps: 30, width: 640, height: 480, encoder: 'libx264', device,
-  });
-
-  function nextExit(s: SourceSupervisor): Promise<SourceExit> {
-    return new Promise((r) => s.once('exit', r));
-  }
-
-  it('reports a missing ffmpeg clearly and keeps retrying with growing back-off', async () => {
-    const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'no-such-ffmpeg')), { initialMs: 20, maxMs: 80, healthyAfterMs: 10_000 }, silentLogger());
-    s.start();
-    const e1 = await nextExit(s);
-    assert.equal(e1.problem, 'missing_command');
-    assert.match(e1.message, /not installed/);
-    assert.equal(e1.restartInMs, 20);
-    const e2 = await nextExit(s);
-    assert.equal(e2.restartInMs, 40);
-    const e3 = await nextExit(s);
-    assert.equal(e3.restartInMs, 80);
-    const e4 = await nextExit(s);
-    assert.equal(e4.restartInMs, 80, 'back-off is capped');
-    await s.stop();
-  });
-
-  it('reports a missing device without starting the process', async () => {
-    const s = new SourceSupervisor('cam0', () => spec('sh', '/dev/video-nonexistent-9'), { initialMs: 1000, maxMs: 1000, healthyAfterMs: 1000 }, silentLogger());
-    s.start();
-    const e = await nextExit(s);
-    assert.equal(e.problem, 'missing_device');
-    assert.match(e.message, /\/dev\/video-nonexistent-9 does not exist/);
-    await s.stop();
-  });
-
-  it('keeps stderr, classifies a busy device, and restarts a process that exits', async () => {
-    standin('busyff', 'echo "[video4linux2,v4l2 @ 0x1] ioctl(VIDIOC_STREAMON): Device or resource busy" >&2; exit 1');
-    const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'busyff'), '/dev/null'), { initialMs: 30, maxMs: 100, healthyAfterMs: 10_000 }, silentLogger());
-    const started: number[] = [];
-    s.on('started', (x) => started.push(x.run));
-    s.start();
-    const e = await nextExit(s);
-    assert.equal(e.problem, 'busy_device');
-    assert.equal(e.code, 1);
-    assert.match(e.stderrTail.join('\n'), /VIDIOC_STREAMON/);
-    await nextExit(s);
-    assert.deepEqual(started, [1, 2]);
-    await s.stop();
-  });
-
-  it('sees the exit even when a grandchild keeps the output pipes open', async () => {
-    standin('wrapper', 'sleep 4 & exit 3');
-    const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'wrapper')), { initialMs: 5000, maxMs: 5000, healthyAfterMs: 10_000 }, silentLogger());
-    const t0 = Date.now();
-    s.start();
-    const e = await nextExit(s);
-    assert.equal(e.code, 3);
-    assert.ok(Date.now() - t0 < 3000, `exit seen after ${Date.now() - t0} ms`);
-    await s.stop();
-  });
-
-  it('stop() ends a running process (SIGINT, then SIGKILL) and does not restart it', async () => {
-    standin('stubborn', 'trap "" INT; while true; do sleep 0.05; done');
-    const s = new SourceSupervisor('cam0', () => spec(path.join(bin, 'stubborn')), { initialMs: 10, maxMs: 10, healthyAfterMs: 10_000 }, silentLogger());
-    s.start();
-    await new Promise((r) => s.once('started', r));
-    const t0 = Date.now();
-    await s.stop(300);
-    assert.ok(Date.now() - t0 < 3000, 'Date.now() - t0 < 3000');
-    assert.equal(s.running, false);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(s.running, false, 'not restarted after stop');
   });
 });

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SerialTrigger } from '../../src/triggers/serial/index.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { framesCsvChunks } from '../../src/api/frames-csv.ts';
-import { moduleName } from '../../src/recording/timing-csv.ts';
+import { moduleName } from '../../src/timing/csv-format.ts';
 import { startSocatPty, type SocatPty } from '../helpers/socat-pty.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox, type TestBox } from '../runtime/runtime-helpers.ts';

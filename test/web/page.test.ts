@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { buildProbeResult } from '../../src/cameras/probe.ts';
-import { CSV_HEADER } from '../../src/recording/timing-csv.ts';
+import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';

@@ -1,7 +1,7 @@
 import type { Logger } from '../../log/logger.ts';
 import { silentLogger } from '../../log/logger.ts';
 import type { CommandHandler } from '../../runtime/command-types.ts';
-import type { BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from '../../supervise/backoff.ts';
 import type { GpioConfig } from './gpio-config.ts';
 import type { EdgeSource, OutputLine } from './gpio-hardware.ts';
 import { GpiodEdgeSource } from './gpiod-edge-source.ts';

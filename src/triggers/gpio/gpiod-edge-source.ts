@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log/logger.ts';
-import type { BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from '../../supervise/backoff.ts';
 import type { GpioBias } from './gpio-config.ts';
 import type { EdgeSource, EdgeSourceEvents } from './gpio-hardware.ts';
 import type { GpiodTools } from './gpiod-tools.ts';

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { GpioFault } from './gpio-hardware.ts';
 import { parseGpiodetect, pickHeaderChip } from './gpio-chips.ts';
 import { classifyGpiodError } from './gpiod-errors.ts';
@@ -18,7 +18,7 @@ export class GpiodToolError extends Error {
 export type GpiodTool = 'gpiomon' | 'gpioset' | 'gpiodetect';
 
 /**
- * Runs the libgpiod command-line tools found on PATH (env is passed to every child, so tests
+ * Runs the one-shot libgpiod tools found on PATH (env is passed to every child, so tests
  * can put stand-ins first). Version detection and chip resolution are cached once they succeed.
  */
 export class GpiodTools {
@@ -54,10 +54,6 @@ export class GpiodTools {
     });
     this.headerChip.catch(() => (this.headerChip = undefined));
     return this.headerChip;
-  }
-
-  spawn(tool: GpiodTool, args: readonly string[]): ChildProcessWithoutNullStreams {
-    return spawn(tool, args, { env: this.env, stdio: ['pipe', 'pipe', 'pipe'] });
   }
 
   private run(tool: GpiodTool, args: string[]): Promise<string> {

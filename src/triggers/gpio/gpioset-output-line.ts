@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { Logger } from '../../log/logger.ts';
-import { Backoff, type BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from '../../supervise/backoff.ts';
+import { ChildSupervisor, type ChildExit, type ChildSpec } from '../../supervise/child-supervisor.ts';
 import type { GpioStatus, OutputLine, OutputLineEvents } from './gpio-hardware.ts';
 import { GPIOSET_BANNER, buildGpiosetArgs } from './gpiod-args.ts';
 import { classifyGpiodError } from './gpiod-errors.ts';
@@ -20,34 +19,67 @@ export interface GpiosetLineOptions {
   backoff?: Partial<BackoffOptions>;
 }
 
+type GpiosetSpec = ChildSpec & { settleMs: number };
+
 /**
- * An output line held by a `gpioset` child (v1 `--mode=signal`, v2 by default): a new level
- * means stopping the old child and starting one with the new value. If the child dies while
- * holding a level it is started again with back-off.
+ * An output line held by a `gpioset` child (v1 `--mode=signal`, v2 by default), run by the child supervisor:
+ * a new level means stopping the old child and starting one with the new value. A child that dies while
+ * holding its level is started again by the supervisor with back-off.
  */
 export class GpiosetOutputLine extends EventEmitter<OutputLineEvents> implements OutputLine {
-  private child?: ChildProcessWithoutNullStreams;
-  private exited?: Promise<void>;
+  private readonly supervisor: ChildSupervisor<GpiosetSpec>;
+  /** Electrical level the current child drives (undefined: none held). */
   private level?: boolean;
-  private wanted?: boolean;
+  /** Level the next child is made for. */
+  private target = false;
   private queue: Promise<void> = Promise.resolve();
-  private retryTimer?: NodeJS.Timeout;
   private closed = false;
-  private readonly backoff: Backoff;
+  /** Set while a child of ours is starting: resolved once it holds the line. */
+  private pending?: { resolve: () => void; reject: (err: Error) => void };
+  private settleTimer?: NodeJS.Timeout;
+  private banner = '';
   readonly source: string;
 
   constructor(
-    private readonly tools: GpiodTools,
+    tools: GpiodTools,
     private readonly opts: GpiosetLineOptions,
     private readonly logger: Logger,
   ) {
     super();
-    this.backoff = new Backoff(opts.backoff);
     this.source = `gpioset ${opts.chip} ${opts.line}`;
+    this.supervisor = new ChildSupervisor<GpiosetSpec>({
+      what: 'gpioset',
+      logFields: { source: this.source },
+      makeSpec: async () => {
+        const version = await tools.detectVersion();
+        const chip = await tools.resolveChip(opts.chip);
+        const settleMs = opts.settleMs ?? 150;
+        return {
+          command: 'gpioset',
+          args: buildGpiosetArgs(version, chip, opts.line, this.target),
+          env: tools.env,
+          settleMs: version.major === 1 ? settleMs : Math.max(settleMs, 2000),
+        };
+      },
+      backoff: opts.backoff,
+      log: logger,
+      stopGraceMs: 2000,
+      // gpioset holds a line silently: no stall timer.
+      stallMs: null,
+    });
+    this.supervisor.on('started', ({ spec }) => {
+      this.banner = '';
+      clearTimeout(this.settleTimer);
+      this.settleTimer = setTimeout(() => this.held(), spec.settleMs);
+    });
+    this.supervisor.on('data', (chunk) => {
+      this.banner = (this.banner + chunk.toString('utf8')).slice(-4096);
+      if (this.banner.split('\n').some((l) => GPIOSET_BANNER.test(l))) this.held();
+    });
+    this.supervisor.on('exit', (e) => this.exited(e));
   }
 
   set(active: boolean): Promise<void> {
-    this.wanted = active;
     const task = this.queue.then(() => this.apply(active !== this.opts.activeLow));
     this.queue = task.catch(() => {});
     return task;
@@ -55,7 +87,6 @@ export class GpiosetOutputLine extends EventEmitter<OutputLineEvents> implements
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retryTimer);
     await this.queue;
     await this.release();
     this.emit('status', { state: 'stopped', source: this.source });
@@ -63,17 +94,16 @@ export class GpiosetOutputLine extends EventEmitter<OutputLineEvents> implements
 
   private async apply(level: boolean): Promise<void> {
     if (this.closed) return;
-    clearTimeout(this.retryTimer);
-    if (this.child && this.level === level) return;
+    if (this.supervisor.running && this.level === level) return;
     await this.release();
+    this.target = level;
     try {
-      const version = await this.tools.detectVersion();
-      const chip = await this.tools.resolveChip(this.opts.chip);
-      const settleMs = this.opts.settleMs ?? 150;
-      await this.hold(buildGpiosetArgs(version, chip, this.opts.line, level), version.major === 1 ? settleMs : Math.max(settleMs, 2000));
-      this.level = level;
-      this.emit('status', { state: 'running', source: this.source, message: `driven ${level ? 'high' : 'low'}` });
+      await new Promise<void>((resolve, reject) => {
+        this.pending = { resolve, reject };
+        this.supervisor.start();
+      });
     } catch (err) {
+      await this.release();
       const failure = describeFailure(err);
       this.logger.error({ source: this.source, fault: failure.fault }, failure.message);
       this.emit('status', { state: 'failed', source: this.source, ...failure });
@@ -81,70 +111,54 @@ export class GpiosetOutputLine extends EventEmitter<OutputLineEvents> implements
     }
   }
 
-  /** Starts gpioset and resolves once it holds the line: banner seen, or still up after settleMs. */
-  private hold(args: string[], settleMs: number): Promise<void> {
-    const child = this.tools.spawn('gpioset', args);
-    const stderr: string[] = [];
-    const startedAt = Date.now();
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      stderr.push(line);
-      this.logger.warn({ stderr: line, source: this.source }, 'gpioset stderr');
-    });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('close', () => resolve()));
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = setTimeout(() => {
-        settled = true;
-        resolve();
-      }, settleMs);
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        if (settled || !GPIOSET_BANNER.test(line)) return;
-        settled = true;
-        clearTimeout(settle);
-        resolve();
-      });
-      child.once('error', (err) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(settle);
-        reject(err);
-      });
-      child.once('close', (code, signal) => {
-        if (this.child === child) this.child = undefined;
-        const text = stderr.join('\n');
-        const failure = new GpiodToolError(
-          text ? classifyGpiodError(text) : 'exited',
-          `gpioset ${signal ? `killed by ${signal}` : `exited with status ${code}`}${text ? `: ${text}` : ''}`,
-        );
-        if (!settled) {
-          settled = true;
-          clearTimeout(settle);
-          return reject(failure);
-        }
-        if (this.closed || child.killed) return;
-        // Died while holding the line: drive it again later.
-        const delay = this.backoff.next(Date.now() - startedAt);
-        this.logger.error({ source: this.source, retryInMs: delay }, failure.message);
-        const status: GpioStatus = { state: 'restarting', source: this.source, fault: failure.fault, message: failure.message, retryInMs: delay };
-        this.emit('status', status);
-        this.retryTimer = setTimeout(() => {
-          if (this.wanted !== undefined) this.set(this.wanted).catch(() => {});
-        }, delay);
-      });
-    });
+  /** The child holds the line: banner seen, or still up after settleMs. */
+  private held(): void {
+    clearTimeout(this.settleTimer);
+    if (!this.supervisor.running || this.level === this.target) return;
+    this.level = this.target;
+    this.emit('status', { state: 'running', source: this.source, message: `driven ${this.level ? 'high' : 'low'}` });
+    const p = this.pending;
+    this.pending = undefined;
+    p?.resolve();
+  }
+
+  private exited(e: ChildExit): void {
+    clearTimeout(this.settleTimer);
+    this.level = undefined;
+    if (e.restartInMs === null) return; // stopped by us
+    const failure = this.failureOf(e);
+    const p = this.pending;
+    if (p) {
+      // Failed before holding the line: the set() that asked fails; the next request tries again.
+      this.pending = undefined;
+      p.reject(failure);
+      return;
+    }
+    if (this.closed) return;
+    // Died while holding the line (or a retry failed): the supervisor drives it again later.
+    this.logger.error({ source: this.source, retryInMs: e.restartInMs }, failure.message);
+    const status: GpioStatus = { state: 'restarting', source: this.source, fault: failure.fault, message: failure.message, retryInMs: e.restartInMs };
+    this.emit('status', status);
+  }
+
+  private failureOf(e: ChildExit): GpiodToolError {
+    if (e.problem === 'setup_failed') {
+      const f = describeFailure(e.error);
+      return new GpiodToolError(f.fault, f.message);
+    }
+    if (e.problem === 'missing_command') return new GpiodToolError('tool_missing', 'gpioset not found on PATH (install the gpiod package)');
+    const text = e.stderrTail.join('\n');
+    return new GpiodToolError(
+      text ? classifyGpiodError(text) : 'exited',
+      `gpioset ${e.signal ? `killed by ${e.signal}` : `exited with status ${e.code}`}${text ? `: ${text}` : ''}`,
+    );
   }
 
   private async release(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    this.child = undefined;
+    const p = this.pending;
+    this.pending = undefined;
+    await this.supervisor.stop(2000);
     this.level = undefined;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await this.exited;
-      clearTimeout(killer);
-    }
+    p?.reject(new GpiodToolError('exited', 'gpioset released before it held the line'));
   }
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log/logger.ts';
-import { monoNowUs } from '../../runtime/command-types.ts';
-import { Backoff, type BackoffOptions } from './backoff.ts';
+import { monoNowUs } from '../../clock.ts';
+import { Backoff, type BackoffOptions } from '../../supervise/backoff.ts';
 import type { GpioBias } from './gpio-config.ts';
 import type { EdgeSource, EdgeSourceEvents, GpioFault, OutputLine, OutputLineEvents } from './gpio-hardware.ts';
 import { DEFAULT_SYSFS_ROOT, pickSysfsChip, readSysfsChips, sysfsGpioNumber } from './sysfs-numbering.ts';

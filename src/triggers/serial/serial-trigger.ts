@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SerialPortStream } from '@serialport/stream';
 import type { Logger } from '../../log/logger.ts';
-import { monoNowUs, type CommandHandler, type CommandResult } from '../../runtime/command-types.ts';
+import { monoNowUs } from '../../clock.ts';
+import type { CommandHandler, CommandResult } from '../../runtime/command-types.ts';
+import { Backoff } from '../../supervise/backoff.ts';
 import { parseSerialLine, type SerialRequest } from './command-line.ts';
 import { FloodLimiter, type Refusal } from './flood-limiter.ts';
 import { serialBinding } from './hangup-safe-binding.ts';
@@ -31,7 +33,7 @@ const MAX_WRITE_BACKLOG_BYTES = 64 * 1024;
 /**
  * Trial triggers over a serial port (text or JSON lines, see command-line.ts), executed one at a
  * time in arrival order through the CommandHandler, every line answered with one line.
- * The port is reopened with doubling back-off whenever it fails to open or disappears (USB adapter
+ * The port is reopened with the one back-off (supervise/backoff: doubling, jittered) whenever it fails to open or disappears (USB adapter
  * unplugged), for as long as the trigger runs.
  */
 export class SerialTrigger extends EventEmitter<SerialTriggerEvents> {
@@ -96,23 +98,22 @@ export class SerialTrigger extends EventEmitter<SerialTriggerEvents> {
   }
 
   private async connectLoop(): Promise<void> {
-    const { reconnect_min_ms: minMs, reconnect_max_ms: maxMs } = this.config;
-    let delayMs = minMs;
+    // Reset explicitly once a port opens: how long it then stays open does not matter.
+    const backoff = new Backoff({ initialMs: this.config.reconnect_min_ms, maxMs: this.config.reconnect_max_ms, healthyAfterMs: Number.POSITIVE_INFINITY });
     while (this.running) {
       let port: SerialPortStream;
       try {
         port = await this.openPort();
       } catch (err) {
         this.reportError(errorMessage(err));
-        await this.pause(delayMs);
-        delayMs = Math.min(delayMs * 2, maxMs);
+        await this.pause(backoff.next());
         continue;
       }
       if (!this.running) {
         await closePort(port);
         break;
       }
-      delayMs = minMs;
+      backoff.reset();
       this.lastError = null;
       this.port = port;
       this.isConnected = true;
@@ -127,7 +128,7 @@ export class SerialTrigger extends EventEmitter<SerialTriggerEvents> {
       const reason = this.running ? (closeErr?.message ?? 'closed') : 'stopped';
       this.log.warn({ reason }, 'serial port closed');
       this.emit('serial_disconnected', { path: this.config.path, reason });
-      if (this.running) await this.pause(delayMs);
+      if (this.running) await this.pause(backoff.next());
     }
   }
 

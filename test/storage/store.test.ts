@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { openDatabase, type Db } from '../../src/storage/database.ts';
+import { Store } from '../../src/storage/store.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+/** The real database, with its prepare() calls counted (the Store under test is not touched). */
+function countingDb(file: string): { db: Db; prepared: string[] } {
+  const real = openDatabase(file);
+  const prepared: string[] = [];
+  const db = new Proxy(real, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'prepare') return (sql: string) => (prepared.push(sql), target.prepare(sql));
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { db, prepared };
+}
+
+/** One pass over the store's API as a trial and a restart use it. */
+function workload(store: Store, round: number): void {
+  store.upsertCamera({ id: 'cam0', backend: 'test' });
+  store.openSession('s1');
+  const s = store.openSession('s1', { round });
+  store.openSession('s1');
+  const t = store.createTrial({ sessionId: s.id, number: store.nextTrialNumber(s.id), label: `t${round}`, triggerSource: 'api', triggerMonoUs: 5 });
+  store.trialExists(s.id, t.number);
+  store.trialByNumber(s.id, t.number);
+  const id = store.createRecording({
+    trialId: t.id, cameraId: 'cam0', segment: 0, path: `s1/r${round}.ts`, csvPath: `s1/r${round}.csv`, codec: 'h264', encoder: 'libx264',
+    width: 320, height: 240, fpsNominal: 30, clock: 'monotonic', mono0Us: 1, wall0Us: 2, triggerSource: 'api', triggerMonoUs: 5,
+  });
+  store.insertFrames([1, 2, 3].map((i) => ({ recordingId: id, index: i, captureUs: i * 10, wallUs: i * 10 + 2, intervalUs: i > 1 ? 10 : null, missingBefore: 0, pts: i * 900, keyframe: i === 1, bytes: 100, flags: '' })));
+  store.setTriggerFrame(id, 1);
+  store.updateRecordingProgress(id, { frames: 3, dropped: 0, bytes: 300 });
+  store.addEvent({ kind: 'marker', name: 'm', monoUs: 15, trialId: t.id });
+  store.markersOfTrial(t.id);
+  store.frames(id);
+  store.framesAfter(id, 1, 10);
+  store.frame(id, 2);
+  [...store.framePts(id)];
+  store.frameCount(id);
+  store.finishReconciled(id, { framesInFile: 2, bytes: 200, reason: 'test' });
+  store.recording(id);
+  store.recordingByPath(`s1/r${round}.ts`);
+  store.recordingsOfTrial(t.id);
+  store.recordingsInState('recording');
+  store.setTrialState(t.id, 'complete');
+  store.markOffloaded([id]);
+  store.offloadedOldestFirst(5);
+  store.markDeleted(id);
+  store.listRecordings();
+  store.listSessions();
+  store.trialsOfSession(s.id);
+  store.cameraRow('cam0');
+  store.interruptOpenTrials();
+  store.closeRebuiltTrials();
+  store.closeSession(s.id);
+}
+
+describe('Store', () => {
+  it('prepares each statement once and reuses it', () => {
+    const { db, prepared } = countingDb(path.join(tmpDir(), 'rigcam.db'));
+    const store = new Store(db);
+    workload(store, 1);
+    const first = prepared.length;
+    assert.ok(first >= 25, `the workload used ${first} statements`);
+    assert.equal(new Set(prepared).size, first, 'no statement prepared twice in the first pass');
+    for (let round = 2; round <= 5; round++) workload(store, round);
+    assert.equal(prepared.length, first, `later passes prepared again: ${prepared.slice(first).join(' | ')}`);
+    store.close();
+  });
+
+  it('finishReconciled drops the rows beyond the file and recounts the drops in one go', () => {
+    const store = new Store(openDatabase(path.join(tmpDir(), 'rigcam.db')));
+    store.upsertCamera({ id: 'cam0', backend: 'test' });
+    const id = store.createRecording({
+      trialId: null, cameraId: 'cam0', segment: 0, path: 'a.ts', csvPath: 'a.csv', codec: 'h264', encoder: 'copy',
+      width: 1, height: 1, fpsNominal: 30, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: null, triggerMonoUs: null,
+    });
+    store.insertFrames([1, 2, 3, 4].map((i) => ({ recordingId: id, index: i, captureUs: i, wallUs: i, intervalUs: null, missingBefore: i, pts: i, keyframe: false, bytes: 1, flags: '' })));
+    store.finishReconciled(id, { framesInFile: 2, bytes: 42, reason: 'r' });
+    const rec = store.recording(id)!;
+    assert.deepEqual([rec.state, rec.frame_count, rec.dropped, rec.bytes, rec.stop_reason], ['interrupted', 2, 1 + 2, 42, 'r']);
+    assert.deepEqual(store.frames(id).map((f) => f.frame_index), [1, 2]);
+    store.close();
+  });
+});

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CSV_HEADER, csvLine, parseTimingCsv, splitCsvLine, type CsvContext } from '../../src/timing/csv-format.ts';
+import type { FrameRow } from '../../src/timing/frame-row.ts';
+
+const row = (index: number, over: Partial<FrameRow> = {}): FrameRow => ({
+  recordingId: 7,
+  index,
+  captureUs: 1_000_000 + index * 33_333,
+  wallUs: 1_795_951_345_185_765 + index * 33_333,
+  intervalUs: index === 1 ? null : 33_333,
+  missingBefore: index === 3 ? 2 : 0,
+  pts: 900_000 + index * 3000,
+  keyframe: index === 1,
+  bytes: 1000 + index,
+  flags: index === 1 ? 'preroll' : '',
+  ...over,
+});
+
+describe('timing CSV format', () => {
+  it('reads back what it writes, labels with commas, quotes and line breaks included', () => {
+    for (const label of ['plain', 'a, b', 'say "hi"', 'two\nlines', '"', ',', '']) {
+      const ctx: CsvContext = { trial: 3, module: 'USBCameras', deviceId: 'cam0', label };
+      const rows = [row(1), row(2), row(3)];
+      const text = [CSV_HEADER, ...rows.map((r) => csvLine(ctx, r))].join('\n') + '\n';
+      const back = parseTimingCsv(text);
+      assert.deepEqual(back, rows.map(({ recordingId: _, ...r }) => ({ ...r, label })), JSON.stringify(label));
+    }
+  });
+
+  it('stops at a torn last line (a crash mid-write) and keeps the whole ones', () => {
+    const ctx: CsvContext = { trial: 1, module: 'TestCameras', deviceId: 'c', label: 'x, "y"' };
+    const whole = [row(1), row(2)].map((r) => csvLine(ctx, r));
+    const torn = csvLine(ctx, row(3)).slice(0, 30);
+    assert.equal(parseTimingCsv([CSV_HEADER, ...whole, torn].join('\n')).length, 2);
+    const tornInQuote = csvLine(ctx, row(3)).slice(0, 12); // ends inside the quoted label
+    assert.equal(parseTimingCsv([CSV_HEADER, ...whole, tornInQuote].join('\n')).length, 2);
+  });
+
+  it('splits fields as csvLine quotes them', () => {
+    assert.deepEqual(splitCsvLine('a,"b,c","d ""e""",,f'), ['a', 'b,c', 'd "e"', '', 'f']);
+    assert.deepEqual(splitCsvLine('x,'), ['x', '']);
+    assert.deepEqual(splitCsvLine(''), ['']);
+  });
+});
