@@ -3,12 +3,12 @@
 // device, unknown assign fields, SIGINT during a trial. Test-source cameras (named explicitly) keep it quick.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { rigcamBin, runCli } from '../helpers/cli.ts';
+import { repoRoot, rigcamBin, runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep } from './runtime-helpers.ts';
 
@@ -23,8 +23,8 @@ class Module {
   readonly exit: Promise<number | null>;
   stderr = '';
   readonly child: ChildProcessWithoutNullStreams;
-  constructor(cfg: string, args: string[]) {
-    this.child = spawn(process.execPath, [rigcamBin, '--config', cfg, 'module', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(cfg: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+    this.child = spawn(process.execPath, [rigcamBin, '--config', cfg, 'module', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exit = new Promise((r) => this.child.on('close', r));
     createInterface({ input: this.child.stdout }).on('line', (l) => this.lines.push(JSON.parse(l) as Line));
@@ -102,7 +102,7 @@ describe('rigcam module: the host flow around pause, refusals and signals', () =
     assert.ok(!m.statuses(from).includes('device_ready'));
   });
 
-  it('a test camera named explicitly; apply_config for a mode the test camera can take, then a record while paused finalises the paused trial before the next one', async () => {
+  it('a test camera named explicitly; a record while paused finalises the paused trial before the next one; apply_config during the trial is a nack', async () => {
     let from = m.mark();
     m.send({ command: 'assign_device', command_id: 't:1', device_id: 'test:0', camera_type: 'test', camera_stable_id: 'test0', display_name: 'Pattern' });
     const ready = await m.next('device_ready', from, (l) => l.command_id === 't:1');
@@ -144,5 +144,51 @@ describe('rigcam module: the host flow around pause, refusals and signals', () =
       ],
     );
     for (const r of rows) assert.equal(ffprobeCount(path.join(root, r.path)), r.frame_count, r.path);
+  });
+});
+
+describe('rigcam module: apply_config refuses what the camera does not offer, and changes nothing', () => {
+  // The C922 (its recorded v4l2-ctl listings, and the ffmpeg stand-in for its V4L2 input).
+  const dev = path.join(dir, 'dev', 'video0');
+  mkdirSync(path.dirname(dev), { recursive: true });
+  mkdirSync(path.join(dir, 'fixtures'));
+  writeFileSync(dev, '');
+  symlinkSync(path.join(repoRoot, 'hw-fixtures/v4l2/logitech-c922'), path.join(dir, 'fixtures', 'video0'));
+  const standinLog = path.join(dir, 'standins.log');
+  const env = {
+    ...process.env,
+    PATH: `${path.join(repoRoot, 'test/standins/v4l2-camera')}:${path.join(repoRoot, 'test/standins')}:${process.env.PATH ?? ''}`,
+    RIGCAM_FIXTURE_DIR: path.join(dir, 'fixtures'),
+    RIGCAM_STANDIN_LOG: standinLog,
+  };
+  const m = new Module(cfg, ['--output-dir', root, '--instance-id', 'EDGES:2'], env);
+  after(() => m.child.kill('SIGKILL'));
+
+  it('an unoffered mode, an unknown control and an out-of-range value are each a command_nack naming why; the mode and controls stay', async () => {
+    await m.next('ready', 0);
+    let from = m.mark();
+    m.send({ command: 'assign_device', command_id: 'a:1', device_id: 'usb:usb1-1.2', camera_type: 'usb', camera_stable_id: 'usb1-1.2', camera_dev_path: dev });
+    const ready = await m.next('device_ready', from, (l) => l.command_id === 'a:1');
+    const mode = ready.data.resolution;
+    for (const [payload, why] of [
+      [{ record_resolution: '1234x567', record_fps: 30 }, /does not offer 1234x567@30/],
+      [{ record_resolution: { width: 640, height: 480 }, record_fps: '15', controls: { brightnesss: 10 } }, /no control "brightnesss"/],
+      [{ controls: { brightness: 999 } }, /brightness/],
+    ] as const) {
+      from = m.mark();
+      m.send({ command: 'apply_config', command_id: 'c:x', ...payload });
+      const nack = await m.next('command_nack', from, (l) => l.command_id === 'c:x');
+      assert.match(String(nack.data.message), why);
+      assert.ok(!m.statuses(from).includes('config_applied') && !m.statuses(from).includes('error'), m.statuses(from).join());
+    }
+    from = m.mark();
+    m.send({ command: 'get_status', command_id: 'g' });
+    const rep = await m.next('status_report', from);
+    const cam = (rep.data.cameras as Array<Record<string, unknown>>)[0]!;
+    assert.equal(cam.resolution, mode, 'mode unchanged');
+    assert.equal(typeof cam.queue_depth, 'number');
+    assert.doesNotMatch(readFileSync(standinLog, 'utf8'), /--set-ctrl/, 'no control was set');
+    m.send({ command: 'quit' });
+    assert.equal(await m.exit, 0);
   });
 });
