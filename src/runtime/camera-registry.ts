@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { realpathSync } from 'node:fs';
 import type { z } from 'zod';
 import type { CameraConfig, Config } from '../config/schema.ts';
 import { cameraSchema } from '../config/schema.ts';
@@ -17,6 +18,16 @@ import type { CameraStatus, StatusDataMap } from './status.ts';
 export function cameraIdFromStableId(stable: string): string {
   const slug = stable.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^[-_]+|[-_]+$/g, '');
   return (slug || 'camera').slice(-32).replace(/^[-_]+/, '') || 'camera';
+}
+
+/** The same device node: equal paths, or links to one node (YAML `/dev/v4l/by-id/...`, host `/dev/video0`). */
+function sameDevice(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return a.startsWith('/') && b.startsWith('/') && realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }
 
 /** What happens to a camera that the trial must hear of: the box turns each into an internal command. */
@@ -169,7 +180,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   private templateFor(id: string, source: CameraConfig['source'] | undefined, device: string | undefined): CameraConfig | undefined {
     const t = this.o.templates ?? [];
     return (
-      (device !== undefined ? t.find((c) => c.source === source && c.device !== undefined && String(c.device) === device) : undefined) ??
+      (device !== undefined ? t.find((c) => c.source === source && c.device !== undefined && sameDevice(String(c.device), device)) : undefined) ??
       t.find((c) => c.id === id && (source === undefined || c.source === source))
     );
   }

@@ -192,3 +192,31 @@ describe('rigcam module: apply_config refuses what the camera does not offer, an
     assert.equal(await m.exit, 0);
   });
 });
+
+describe('rigcam module: a host-assigned camera takes the YAML camera that matches it', () => {
+  it('the YAML entry for the same node (a link to it) gives the mode: 640x480 @ 15, not the probed default', async () => {
+    const dev = path.join(dir, 'dev', 'video0'); // made by the suite above
+    const link = path.join(dir, 'dev', 'usb-Logitech_C922-video-index0');
+    symlinkSync(dev, link);
+    const cfg2 = path.join(dir, 'rigcam-yaml-cameras.yaml');
+    writeFileSync(cfg2, `data_dir: ${dir}\nrecordings_dir: ${root}\ncameras:\n  - id: c922\n    source: v4l2\n    device: ${link}\n    width: 640\n    height: 480\n    fps: 15\n`);
+    const env = {
+      ...process.env,
+      PATH: `${path.join(repoRoot, 'test/standins/v4l2-camera')}:${path.join(repoRoot, 'test/standins')}:${process.env.PATH ?? ''}`,
+      RIGCAM_FIXTURE_DIR: path.join(dir, 'fixtures'),
+    };
+    const m = new Module(cfg2, ['--output-dir', root, '--instance-id', 'EDGES:3'], env);
+    try {
+      await m.next('ready', 0);
+      const from = m.mark();
+      m.send({ command: 'assign_device', command_id: 'a:1', device_id: 'usb:usb1-1.2', camera_type: 'usb', camera_stable_id: 'usb1-1.2', camera_dev_path: dev });
+      const ready = await m.next('device_ready', from, (l) => l.command_id === 'a:1');
+      assert.equal(ready.data.resolution, '640x480');
+      assert.equal(ready.data.fps, 15);
+      m.send({ command: 'quit' });
+      assert.equal(await m.exit, 0);
+    } finally {
+      m.child.kill('SIGKILL');
+    }
+  });
+});
