@@ -80,6 +80,9 @@ describe('rigcam module: the host flow around pause, refusals and signals', () =
 
   it('unassign_all_devices with nothing assigned is still answered (device_id "", port_released false)', async () => {
     await m.next('ready', 0);
+    // `ready` comes before the runtime has loaded (the host's 10 s): the first answer can take a while.
+    m.send({ command: 'get_status', command_id: 'g0' });
+    await m.next('status_report', 0, (l) => l.command_id === 'g0', 30_000);
     const from = m.mark();
     m.send({ command: 'unassign_all_devices', command_id: 'shutdown-00000001' });
     const un = await m.next('device_unassigned', from, (l) => l.command_id === 'shutdown-00000001', 2000);
