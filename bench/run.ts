@@ -17,6 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const BENCHES: Array<[string, number]> = [
   ['ingest', 10],
   ['reconcile', 90],
+  ['quality-series', 40],
   ['trigger-latency', 45],
   ['api-load', 30],
   ['churn', 230],

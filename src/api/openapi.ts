@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../runtime/errors.ts';
+import { seriesQuery } from './routes-quality.ts';
 import { commandBody, emptyBody, markerBody, trialStartBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -18,6 +19,12 @@ const commandResult = { $ref: '#/components/schemas/CommandResult' };
 const idParam = (what: string): Json => ({ name: 'id', in: 'path', required: true, description: `${what} id`, schema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } });
 const cameraParam = { name: 'id', in: 'path', required: true, description: 'camera id', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$' } };
 const tokenParam = { name: 'token', in: 'query', required: false, description: 'the API token, for clients that cannot send headers (EventSource, <img>, links)', schema: { type: 'string' } };
+
+/** Query parameters of a zod object, for routes that take a query. */
+function queryParams(q: z.ZodType): Json[] {
+  const js = schema(q) as { properties?: Record<string, Json>; required?: string[] };
+  return Object.entries(js.properties ?? {}).map(([name, sch]) => ({ name, in: 'query', required: js.required?.includes(name) ?? false, description: sch.description, schema: { type: 'string' } }));
+}
 
 const secured = { security: [{ bearer: [] }] };
 const securedLink = { security: [{ bearer: [] }, { queryToken: [] }] };
@@ -136,7 +143,15 @@ export function openApiDocument(version: string): Json {
       },
       '/api/sessions': { get: { summary: 'sessions, newest first, with their trial counts', ...secured, responses: { '200': ok('sessions'), ...denied } } },
       '/api/sessions/{id}': {
-        get: { summary: 'a session with its trials, markers and recordings', ...secured, parameters: [idParam('session')], responses: { '200': ok('session'), '400': err('bad id'), ...denied, '404': err('no such session') } },
+        get: {
+          summary: 'a session with a page of its trials (markers, recordings): trials_total, next_after_trial',
+          ...secured,
+          parameters: [
+            idParam('session'),
+            { name: 'after_trial', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'only trials numbered above this' },
+            { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          ], responses: { '200': ok('session'), '400': err('bad id or query'), ...denied, '404': err('no such session') },
+        },
       },
       '/api/recordings/{id}': {
         get: { summary: 'a recording, its trial and session', ...secured, parameters: [idParam('recording')], responses: { '200': ok('recording'), '400': err('bad id'), ...denied, '404': err('no such recording') } },
@@ -156,6 +171,38 @@ export function openApiDocument(version: string): Json {
             '404': err('no such recording, or its file is not on the box'),
             '416': err('malformed, multiple or unsatisfiable range'),
           },
+        },
+      },
+      '/api/recordings/{id}/series': {
+        get: {
+          summary: 'frame timing decimated for a plot: min/max interval and missing frames per bucket',
+          description:
+            '`width` buckets of consecutive frames over the recording (or the frames captured in from_us..to_us): per bucket its first capture time `t`, frames, ' +
+            'min and max interval (ms; pause and restart gaps left out), missing frames and keyframes, so a single dropped frame is never averaged away. ' +
+            'Also the exact drops, gaps (pause, restart, discontinuity), trigger and stop instants, pre-roll, markers (with the frame each is on) and segments. ' +
+            'Times are seconds from the trigger (origin_us on the capture clock).',
+          ...secured,
+          parameters: [idParam('recording'), ...queryParams(seriesQuery)],
+          responses: { '200': ok('series'), '400': err('bad id or query'), ...denied, '404': err('no such recording') },
+        },
+      },
+      '/api/recordings/{id}/summary': {
+        get: {
+          summary: 'quality summary of a recording',
+          description:
+            'frames, dropped (count, %), interval p50/p99/max, effective fps, clock, pre-roll, segments and gaps, and whether the database rows, ' +
+            'the CSV sidecar, the recording row and the video file size agree (`agreement.checks`). The video is not decoded.',
+          ...secured,
+          parameters: [idParam('recording')],
+          responses: { '200': ok('summary'), '400': err('bad id'), ...denied, '404': err('no such recording') },
+        },
+      },
+      '/api/sessions/{id}/quality': {
+        get: {
+          summary: 'one row per trial: duration, frames, drops (count, %), marker count, recordings',
+          ...secured,
+          parameters: [idParam('session')],
+          responses: { '200': ok('trials'), '400': err('bad id'), ...denied, '404': err('no such session') },
         },
       },
       '/api/recordings/{id}/frames.csv': {

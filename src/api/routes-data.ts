@@ -12,7 +12,7 @@ import type { ApiContext } from './context.ts';
 import { fileInRoot } from './file-in-root.ts';
 import { framesCsvChunks } from './frames-csv.ts';
 import { HttpError, parsePart } from './http-error.ts';
-import { idParams, noQuery, tokenQuery, videoQuery } from './schemas.ts';
+import { idParams, noQuery, sessionQuery, tokenQuery, videoQuery } from './schemas.ts';
 
 /** A stored relative path as the API shows it: only when it stays inside the recordings root. */
 function shownPath(root: string, rel: string | null): string | null {
@@ -63,13 +63,15 @@ export function recordingView(root: string, r: RecordingRow): Record<string, unk
   };
 }
 
-function trialView(c: ApiContext, t: TrialRow): Record<string, unknown> {
-  return {
+/** Trials with their markers and recordings, read in two queries for the whole page of trials. */
+function trialViews(c: ApiContext, trials: readonly TrialRow[]): Record<string, unknown>[] {
+  const { markers, recordings } = c.store.trialDetails(trials.map((t) => t.id));
+  return trials.map((t) => ({
     ...t,
     metadata: parseJson(t.metadata),
-    markers: c.store.markersOfTrial(t.id).map((m) => ({ id: m.id, label: m.name, mono_us: m.mono_us, source: m.source })),
-    recordings: c.store.recordingsOfTrial(t.id).map((r) => recordingView(c.root, r)),
-  };
+    markers: (markers.get(t.id) ?? []).map((m) => ({ id: m.id, label: m.name, mono_us: m.mono_us, source: m.source })),
+    recordings: (recordings.get(t.id) ?? []).map((r) => recordingView(c.root, r)),
+  }));
 }
 
 /** Path and query are both validated before anything is looked up: a bad query is a 400 even for a missing id. */
@@ -116,10 +118,19 @@ export function dataRoutes(c: ApiContext): Router {
 
   r.get('/sessions/:id', auth, (req, res) => {
     const { id } = parsePart('params', idParams, req.params);
-    parsePart('query', noQuery, req.query);
+    const q = parsePart('query', sessionQuery, req.query);
     const s = c.store.session(id);
     if (!s) throw new HttpError(404, `no session ${id}`, 'params.id');
-    res.json({ session: { ...s, metadata: parseJson(s.metadata) }, trials: c.store.trialsOfSession(s.id).map((t) => trialView(c, t)) });
+    // Paged: a session of a thousand trials must not hold the event loop (the page asks only for what is new).
+    const limit = q.limit ?? 50;
+    const { trials, total } = c.store.trialsPage(s.id, q.after_trial ?? 0, limit);
+    const last = trials.at(-1)?.number;
+    res.json({
+      session: { ...s, metadata: parseJson(s.metadata) },
+      trials: trialViews(c, trials),
+      trials_total: total,
+      next_after_trial: trials.length === limit && last !== undefined ? last : null,
+    });
   });
 
   r.get('/recordings/:id', auth, (req, res) => {

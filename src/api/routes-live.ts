@@ -13,6 +13,7 @@ export function liveRoutes(c: ApiContext): Router {
 
   r.get('/events', authLink, (req, res) => {
     parsePart('query', tokenQuery, req.query);
+    if (c.events.full) throw new HttpError(503, `too many event-stream clients (http.max_event_clients ${c.config.http.max_event_clients})`, null, { 'retry-after': '10' });
     c.events.add(res);
   });
 

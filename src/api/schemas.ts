@@ -25,6 +25,12 @@ export const videoQuery = z.strictObject({
   token,
 });
 
+const intParam = (max: number) => z.string().regex(/^[0-9]{1,10}$/, 'a non-negative integer').transform(Number).pipe(z.number().int().min(0).max(max));
+export const sessionQuery = z.strictObject({
+  after_trial: intParam(1e9).optional().describe('only trials numbered above this (the page asks for what is new)'),
+  limit: intParam(1000).pipe(z.number().min(1)).optional().describe('at most this many trials (default 50)'),
+});
+
 export const commandBody = z.strictObject({
   command: z.string().min(1).max(64).describe('a command of the runtime protocol (start_recording, stop_recording, mark, control_change, ...) or an alias (record, stop, marker, ...)'),
   payload: z.record(z.string(), z.unknown()).optional().describe("the command's payload, validated by the runtime"),

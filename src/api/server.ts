@@ -15,6 +15,7 @@ import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
 import { dataRoutes } from './routes-data.ts';
 import { liveRoutes } from './routes-live.ts';
+import { qualityRoutes, vendorRoutes } from './routes-quality.ts';
 
 export type { HttpDeps } from './context.ts';
 
@@ -46,7 +47,11 @@ const contexts = new WeakMap<express.Express, ApiContext>();
 const serverContexts = new WeakMap<Server, ApiContext>();
 
 export function createApp(d: HttpDeps): express.Express {
-  const events = new EventStreams(d.box, d.sseKeepAliveMs);
+  const events = new EventStreams(d.box, {
+    keepAliveMs: d.sseKeepAliveMs,
+    maxClients: d.config.http.max_event_clients,
+    maxBacklogBytes: d.config.http.event_backlog_kb * 1024,
+  });
   d.box.use(events); // ended with the box too
   const c: ApiContext = { ...d, hub: new PreviewHub((id) => d.box.cameras.get(id)?.frameSource() ?? null, { ...d.preview, log: d.log }), events };
   const app = express();
@@ -71,9 +76,10 @@ export function createApp(d: HttpDeps): express.Express {
     parsePart('query', noQuery, req.query);
     res.json(doc);
   });
-  app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c));
+  app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c), qualityRoutes(c));
   app.use('/api', (req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.originalUrl.split('?')[0]!.slice(0, 200)}`)));
 
+  app.use('/vendor', vendorRoutes());
   app.use(
     express.static(webDir(), {
       index: 'index.html',

@@ -2,8 +2,14 @@ import type { Response } from 'express';
 import type { Extension } from '../runtime/extensions/extension.ts';
 import type { StatusMessage } from '../runtime/status.ts';
 
-/** An event-stream client this far behind is dropped rather than buffered without bound. */
-const MAX_SSE_BACKLOG = 1024 * 1024;
+export interface EventStreamLimits {
+  /** Keep-alive comment interval (default 15 s). */
+  keepAliveMs?: number;
+  /** Clients served at once; one more gets 503 (each costs a socket and up to maxBacklogBytes of memory). */
+  maxClients?: number;
+  /** A client this far behind (bytes queued in Node, beyond what the kernel holds) is dropped, not buffered. */
+  maxBacklogBytes?: number;
+}
 
 interface StatusSource {
   on(event: 'status', listener: (m: StatusMessage) => void): unknown;
@@ -18,23 +24,39 @@ interface StatusSource {
 export class EventStreams implements Extension {
   readonly name = 'sse';
   private readonly clients = new Map<Response, NodeJS.Timeout>();
+  /** Clients dropped for not reading (for status and tests). */
+  dropped = 0;
+  private readonly keepAliveMs: number;
+  private readonly maxClients: number;
+  private readonly maxBacklogBytes: number;
   private readonly onStatus = (m: StatusMessage): void => {
+    // Serialised once, whatever the number of clients.
     const line = `data: ${JSON.stringify(m)}\n\n`;
     for (const res of this.clients.keys()) {
-      if (res.writableEnded) continue; // ended by a server close; 'close' removes it shortly
-      if (res.writableLength > MAX_SSE_BACKLOG) res.destroy();
-      else res.write(line);
+      if (res.writableEnded || res.destroyed) continue; // 'close' removes it shortly
+      if (res.writableLength + line.length > this.maxBacklogBytes) {
+        this.dropped++;
+        res.destroy();
+      } else res.write(line);
     }
   };
 
   constructor(
     private readonly box: StatusSource,
-    /** Keep-alive comment interval (default 15 s). */
-    private readonly keepAliveMs = 15_000,
-  ) {}
+    limits: EventStreamLimits = {},
+  ) {
+    this.keepAliveMs = limits.keepAliveMs ?? 15_000;
+    this.maxClients = limits.maxClients ?? 32;
+    this.maxBacklogBytes = limits.maxBacklogBytes ?? 256 * 1024;
+  }
 
   get size(): number {
     return this.clients.size;
+  }
+
+  /** No room for another client: the route answers 503. */
+  get full(): boolean {
+    return this.clients.size >= this.maxClients;
   }
 
   /** Serve one client: headers, then every status until it goes away. */

@@ -89,6 +89,10 @@ export const configSchema = z.strictObject({
         .regex(TOKEN_RE, 'token: 16-256 of letters, digits and . _ ~ + / = - (no spaces, no other characters)')
         .nullable()
         .default(null),
+      /** Event-stream (SSE) clients served at once; past it, 503. */
+      max_event_clients: z.number().int().min(1).max(1000).default(32),
+      /** An event-stream client that falls this far behind is disconnected (it reconnects by itself when it can). */
+      event_backlog_kb: z.number().int().min(16).max(16_384).default(256),
     })
     .prefault({}),
   supervisor: z

@@ -99,4 +99,11 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
     name: 'retention',
     sql: `ALTER TABLE recordings ADD COLUMN deleted_at TEXT;`,
   },
+  {
+    version: 3,
+    name: 'marker-index',
+    // Markers are read per trial and per session (session view, frames.csv): without these, each lookup
+    // scanned every event of the journal (12 s with 30k markers, the event loop blocked).
+    sql: `CREATE INDEX IF NOT EXISTS events_marker_trial ON events(trial_id, mono_us) WHERE kind = 'marker';`,
+  },
 ];

@@ -102,6 +102,20 @@ export interface FrameDbRow {
   flags: string;
 }
 
+/** One bucket of `Store.frameSeries`: frames i_min..i_max (by index), captured t_min..t_max. */
+export interface SeriesBucket {
+  b: number;
+  t_min: number;
+  t_max: number;
+  i_min: number;
+  i_max: number;
+  frames: number;
+  interval_min: number | null;
+  interval_max: number | null;
+  missing: number;
+  keyframes: number;
+}
+
 /** A `frames` row as the FrameRow the timing CSV is written from. */
 export function toFrameRow(recordingId: number, f: FrameDbRow): FrameRow {
   return {
@@ -252,6 +266,26 @@ export class Store {
     return this.q('SELECT * FROM trials WHERE session_id = ? ORDER BY number').all(sessionId) as TrialRow[];
   }
 
+  /** A page of a session's trials by number (after `afterNumber`, at most `limit`), and how many it has. */
+  trialsPage(sessionId: number, afterNumber: number, limit: number): { trials: TrialRow[]; total: number } {
+    const trials = this.q('SELECT * FROM trials WHERE session_id = ? AND number > ? ORDER BY number LIMIT ?').all(sessionId, afterNumber, limit) as TrialRow[];
+    const total = (this.q('SELECT count(*) AS n FROM trials WHERE session_id = ?').get(sessionId) as { n: number }).n;
+    return { trials, total };
+  }
+
+  /** The markers and recordings of a set of trials: indexed lookups per trial, on statements prepared once. */
+  trialDetails(trialIds: readonly number[]): { markers: Map<number, MarkerRow[]>; recordings: Map<number, RecordingRow[]> } {
+    const markers = new Map<number, MarkerRow[]>();
+    const recordings = new Map<number, RecordingRow[]>();
+    this.transaction(() => {
+      for (const id of trialIds) {
+        markers.set(id, this.markersOfTrial(id));
+        recordings.set(id, this.recordingsOfTrial(id));
+      }
+    });
+    return { markers, recordings };
+  }
+
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?').run(state, stopped, id);
@@ -381,7 +415,7 @@ export class Store {
 
   /** Marker events of a trial in capture-clock order. */
   markersOfTrial(trialId: number): MarkerRow[] {
-    return this.q("SELECT id, name, mono_us, source FROM events WHERE kind = 'marker' AND trial_id = ? ORDER BY mono_us, id").all(trialId) as MarkerRow[];
+    return this.q("SELECT id, name, mono_us, source FROM events INDEXED BY events_marker_trial WHERE kind = 'marker' AND trial_id = ? ORDER BY mono_us, id").all(trialId) as MarkerRow[];
   }
 
   cameraRow(id: string): CameraDbRow | undefined {
@@ -406,5 +440,127 @@ export class Store {
       e.result === undefined ? null : JSON.stringify(e.result),
     );
     return Number(info.lastInsertRowid);
+  }
+
+  // ---- quality (issue 19): decimated series and summaries --------------------------------------------
+  /**
+   * Frame timing of one recording decimated to `buckets` runs of consecutive frames over the frame index range
+   * [lo, hi] (capture time grows with the index, so each bucket is a span of capture time): per bucket the min and
+   * max interval and the sum of missing frames, so one dropped frame is never averaged away. One statement reads
+   * each row once through the primary key, bucket after bucket: no sort, no extra index (a GROUP BY over a
+   * computed bucket sorts every row, and costs about twice as much). Pause and restart gaps are in these intervals;
+   * callers take them out of the few buckets that hold one (`gapFrames`, `intervalRange`). Empty buckets are left out.
+   */
+  frameSeries(recordingId: number, lo: number, hi: number, buckets: number): SeriesBucket[] {
+    const rows = this.db
+      .prepare(
+        `WITH RECURSIVE k(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM k WHERE b + 1 < @n),
+           -- bound parameters are REAL: the edges are truncated to integers explicitly
+           r AS (SELECT b, CAST(@lo + CAST(b * (@hi - @lo + 1) / @n AS INTEGER) AS INTEGER) AS i_min,
+                   CAST(@lo + CAST((b + 1) * (@hi - @lo + 1) / @n AS INTEGER) - 1 AS INTEGER) AS i_max FROM k)
+         SELECT b, i_min, i_max,
+           (SELECT json_array(MIN(capture_us), MAX(capture_us), COUNT(*), MIN(interval_us), MAX(interval_us), SUM(missing_before), SUM(keyframe))
+            FROM frames WHERE recording_id = @id AND frame_index BETWEEN r.i_min AND r.i_max) AS a
+         FROM r`,
+      )
+      .all({ id: recordingId, lo, hi, n: buckets }) as Array<{ b: number; i_min: number; i_max: number; a: string }>;
+    const out: SeriesBucket[] = [];
+    for (const r of rows) {
+      const [tMin, tMax, frames, iMin, iMax, missing, keyframes] = JSON.parse(r.a) as [number, number, number, number | null, number | null, number, number];
+      if (frames) out.push({ b: r.b, i_min: r.i_min, i_max: r.i_max, t_min: tMin, t_max: tMax, frames, interval_min: iMin, interval_max: iMax, missing, keyframes });
+    }
+    return out;
+  }
+
+  /** Frame rows, missing frames, frames after a loss and keyframes of a recording, in one pass. */
+  frameTotals(recordingId: number): { frames: number; missing: number; drop_frames: number; keyframes: number } {
+    return this.db
+      .prepare(
+        `SELECT COUNT(*) AS frames, COALESCE(SUM(missing_before), 0) AS missing, COALESCE(SUM(missing_before > 0), 0) AS drop_frames,
+           COALESCE(SUM(keyframe), 0) AS keyframes FROM frames WHERE recording_id = ?`,
+      )
+      .get(recordingId) as { frames: number; missing: number; drop_frames: number; keyframes: number };
+  }
+
+  /** Min and max frame interval over a frame index range, pause and restart gaps left out. */
+  intervalRange(recordingId: number, fromIndex: number, toIndex: number): { min: number | null; max: number | null } {
+    return this.db
+      .prepare(
+        `SELECT MIN(interval_us) AS min, MAX(interval_us) AS max FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ?
+           AND instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0`,
+      )
+      .get(recordingId, fromIndex, toIndex) as { min: number | null; max: number | null };
+  }
+
+  /** First and last frame (by index; capture time grows with it) without a scan. */
+  frameExtent(recordingId: number): { first_index: number | null; last_index: number | null; first_us: number | null; last_us: number | null } {
+    const end = (dir: 'ASC' | 'DESC'): { frame_index: number; capture_us: number } | undefined =>
+      this.db.prepare(`SELECT frame_index, capture_us FROM frames WHERE recording_id = ? ORDER BY frame_index ${dir} LIMIT 1`).get(recordingId) as
+        | { frame_index: number; capture_us: number }
+        | undefined;
+    const a = end('ASC');
+    const z = end('DESC');
+    return { first_index: a?.frame_index ?? null, last_index: z?.frame_index ?? null, first_us: a?.capture_us ?? null, last_us: z?.capture_us ?? null };
+  }
+
+  /**
+   * The first frame captured at or after `us` (the frame a marker goes on, as in frames.csv), by binary search over
+   * the primary key: capture time grows with the frame index, and no capture-time index is needed.
+   */
+  frameAtOrAfter(recordingId: number, us: number): { frame_index: number; capture_us: number } | null {
+    const at = this.db.prepare('SELECT frame_index, capture_us FROM frames WHERE recording_id = ? AND frame_index >= ? ORDER BY frame_index LIMIT 1');
+    const ext = this.frameExtent(recordingId);
+    if (ext.last_us === null || ext.last_us < us) return null;
+    let lo = ext.first_index!;
+    let hi = ext.last_index!;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const f = at.get(recordingId, mid) as { frame_index: number; capture_us: number };
+      if (f.capture_us >= us) hi = f.frame_index;
+      else lo = f.frame_index + 1;
+    }
+    return (at.get(recordingId, lo) as { frame_index: number; capture_us: number } | undefined) ?? null;
+  }
+
+  /** Frame intervals and how often each occurs (pause and restart gaps left out): exact percentiles in one sort. */
+  intervalHistogram(recordingId: number): Array<{ v: number; n: number }> {
+    return this.db
+      .prepare(
+        `SELECT interval_us AS v, COUNT(*) AS n FROM frames WHERE recording_id = ? AND interval_us IS NOT NULL
+           AND (flags = '' OR (instr(flags, 'resume') = 0 AND instr(flags, 'segment') = 0)) GROUP BY interval_us ORDER BY interval_us`,
+      )
+      .all(recordingId) as Array<{ v: number; n: number }>;
+  }
+
+  /** Frames that lost frames before them, in order, at most `limit`: the exact places of the drops. */
+  dropFrames(recordingId: number, fromIndex: number, toIndex: number, limit: number): Array<{ frame_index: number; capture_us: number; interval_us: number | null; missing_before: number }> {
+    return this.db
+      .prepare(
+        `SELECT frame_index, capture_us, interval_us, missing_before FROM frames
+         WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND missing_before > 0 ORDER BY frame_index LIMIT ?`,
+      )
+      .all(recordingId, fromIndex, toIndex, limit) as ReturnType<Store['dropFrames']>;
+  }
+
+  /** Frames after a gap that is not a drop (pause: `resume`, source restart: `segment`) or at a stream `discontinuity`. */
+  gapFrames(recordingId: number, limit: number, indexRange: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER]): Array<{ frame_index: number; capture_us: number; interval_us: number | null; flags: string }> {
+    return this.db
+      .prepare(
+        `SELECT frame_index, capture_us, interval_us, flags FROM frames WHERE recording_id = ? AND frame_index BETWEEN ? AND ? AND flags != ''
+           AND (instr(flags, 'resume') > 0 OR instr(flags, 'segment') > 0 OR instr(flags, 'discontinuity') > 0)
+         ORDER BY frame_index LIMIT ?`,
+      )
+      .all(recordingId, indexRange[0], indexRange[1], limit) as ReturnType<Store['gapFrames']>;
+  }
+
+  /** The stop instant of a trial, from its journalled recording_stopped status (null while recording or unknown). */
+  trialStopMonoUs(trialId: number): number | null {
+    const r = this.db
+      .prepare(
+        `SELECT json_extract(payload, '$.stop_mono_us') AS us FROM events
+         WHERE kind = 'status' AND name = 'recording_stopped' AND json_extract(payload, '$.trial_id') = ? ORDER BY id DESC LIMIT 1`,
+      )
+      .get(trialId) as { us: number | null } | undefined;
+    return r?.us ?? null;
   }
 }

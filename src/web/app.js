@@ -172,6 +172,7 @@ function renderCameras() {
         { className: 'camera', 'data-camera': cam.camera_id },
         img,
         el('div', { className: 'meta' }, el('strong', { text: cam.name }), el('span', { text: `${cam.resolution} @ ${cam.fps} · ${cam.encoder}` }), el('div', { className: 'stats', text: cam.state })),
+        liveChartBox(cam.camera_id),
         controls.length ? el('details', {}, el('summary', { text: `controls (${controls.length})` }), ...controls) : null,
       ),
     );
@@ -235,28 +236,54 @@ async function mark(e) {
 
 // ---- sessions -----------------------------------------------------------------------------------------
 
-function renderTrial(t) {
+function renderTrial(t, quality, maxDuration) {
   const recs = t.recordings.map((r) =>
     el(
       'div',
       { className: 'rec' },
       el('span', { text: `${r.camera_id}: ${r.frame_count} frames, ${r.dropped} dropped, ${fmtBytes(r.bytes)}, ${r.state}${r.deleted_at ? ', deleted after offload' : ''}` }),
+      plotLink(t.id, r),
       r.deleted_at ? null : el('a', { href: withToken(r.urls.video), download: '', text: 'video' }),
       el('a', { href: withToken(r.urls.frames_csv), download: '', text: 'CSV', 'data-testid': `csv-${t.id}-${r.camera_id}` }),
     ),
   );
   const markers = t.markers.length ? el('div', { className: 'rec', text: `markers: ${t.markers.map((m) => m.label).join(', ')}` }) : null;
-  return el('div', { className: 'trial', 'data-trial': t.number }, el('div', { text: `Trial ${t.number}${t.label ? ` “${t.label}”` : ''} — ${t.state}, ${t.started_at.replace('T', ' ').slice(0, 19)}` }), ...recs, markers);
+  return el(
+    'div',
+    { className: 'trial', 'data-trial': t.number },
+    el('div', { text: `Trial ${t.number}${t.label ? ` “${t.label}”` : ''} — ${t.state}, ${t.started_at.replace('T', ' ').slice(0, 19)}` }),
+    quality ? trialQualityRow(quality, maxDuration) : null,
+    ...recs,
+    markers,
+  );
 }
 
 async function openSession(details, id) {
   const body = details.querySelector('.trials');
-  const { status, data } = await api(`/api/sessions/${id}`);
+  const [{ status, data }, quality] = await Promise.all([api(`/api/sessions/${id}`), api(`/api/sessions/${id}/quality`)]);
   if (status !== 200) {
     body.textContent = data.error;
     return;
   }
-  body.replaceChildren(...(data.trials.length ? data.trials.map(renderTrial) : [el('div', { className: 'trial', text: 'no trials' })]));
+  const q = new Map(quality.status === 200 ? quality.data.trials.map((r) => [r.trial_id, r]) : []);
+  const maxDuration = Math.max(0, ...[...q.values()].map((r) => r.duration_s));
+  body.replaceChildren(...(data.trials.length ? data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)) : [el('div', { className: 'trial', text: 'no trials' })]));
+  // Sessions are paged on the box: a long one loads its next trials on request.
+  let after = data.next_after_trial;
+  const more = () => {
+    if (after === null) return;
+    const button = el('button', { className: 'more-trials', text: `more trials (${data.trials_total} in all)` });
+    button.addEventListener('click', async () => {
+      const page = await api(`/api/sessions/${id}?after_trial=${after}`);
+      button.remove();
+      if (page.status !== 200) return;
+      body.append(...page.data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)));
+      after = page.data.next_after_trial;
+      more();
+    });
+    body.append(button);
+  };
+  more();
 }
 
 async function loadSessions() {
@@ -303,7 +330,7 @@ function connectEvents() {
       return;
     }
     logEvent(m);
-    if (m.status === 'telemetry') return;
+    if (m.status === 'telemetry') return liveTelemetry(m);
     if (/^recording_|^session_|^marker$/.test(m.status)) refreshStatus();
     if (/^recording_(started|stopped)$|^session_started$|^remux_done$/.test(m.status)) loadSessions();
     if (/^device_|^config_applied$|^capabilities$|^control_changed$/.test(m.status)) loadCameras();

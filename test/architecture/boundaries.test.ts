@@ -57,6 +57,63 @@ export const RULES: Rule[] = [
     except: ['src/web/'],
     forbidImports: ['src/web/'],
   },
+  // ---- the runtime (command bus, trial controller, camera registry, extensions) ----
+  {
+    why: 'only the camera registry creates camera runtimes (one owner of the per-camera state)',
+    files: ['src/'],
+    except: ['src/runtime/camera-registry.ts'],
+    forbidCode: /\bnew CameraRuntime\s*\(/,
+  },
+  {
+    why: 'the runtime knows no transport: api, cli and service plug in as extensions',
+    files: ['src/runtime/'],
+    forbidImports: ['src/api/', 'src/service/'], // and src/cli, like everyone (below)
+  },
+  {
+    why: 'the layers under the runtime never reach up into it',
+    files: ['src/pipeline/', 'src/recording/', 'src/storage/', 'src/disk/', 'src/sources/', 'src/cameras/', 'src/supervise/', 'src/timing/'],
+    forbidImports: ['src/runtime/'],
+  },
+  {
+    why: "the runtime's internals are its own: others use the box, its statuses, errors and command types",
+    files: ['src/'],
+    except: ['src/runtime/'],
+    forbidImports: [
+      'src/runtime/command-bus.ts',
+      'src/runtime/command-table.ts',
+      'src/runtime/trial-controller.ts',
+      'src/runtime/camera-registry.ts',
+      'src/runtime/camera-setup.ts',
+      'src/runtime/extensions/journal.ts',
+      'src/runtime/extensions/disk.ts',
+      'src/runtime/extensions/telemetry.ts',
+      'src/runtime/extensions/remux.ts',
+    ],
+  },
+  // ---- child processes ----
+  {
+    why: 'long-running children are spawned only by the one supervisor (src/supervise)',
+    files: ['src/'],
+    except: ['src/supervise/', 'src/service/sd-notify.ts'],
+    forbidCode: /\bspawn\s*\(/,
+  },
+  {
+    why: 'the supervisor is a leaf: node built-ins and the logger only',
+    files: ['src/supervise/'],
+    forbidImports: ['src/'],
+    allowImports: ['src/supervise/', 'src/log/'],
+  },
+  {
+    why: 'one back-off type',
+    files: ['src/'],
+    except: ['src/supervise/backoff.ts'],
+    forbidCode: /\bclass\s+\w*Backoff\b/,
+  },
+  {
+    why: 'the API serves what the pipeline makes: it runs no process of its own',
+    files: ['src/api/'],
+    forbidImports: ['node:child_process'],
+  },
 ];
 
 describe('import boundaries of src/', () => {

@@ -88,6 +88,10 @@ describe('deploy/systemd/rigcam.service', { skip }, () => {
     assert.ok(Number(k.get('Service.WatchdogSec')) >= 10);
     assert.ok(Number(k.get('Service.TimeoutStopSec')) > 20, 'longer than the 20 s rigcam needs to finalise recordings');
     assert.equal(k.get('Service.Restart'), 'on-failure');
+    // Bounded: a leak or a flood of clients ends in a restart, not in a swapping box.
+    assert.equal(k.get('Service.MemoryHigh'), '512M');
+    assert.equal(k.get('Service.MemoryMax'), '768M');
+    assert.equal(k.get('Service.TasksMax'), '256');
     assert.equal(k.get('Service.User'), 'rigcam');
     assert.deepEqual(k.get('Service.SupplementaryGroups')?.split(' ').sort(), ['dialout', 'gpio', 'video']);
     assert.equal(k.get('Service.ExecStart'), '/usr/bin/node /opt/rigcam/current/bin/rigcam.js serve');

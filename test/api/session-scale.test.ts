@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, it } from 'node:test';
+import { startHttpBox, type HttpBox } from '../helpers/box.ts';
+
+/**
+ * A long-running lab's session: 500 trials and 50,000 markers. The session view must not hold the event loop
+ * (the systemd watchdog would kill a box mid-recording after 30 s): /api/health answers fast while it loads.
+ */
+describe('session view at scale', () => {
+  let b: HttpBox;
+  let sessionId = 0;
+  before(async () => {
+    b = await startHttpBox();
+    b.store.transaction(() => {
+      const s = b.store.openSession('big-session');
+      sessionId = s.id;
+      for (let n = 1; n <= 500; n++) {
+        const t = b.store.createTrial({ sessionId: s.id, number: n, label: `t${n}`, triggerSource: 'api', triggerMonoUs: n * 1e6 });
+        for (let m = 0; m < 100; m++) b.store.addEvent({ kind: 'marker', name: `m${n}-${m}`, sessionId: s.id, trialId: t.id, monoUs: n * 1e6 + m * 1000 });
+        // Journal rows of other kinds, as a real session has, that a marker lookup must not scan.
+        b.store.addEvent({ kind: 'command', name: 'mark', sessionId: s.id, trialId: t.id, monoUs: n * 1e6, payload: { label: 'x' } });
+      }
+    });
+  });
+  after(async () => {
+    await b?.close();
+  });
+
+  it('pages trials with their markers, and /api/health stays under 50 ms while the page loads', async () => {
+    let worst = 0;
+    let stop = false;
+    const probe = (async () => {
+      while (!stop) {
+        const t0 = performance.now();
+        const res = await b.api('/api/health');
+        await res.arrayBuffer();
+        worst = Math.max(worst, performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const t0 = performance.now();
+    const first = await b.api(`/api/sessions/${sessionId}`);
+    const firstMs = performance.now() - t0;
+    assert.equal(first.status, 200);
+    const page = (await first.json()) as { trials: { number: number; markers: { label: string }[] }[]; trials_total: number; next_after_trial: number | null };
+    assert.equal(page.trials_total, 500);
+    assert.equal(page.trials.length, 50);
+    assert.equal(page.next_after_trial, 50);
+    assert.equal(page.trials[0]!.markers.length, 100, 'every marker of a trial');
+    assert.equal(page.trials[49]!.markers[99]!.label, 'm50-99');
+    // The rest, page by page, as the page's "more" button asks.
+    const seen = page.trials.map((t) => t.number);
+    let afterTrial = page.next_after_trial;
+    while (afterTrial !== null) {
+      const next = (await (await b.api(`/api/sessions/${sessionId}?after_trial=${afterTrial}`)).json()) as typeof page;
+      seen.push(...next.trials.map((t) => t.number));
+      afterTrial = next.next_after_trial;
+    }
+    stop = true;
+    await probe;
+    assert.deepEqual(seen, Array.from({ length: 500 }, (_, i) => i + 1), 'every trial once, in order');
+    assert.ok(worst < 50, `/api/health waited ${worst.toFixed(1)} ms while the session loaded (first page ${firstMs.toFixed(0)} ms)`);
+  });
+
+  it('refuses bad paging queries with the field named', async () => {
+    for (const q of ['limit=0', 'limit=5000', 'after_trial=-1', 'after_trial=x', 'limt=5']) {
+      const res = await b.api(`/api/sessions/${sessionId}?${q}`);
+      assert.equal(res.status, 400, q);
+    }
+    const small = (await (await b.api(`/api/sessions/${sessionId}?after_trial=498&limit=5`)).json()) as { trials: unknown[]; next_after_trial: number | null };
+    assert.equal(small.trials.length, 2);
+    assert.equal(small.next_after_trial, null);
+  });
+});
