@@ -1,17 +1,13 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, parseConfig, readConfigFile } from '../config/load.ts';
+import { createWriteStream } from 'node:fs';
+import { ConfigError, loadConfig, parseConfig, readConfigFile, recordingsRoot } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PathError } from '../recording/paths.ts';
-import { recordArgsSchema, runRecord } from './record-command.ts';
-import { runModule, runServe } from './serve-command.ts';
 import { formatIssues } from '../config/load.ts';
-import { runProbe, type ProbeOptions } from '../cameras/probe-command.ts';
-import { runDoctor } from './doctor.ts';
-import { runTiming, timingArgsSchema } from './timing-command.ts';
-import { runVerify, verifyArgsSchema } from './verify-command.ts';
-import { openStore } from '../storage/open-store.ts';
-import type { Store } from '../storage/store.ts';
 import path from 'node:path';
+import type { ProbeOptions } from '../cameras/probe-command.ts';
+import type { Store } from '../storage/store.ts';
+// The commands' modules load on use: `rigcam module` must say `ready` fast (the host waits 10 s).
 
 const program = new Command();
 program.name('rigcam').description('Camera box service for behavioral-science rigs').option('-c, --config <file>', 'config file (YAML)');
@@ -41,6 +37,7 @@ program
   .option('--data <dir>', 'data directory (database and recordings)')
   .option('--mp4', 'remux to MP4 after stop (verified frame count)')
   .action(async (opts: Record<string, unknown>) => {
+    const { recordArgsSchema, runRecord } = await import('./record-command.ts');
     const parsed = recordArgsSchema.safeParse(opts);
     if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
     try {
@@ -63,6 +60,7 @@ program
       const { config, file } = loadConfig(program.opts<{ config?: string }>().config);
       const log = createLogger({ level: config.log.level });
       log.info({ config: file ?? '(defaults: one test camera)' }, 'rigcam starting');
+      const { runServe } = await import('./serve-command.ts');
       await runServe(config, log, { demoSeconds });
     } catch (err) {
       fail(err, err instanceof ConfigError ? 2 : 1);
@@ -71,13 +69,43 @@ program
 
 program
   .command('module')
-  .description('run as a camera module of a host logger: JSON lines on stdin (commands) and stdout (statuses)')
-  .action(async () => {
+  .description('run as a camera module of a host logger (RPi_Logger): JSON lines on stdin (commands) and stdout (statuses)')
+  // The host's launch flags (RPi_Logger cli/common.py; README "Running under RPi_Logger").
+  .option('--output-dir <dir>', "the host's output directory: the recordings root")
+  .option('--session-prefix <prefix>', 'default session prefix')
+  .option('--log-level <level>', 'critical | error | warning | info | debug')
+  .option('--log-file <file>', 'write logs to this file instead of stderr')
+  .option('--console', 'accepted (logs never go to stdout)')
+  .option('--no-console', 'accepted (logs never go to stdout)')
+  .option('--auto-start-recording', 'not supported: rigcam records on the host record command')
+  .option('--no-auto-start-recording', 'accepted')
+  .option('--enable-commands', 'accepted (commands are always read from stdin)')
+  .option('--window-geometry <WxH+X+Y>', 'accepted (no window)')
+  .option('--instance-id <id>', "the host's instance id: this process's database is data_dir/modules/<id>/rigcam.db")
+  .option('--config-path <file>', "the host's per-instance module config (accepted; rigcam's settings are its YAML)")
+  .option('--camera-index <n>', 'serve CSI camera N: assigned at start as picam:N')
+  .option('--platform <name>', 'accepted')
+  .option('--architecture <name>', 'accepted')
+  .option('--is-raspberry-pi', 'accepted')
+  .option('--mode <mode>', 'headless (the only mode)')
+  .action(async (opts: Record<string, unknown>) => {
+    // Light imports only until `ready` is out: the host gives a module 10 s to say it.
+    const { moduleConfig, moduleDatabase, moduleFlagsSchema, moduleLogLevel, readyLine } = await import('../runtime/module-mode-launch.ts');
+    const flags = moduleFlagsSchema.safeParse(opts);
+    if (!flags.success) fail(new Error(`module: ${formatIssues(flags.error.issues).map((m) => `--${m.replace(/^([a-zA-Z]+)/, (k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))}`).join('; ')}`), 2);
+    let config;
     try {
-      const { config } = loadConfig(program.opts<{ config?: string }>().config);
-      // stdout carries the protocol: logs go to stderr.
-      const log = createLogger({ level: config.log.level, destination: process.stderr });
-      await runModule(config, log);
+      config = parseConfig(moduleConfig(loadConfig(program.opts<{ config?: string }>().config).config, flags.data));
+    } catch (err) {
+      fail(err, 2);
+    }
+    process.stdout.write(readyLine(recordingsRoot(config)));
+    try {
+      // stdout carries the protocol: logs go to stderr (or --log-file).
+      const destination = flags.data.logFile ? createWriteStream(flags.data.logFile, { flags: 'a' }) : process.stderr;
+      const log = createLogger({ level: moduleLogLevel(flags.data, config.log.level), destination });
+      const { runModule } = await import('./serve-command.ts');
+      await runModule(config, log, { dbFile: moduleDatabase(config.data_dir, flags.data), cameraIndex: flags.data.cameraIndex });
     } catch (err) {
       fail(err, err instanceof ConfigError ? 2 : 1);
     }
@@ -93,6 +121,7 @@ program
   .option('--rpicam-list <file>', 'parse a saved `rpicam-hello --list-cameras` output')
   .option('--target-fps <n>', 'frame rate the default record mode must reach', num)
   .action(async (opts: ProbeOptions) => {
+    const { runProbe } = await import('../cameras/probe-command.ts');
     const r = await runProbe(opts);
     (r.exitCode === 0 ? process.stdout : process.stderr).write(r.output);
     process.exitCode = r.exitCode;
@@ -108,6 +137,7 @@ program
     } catch (err) {
       process.stdout.write(`FAIL config: ${(err as Error).message} — fix: rigcam config check FILE\n`);
     }
+    const { runDoctor } = await import('./doctor.ts');
     const report = await runDoctor({ dataDir });
     process.stdout.write(report.lines.join('\n') + '\n');
     process.exitCode = report.ok ? 0 : 1;
@@ -119,6 +149,7 @@ program
   .argument('<file>', 'video file (.ts or .mp4)')
   .option('--csv <out>', 'write the CSV to a new file instead of stdout')
   .action(async (file: string, opts: { csv?: string }) => {
+    const { runTiming, timingArgsSchema } = await import('./timing-command.ts');
     const parsed = timingArgsSchema.safeParse({ file, ...opts });
     if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
     // `rigcam timing F | head` closes the pipe early: that is not an error.
@@ -140,6 +171,7 @@ program
   .argument('<recording>', 'recording id, or a .ts / .mp4 file')
   .option('--data <dir>', 'data directory (database and recordings)')
   .action(async (target: string, opts: { data?: string }) => {
+    const { runVerify, verifyArgsSchema } = await import('./verify-command.ts');
     const parsed = verifyArgsSchema.safeParse({ target, ...opts });
     if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
     try {
@@ -157,8 +189,8 @@ recordingsCmd
   .command('list')
   .description('list recordings (newest first)')
   .option('--json', 'print JSON')
-  .action((opts: { json?: boolean }) => {
-    withStore((store) => {
+  .action(async (opts: { json?: boolean }) => {
+    await withStore((store) => {
       const rows = store.listRecordings();
       if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
       else
@@ -172,17 +204,18 @@ recordingsCmd
   .command('offloaded')
   .description('mark recordings as copied off the box: only these may ever be deleted by the retention policy')
   .argument('<ids...>', 'recording ids')
-  .action((ids: string[]) => {
+  .action(async (ids: string[]) => {
     const nums = ids.map((i) => Number(i));
     if (nums.some((n) => !Number.isInteger(n) || n < 1)) fail(new Error('recording ids are positive integers'), 2);
-    withStore((store) => {
+    await withStore((store) => {
       const n = store.markOffloaded(nums);
       process.stdout.write(`marked ${n} of ${nums.length} recording(s) as offloaded\n`);
     });
   });
 
 /** Open the configured database for a one-off CLI command. */
-function withStore(fn: (store: Store) => void): void {
+async function withStore(fn: (store: Store) => void): Promise<void> {
+  const { openStore } = await import('../storage/open-store.ts');
   try {
     const { config } = loadConfig(program.opts<{ config?: string }>().config);
     const store = openStore(path.resolve(config.data_dir, 'rigcam.db'));

@@ -6,6 +6,7 @@ import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../storage/open-store.ts';
 import { lockDataDir } from '../storage/data-lock.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
 import { WatchdogExtension } from '../service/watchdog-extension.ts';
@@ -100,16 +101,20 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
 }
 
 /**
- * `rigcam module`: the host assigns the cameras (configured cameras are ignored) and owns the trial flow; the
- * process ends after `quit` or when stdin closes, with every recording finalised.
+ * `rigcam module`: the host assigns the cameras (the YAML cameras are the settings a matching camera takes, not
+ * started by themselves) and owns the trial flow; the process ends after `quit`, when stdin closes, or on
+ * SIGTERM/SIGINT, with every recording finalised. `ready` was said before this loaded (the host waits 10 s).
  */
-export async function runModule(config: Config, log: Logger): Promise<void> {
+export async function runModule(config: Config, log: Logger, o: { dbFile: string; cameraIndex?: number }): Promise<void> {
   const cfg = parseConfig({ ...config, cameras: [] });
   const root = recordingsRoot(cfg);
-  const { store } = await openStoreWithRecovery(path.resolve(cfg.data_dir, 'rigcam.db'), root, log);
-  const box = new BoxRuntime({ config: cfg, store, log, root });
-  const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, onQuit: () => undefined });
-  process.on('SIGTERM', () => void box.shutdown().then(() => process.exit(0)));
+  mkdirSync(path.dirname(o.dbFile), { recursive: true });
+  const { store, reconciled } = await openStoreWithRecovery(o.dbFile, root, log);
+  if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
+  const box = new BoxRuntime({ config: cfg, store, log, root, cameraTemplates: config.cameras });
+  const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, root, readySent: true, cameraIndex: o.cameraIndex, onQuit: () => undefined });
+  // A host stopped with Ctrl-C signals its whole process group, modules included: finalise as on SIGTERM.
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void box.shutdown().then(() => process.exit(0)));
   await box.initialize();
   await done;
   store.close();

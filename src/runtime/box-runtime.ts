@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { Config } from '../config/schema.ts';
+import type { CameraConfig, Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../storage/store.ts';
 import { CameraRegistry } from './camera-registry.ts';
@@ -26,6 +26,8 @@ export interface BoxOptions {
   log: Logger;
   /** Absolute recordings root. */
   root: string;
+  /** Module mode: cameras the host may assign take their settings from these (the YAML cameras), not started. */
+  cameraTemplates?: readonly CameraConfig[];
 }
 
 /**
@@ -49,7 +51,7 @@ export class BoxRuntime implements CommandHandler {
   constructor(private readonly o: BoxOptions) {
     const { config, store, log, root } = o;
     const bus = this.bus;
-    this.registry = new CameraRegistry({ config, store, log, bus });
+    this.registry = new CameraRegistry({ config, store, log, bus, templates: o.cameraTemplates });
     this.disk = new DiskExtension({ config, store, log, bus, root, writeRate: () => this.registry.writeRate(this.trials.trialCameras), raise: (c, p) => void this.commands.raise(c, p) });
     this.trials = new TrialController({ config, store, bus, cameras: this.registry, root, refuseStart: () => this.disk.refuseStart() });
     this.commands = new CommandBus({ table: commandTable({ cameras: this.registry, trials: this.trials, bus, root, status: () => this.status() }), aliases: ALIASES, bus, log });

@@ -9,7 +9,7 @@ import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
 import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
-import { setControl } from '../cameras/controls.ts';
+import { setControl, validateControlValue } from '../cameras/controls.ts';
 import { monoNowUs } from '../clock.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
@@ -128,7 +128,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   }
 
   /** Probe, choose mode and encoder, start the source and wait for its first keyframe. */
-  async assign(cam: CameraConfig = this.cfg, timeoutMs = 15_000): Promise<DeviceReady> {
+  async assign(cam: CameraConfig = this.cfg, timeoutMs = 15_000, useDefaultMode = false): Promise<DeviceReady> {
     if (this.recording) throw new Error(`camera ${cam.id} is recording: stop the trial first`);
     let pipeline: CameraPipeline | null = null;
     let probed: Probed;
@@ -136,7 +136,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     let spec: ReturnType<typeof makeSourceSpec>;
     try {
       probed = await probeCamera(cam, this.env.log);
-      effective = pickMode(cam, probed.caps, this.env.log);
+      effective = pickMode(cam, probed.caps, this.env.log, useDefaultMode);
       const encoder = await pickEncoder(effective);
       spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
       pipeline = this.newPipeline(effective, encoder);
@@ -197,6 +197,15 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     }
     this.cfg = next;
     return { restarted: false, camera: this.describe() };
+  }
+
+  /** Why a control change would be refused (no such control, value out of the probed range), or null. */
+  checkControl(name: string, value: number | boolean | string): string | null {
+    if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') return `camera ${this.id} has no adjustable controls (source ${this.cfg.source})`;
+    const control = this.v4l2Controls.find((c) => c.name === name);
+    if (!control) return `camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`;
+    const check = validateControlValue(control, value);
+    return check.ok ? null : check.error;
   }
 
   async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number }> {

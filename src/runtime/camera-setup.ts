@@ -64,15 +64,24 @@ export async function readControls(device: string): Promise<{ controls: V4l2Cont
   return { controls: parseListCtrls(r.stdout), caps: buildProbeResult('', r.stdout).controls };
 }
 
-/** Keep the configured mode when the camera offers it; otherwise the probed default record mode. */
-export function pickMode(cam: CameraConfig, caps: Capabilities, log: Logger): CameraConfig {
-  if (cam.source !== 'v4l2' || !caps.modes.length) return cam;
+/** The probed mode matching the camera's configured size, rate and input format, or undefined. */
+export function offeredMode(cam: Pick<CameraConfig, 'width' | 'height' | 'fps' | 'input_format'>, caps: Capabilities): Capabilities['modes'][number] | undefined {
   const wanted = cam.input_format;
-  const offered = caps.modes.find(
+  return caps.modes.find(
     (m) => m.width === cam.width && m.height === cam.height && (m.fps.length === 0 || m.fps.some((f) => Math.abs(f - cam.fps) < 0.01)) && (!wanted || FFMPEG_INPUT_FORMAT[m.format] === wanted),
   );
-  if (offered) return { ...cam, input_format: wanted ?? FFMPEG_INPUT_FORMAT[offered.format] ?? cam.input_format };
+}
+
+/**
+ * Keep the configured mode when the camera offers it; otherwise the probed default record mode. `useDefault`: the
+ * camera has no configured mode (a host assigned it and no YAML entry matches), so the default record mode it is.
+ */
+export function pickMode(cam: CameraConfig, caps: Capabilities, log: Logger, useDefault = false): CameraConfig {
+  if (cam.source !== 'v4l2' || !caps.modes.length) return cam;
   const d = caps.default_record;
+  if (useDefault && d) return { ...cam, width: d.width, height: d.height, fps: d.fps, input_format: FFMPEG_INPUT_FORMAT[d.format] ?? cam.input_format };
+  const offered = offeredMode(cam, caps);
+  if (offered) return { ...cam, input_format: cam.input_format ?? FFMPEG_INPUT_FORMAT[offered.format] ?? cam.input_format };
   if (!d) throw new Error(`camera ${cam.id} offers no usable capture mode`);
   log.warn({ camera: cam.id, configured: `${cam.width}x${cam.height}@${cam.fps}`, using: d }, 'configured mode not offered by the camera; using its default record mode');
   return { ...cam, width: d.width, height: d.height, fps: d.fps, input_format: FFMPEG_INPUT_FORMAT[d.format] ?? cam.input_format };

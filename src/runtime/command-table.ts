@@ -75,7 +75,7 @@ export function commandTable(d: TableDeps): Map<string, CommandSpec> {
     ['resume_recording', defineCommand(emptySchema, (_p, ctx) => trials.resume(ctx))],
     ['start_session', defineCommand(startSessionSchema, (p) => trials.startSession(p))],
     ['stop_session', defineCommand(emptySchema, (_p, ctx) => trials.stopSession(ctx))],
-    ['apply_config', defineCommand(applyConfigSchema, (p) => cameras.applyConfig(p))],
+    ['apply_config', defineCommand(applyConfigSchema, (p, ctx) => cameras.applyConfig(p, ctx.commandId))],
     ['control_change', defineCommand(controlChangeSchema, (p) => cameras.control(p.camera_id, p.control, p.value))],
     ['reprobe', defineCommand(cameraTargetSchema, (p) => cameras.reprobe(p.camera_id, p.camera_stable_id))],
     ['get_status', defineCommand(emptySchema, () => d.status())],

@@ -1,8 +1,7 @@
 // Acceptance test of issue 15: `rigcam module` driven the way RPi_Logger's host drives a camera module, with
 // the host's own message shapes (hw-fixtures/rpi-logger, see its SOURCE.md) — ISO-string timestamps, flat fields,
 // `record`/`pause`, one module process per camera started with the host's launch flags — and the host's reading
-// of the answers (hw-fixtures/rpi-logger/statuses.json). Named .pending.ts while rigcam does not pass it
-// (docs/rpi-logger-host.md lists why); rename to .test.ts when it does.
+// of the answers (hw-fixtures/rpi-logger/statuses.json). docs/rpi-logger-host.md lists the gaps it was written for.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -139,8 +138,10 @@ interface RecRow {
   height: number;
   fps_nominal: number;
 }
+/** The USB module's own database: one per host instance (`--instance-id`), so that the CSI module never touches it. */
+const usbDb = path.join(dir, 'modules', 'CAMERAS_usb_usb1-1.2', 'rigcam.db');
 function recordings(): RecRow[] {
-  const db = new Database(path.join(dir, 'rigcam.db'), { readonly: true });
+  const db = new Database(usbDb, { readonly: true });
   try {
     return db
       .prepare(
