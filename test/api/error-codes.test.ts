@@ -69,7 +69,7 @@ describe('HTTP status of every runtime error code', () => {
   });
 
   it('disk_full: a start below min_free_to_start', async () => {
-    const b = await startHttpBox({ extra: { disk: { min_free_to_start: '100%', warn_free: 0, stop_free: 0 } } });
+    const b = await startHttpBox({ extra: { disk: { min_free_to_start: '99.9%', warn_free: 0, stop_free: 0 } } });
     boxes.push(b);
     const r = await expectCode(b, '/api/trials/start', {}, 'disk_full');
     assert.match(r.error!, /not enough free disk/);
