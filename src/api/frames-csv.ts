@@ -1,4 +1,4 @@
-import { CSV_HEADER, csvLine, type CsvContext } from '../timing/csv-format.ts';
+import { CSV_HEADER, csvField, csvLine, type CsvContext } from '../timing/csv-format.ts';
 import { toFrameRow, type FrameDbRow, type Store } from '../storage/store.ts';
 
 /** The sidecar's columns plus the trial's markers that fall on each frame. */
@@ -12,14 +12,10 @@ export interface Marker {
 
 type DbFrame = FrameDbRow;
 
-function quote(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 /** A line that carries markers but no frame (before the first or after the last frame). */
 function markerOnlyLine(ctx: CsvContext, labels: string[]): string {
-  const fixed = [String(ctx.trial), quote(ctx.module), quote(ctx.deviceId), quote(ctx.label)];
-  return [...fixed, ...Array<string>(FRAME_COLUMNS - fixed.length).fill(''), quote(labels.join(';'))].join(',');
+  const fixed = [String(ctx.trial), csvField(ctx.module), csvField(ctx.deviceId), csvField(ctx.label)];
+  return [...fixed, ...Array<string>(FRAME_COLUMNS - fixed.length).fill(''), csvField(labels.join(';'))].join(',');
 }
 
 /**
@@ -46,7 +42,7 @@ export class MarkerPlacer {
         if (before.length) out.push(markerOnlyLine(ctx, before));
       }
       this.seenFrame = true;
-      out.push(`${csvLine(ctx, toFrameRow(recordingId, f))},${quote(labels.join(';'))}`);
+      out.push(`${csvLine(ctx, toFrameRow(recordingId, f))},${csvField(labels.join(';'))}`);
     }
     return out;
   }

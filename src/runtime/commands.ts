@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { labelSchema } from '../text/label.ts';
 
 /**
  * The command protocol of the seed (phase4-runtime-bridge): names, aliases and payload shapes. Payloads are
@@ -16,7 +17,8 @@ export const ALIASES: Readonly<Record<string, string>> = {
 
 const sessionName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'session names use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 const cameraRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera ids use 1-32 letters, digits, "-" or "_"');
-const label = z.string().max(200).regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters');
+// One label rule for every transport (HTTP, serial, module, GPIO marker names): src/text/label.ts.
+const label = labelSchema(200);
 const metadata = z.record(z.string().max(64), z.union([z.string().max(2000), z.number(), z.boolean(), z.null()])).refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys');
 
 const cameraIdObject = z.object({ backend: z.string().max(32), stable_id: z.string().min(1).max(200) });

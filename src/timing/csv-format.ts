@@ -20,8 +20,13 @@ export interface CsvContext {
   label: string;
 }
 
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * A text cell. Cells a spreadsheet would run as a formula (starting with = + - @, or a tab or CR before one) get a
+ * leading apostrophe, as OWASP recommends for CSV injection: the label stays readable, nothing is executed.
+ */
+export function csvField(s: string): string {
+  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 export function csvLine(ctx: CsvContext, r: FrameRow): string {

@@ -39,3 +39,29 @@ describe('label rule', () => {
     assert.throws(() => parseConfig(gpio('rew\u202eard')), /gpio\.inputs\[0\]\.label: contains an invisible or control character \(U\+202E\)/);
   });
 });
+
+describe('label rule in the command payloads (HTTP, serial, module all validate through them)', () => {
+  it('marker and trial labels refuse bidi overrides, C1 controls and lone surrogates, and accept ordinary text', async () => {
+    const { markSchema, startRecordingSchema } = await import('../../src/runtime/commands.ts');
+    for (const bad of ['rew\u202eard', 'a\u0085b', 'x\ud800'])
+      for (const r of [markSchema.safeParse({ label: bad }), startRecordingSchema.safeParse({ trial_label: bad })]) {
+        assert.equal(r.success, false, JSON.stringify(bad));
+        assert.match(r.error!.issues[0]!.message, /invisible or control character|lone surrogate/);
+      }
+    assert.equal(markSchema.safeParse({ label: 'stimulus on, "left"' }).success, true);
+    assert.equal(startRecordingSchema.safeParse({ trial_label: '=1+1' }).success, true, 'formula-like text is data; the CSV writer neutralises it');
+  });
+});
+
+describe('CSV cells a spreadsheet would run as formulas', () => {
+  it('are neutralised with a leading apostrophe, and still quoted when needed', async () => {
+    const { csvField } = await import('../../src/timing/csv-format.ts');
+    assert.equal(csvField('=HYPERLINK("http://x")'), `"'=HYPERLINK(""http://x"")"`);
+    assert.equal(csvField('+1'), "'+1");
+    assert.equal(csvField('-2'), "'-2");
+    assert.equal(csvField('@SUM(A1)'), "'@SUM(A1)");
+    assert.equal(csvField('\t=1'), "'\t=1");
+    assert.equal(csvField('reward, left'), '"reward, left"');
+    assert.equal(csvField('plain'), 'plain');
+  });
+});
