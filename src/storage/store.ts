@@ -212,7 +212,7 @@ export class Store {
   private q(sql: string): Statement {
     let st = this.statements.get(sql);
     if (!st) {
-      st = this.q(sql);
+      st = this.db.prepare(sql);
       this.statements.set(sql, st);
     }
     return st;
