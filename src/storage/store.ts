@@ -156,6 +156,20 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
+  /**
+   * Run `fn` in one transaction without waiting for a lock another process holds: SQLITE_BUSY at once, for
+   * writes the caller keeps and retries (frame rows), so a held lock costs the event loop nothing.
+   */
+  transactionNoWait<T>(fn: () => T): T {
+    const wait = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma(`busy_timeout = ${wait}`);
+    }
+  }
+
   close(): void {
     this.statements.clear();
     this.db.close();
@@ -303,6 +317,14 @@ export class Store {
     this
       .q('UPDATE recordings SET state = ?, frame_count = ?, dropped = ?, bytes = ?, stop_reason = ?, stopped_at = ? WHERE id = ?')
       .run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id);
+  }
+
+  /**
+   * A recording whose frame timing could not be completed at its close: left in state `recording` (what start-up
+   * reconciles) with the reason, so it is rebuilt from its file rather than marked complete.
+   */
+  markForReconcile(id: number, reason: string): void {
+    this.q("UPDATE recordings SET stop_reason = ?, stopped_at = ? WHERE id = ? AND state = 'recording'").run(reason, nowIso(), id);
   }
 
   setMp4(id: number, mp4Path: string | null, tsKept: boolean, tsPath?: string): void {
