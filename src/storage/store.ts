@@ -327,9 +327,9 @@ export class Store {
     this.q("UPDATE recordings SET stop_reason = ?, stopped_at = ? WHERE id = ? AND state = 'recording'").run(reason, nowIso(), id);
   }
 
-  setMp4(id: number, mp4Path: string | null, tsKept: boolean, tsPath?: string): void {
-    this.q('UPDATE recordings SET mp4_path = ? WHERE id = ?').run(mp4Path, id);
-    if (!tsKept && tsPath) this.q('UPDATE recordings SET path = ? WHERE id = ?').run(tsPath, id);
+  /** Register a verified .mp4; without its .ts the recording's `path` is the .mp4. */
+  setMp4(id: number, mp4Path: string, tsKept: boolean): void {
+    this.q('UPDATE recordings SET mp4_path = ?, path = CASE WHEN ? THEN path ELSE ? END WHERE id = ?').run(mp4Path, tsKept ? 1 : 0, mp4Path, id);
   }
 
   /** Mark recordings as copied off the box: only these may ever be deleted by the retention policy. */
