@@ -5,6 +5,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { closeHttp, startHttp } from '../../src/api/server.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { applyRetention } from '../../src/disk/retention.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -87,6 +89,13 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     const again = await t.box.handleCommand('start_recording', { session_prefix: 'guard' }, { source: 'api' });
     assert.equal(again.ok, false);
     assert.match(again.error!, /not enough free disk to start/);
+    // /api/health reports the guard's state: alive, but no recording.
+    const server = await startHttp({ config: { ...t.config, http: { ...t.config.http, host: '127.0.0.1', port: 0, token: null } }, box: t.box, store: t.store, root: t.root, log: silentLogger() });
+    const health = (await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/health`)).json()) as Record<string, unknown>;
+    await closeHttp(server);
+    assert.equal(health.ok, true);
+    assert.equal(health.recording_allowed, false);
+    assert.match(String(health.disk_level), /^(stop|warn)$/);
     await t.close();
   });
 
