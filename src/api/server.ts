@@ -70,7 +70,9 @@ export function createApp(d: HttpDeps): express.Express {
   const doc = openApiDocument(packageVersion());
   app.get('/api/health', (req, res) => {
     parsePart('query', noQuery, req.query);
-    res.json({ ok: true, auth_required: Boolean(d.config.http.token) });
+    // ok is liveness; the disk guard's level says whether trials can record (stop: refused and stopped).
+    const disk = d.box.status().disk;
+    res.json({ ok: true, auth_required: Boolean(d.config.http.token), disk_level: disk?.level ?? 'unknown', recording_allowed: disk !== null && disk.level !== 'stop' && disk.level !== 'unknown' && disk.free_bytes >= disk.min_free_to_start_bytes });
   });
   app.get('/api/openapi.json', (req, res) => {
     parsePart('query', noQuery, req.query);

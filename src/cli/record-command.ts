@@ -4,7 +4,6 @@ import { cameraSchema, type Config } from '../config/schema.ts';
 import { parseConfig, recordingsRoot } from '../config/load.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { checkSessionName } from '../recording/paths.ts';
-import { remuxToMp4 } from '../recording/remux.ts';
 import { monoNowUs } from '../clock.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
@@ -64,6 +63,8 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   const cfg = parseConfig({
     ...config,
     cameras: [cam],
+    // --mp4 is the box's own remux (one per recording, waited for by the shutdown), not a second one here.
+    recording: { ...config.recording, remux_mp4: args.mp4 ?? config.recording.remux_mp4 },
     ...(args.data ? { data_dir: args.data, recordings_dir: path.join(args.data, 'recordings') } : {}),
   });
   const root = recordingsRoot(cfg);
@@ -100,11 +101,10 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
       duration_s: recs.reduce((n, x) => n + x.duration_s, 0),
       trigger_frame_index: recs[0]!.trigger_frame_index,
     };
-    if (args.mp4 ?? cfg.recording.remux_mp4) {
-      const r = await remuxToMp4(abs, last.frames, { keepTs: cfg.recording.keep_ts });
-      store.setMp4(last.recording_id, r.mp4 ? path.relative(root, r.mp4) : null, !r.tsDeleted);
-      result.mp4 = r.mp4;
-      if (r.error) log.warn({ err: r.error }, 'remux');
+    await box.shutdown(); // waits for the remux
+    if (cfg.recording.remux_mp4) {
+      const mp4 = store.recording(last.recording_id)?.mp4_path ?? null;
+      result.mp4 = mp4 && path.join(root, mp4);
     }
     return result;
   } finally {

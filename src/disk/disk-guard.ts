@@ -22,6 +22,8 @@ export interface DiskStatus {
 interface GuardEvents {
   /** The level changed (ok → warn → stop and back). */
   level: [DiskStatus, DiskLevel];
+  /** Every check, whatever the level (retention looks at free space on each poll). */
+  checked: [DiskStatus];
   error: [Error];
 }
 
@@ -107,6 +109,7 @@ export class DiskGuard extends EventEmitter<GuardEvents> {
     const prev = this.last?.level ?? 'ok';
     this.last = st;
     if (level !== prev) this.emit('level', st, prev);
+    this.emit('checked', st);
     return st;
   }
 

@@ -7,6 +7,9 @@ import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 
+/** Stop reason of a segment closed because its source restarted: the trial has a gap there. */
+export const SOURCE_RESTARTED = 'source restarted';
+
 export type RecorderState = 'idle' | 'waiting_keyframe' | 'recording' | 'paused';
 
 export interface RecorderStart {
@@ -221,7 +224,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   private newSegment(f: CapturedFrame): void {
     const gapUs = this.last ? f.captureUs - this.last.captureUs : null;
     const old = this.file!;
-    this.segmentCloses.push(old.close('complete', 'source restarted'));
+    this.segmentCloses.push(old.close('complete', SOURCE_RESTARTED));
     this.segment += 1;
     this.openFile(this.last?.captureUs ?? null);
     this.last = null; // the new file's sink waits for a keyframe

@@ -11,6 +11,22 @@ import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
 
+/** How long a close keeps retrying rows and the final update the database refuses (a lock held elsewhere). */
+const CLOSE_RETRY_MS = 3000;
+
+/** Run `fn` until it does not throw or the deadline passes; true when it succeeded. */
+async function retryUntil(deadline: number, fn: () => void): Promise<boolean> {
+  for (;;) {
+    try {
+      fn();
+      return true;
+    } catch {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export interface RecordingFileOptions {
   store: Store;
   log: Logger;
@@ -61,6 +77,11 @@ export class RecordingFile implements TimedTsFile {
   private readonly csv: TimingCsvWriter;
   private readonly timer: FrameTimer;
   private rows: FrameRow[] = [];
+  /** Rows in the CSV but not yet in the database (kept across failed inserts). */
+  private unsaved: FrameRow[] = [];
+  private unsavedTrigger: number | null = null;
+  private dbFailing = false;
+  private writeErrorSent = false;
   private readonly flushTimer: NodeJS.Timeout;
   private triggerFrame: number | null = null;
   /** Frames handed to the file writer: the next one is frame `queued + 1` (its index in the SEI and the row). */
@@ -79,7 +100,7 @@ export class RecordingFile implements TimedTsFile {
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);
-    this.ts = new TsFileWriter(o.file, { fsyncIntervalMs: o.fsyncIntervalMs, onError: (e) => o.onWriteError(e) });
+    this.ts = new TsFileWriter(o.file, { fsyncIntervalMs: o.fsyncIntervalMs, onError: (e) => this.writeError(e) });
     try {
       this.csv = new TimingCsvWriter(csvFile, o.csv);
     } catch (err) {
@@ -209,7 +230,7 @@ export class RecordingFile implements TimedTsFile {
         this.lastUs = f.captureUs;
         if (this.triggerFrame === null && this.o.triggerMonoUs !== null && f.captureUs >= this.o.triggerMonoUs) {
           this.triggerFrame = row.index;
-          this.o.store.setTriggerFrame(this.id, row.index);
+          this.unsavedTrigger = row.index;
         }
       },
       stamped !== null,
@@ -218,17 +239,37 @@ export class RecordingFile implements TimedTsFile {
     return ok;
   }
 
-  private flushRows(): void {
-    if (!this.rows.length) return;
-    const rows = this.rows;
-    this.rows = [];
-    try {
-      this.o.store.insertFrames(rows);
-      this.o.store.updateRecordingProgress(this.id, { frames: this.timer.frames, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten });
-    } catch (err) {
-      this.o.log.error({ err, recording: this.id }, 'frame timing insert failed');
+  /**
+   * Rows go to the CSV at once and to the database in one transaction; rows the database refused (a lock held by
+   * another process, a full disk) are kept and retried at the next flush, never dropped. True when nothing is
+   * left unsaved.
+   */
+  private flushRows(): boolean {
+    if (this.rows.length) {
+      this.csv.append(this.rows);
+      this.unsaved = this.unsaved.length ? this.unsaved.concat(this.rows) : this.rows;
+      this.rows = [];
     }
-    this.csv.append(rows);
+    if (!this.unsaved.length && this.unsavedTrigger === null) return true;
+    try {
+      this.o.store.transactionNoWait(() => {
+        this.o.store.insertFrames(this.unsaved);
+        if (this.unsavedTrigger !== null) this.o.store.setTriggerFrame(this.id, this.unsavedTrigger);
+        this.o.store.updateRecordingProgress(this.id, { frames: this.timer.frames, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten });
+      });
+      this.unsaved = [];
+      this.unsavedTrigger = null;
+      if (this.dbFailing) this.o.log.warn({ recording: this.id }, 'frame timing insert works again; kept rows saved');
+      this.dbFailing = false;
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!this.dbFailing) this.o.log.error({ err: (err as Error).message, code, recording: this.id, unsaved: this.unsaved.length }, 'frame timing insert failed; rows kept for retry');
+      this.dbFailing = true;
+      // A full or failing database stops the recording like a full disk; a busy one is only retried.
+      if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR')) this.writeError(err as Error);
+      return false;
+    }
   }
 
   /** Flush everything, fsync, mark the recording in the database. Idempotent. */
@@ -241,18 +282,32 @@ export class RecordingFile implements TimedTsFile {
     clearInterval(this.flushTimer);
     clearInterval(this.syncTimer);
     await this.ts.close();
-    this.flushRows();
+    // Kept rows get a few more seconds (a lock held elsewhere); what still fails is left to the reconcile.
+    const deadline = Date.now() + CLOSE_RETRY_MS;
+    while (!this.flushRows() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await this.csv.close();
     const err = this.ts.error;
-    const finalState = err ? 'interrupted' : state;
-    const finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
-    this.o.store.finishRecording(this.id, {
-      state: finalState,
-      frames: this.timer.frames,
-      dropped: this.timer.droppedFrames,
-      bytes: this.ts.bytesWritten,
-      reason: finalReason,
-    });
+    let finalState: 'complete' | 'interrupted' = err ? 'interrupted' : state;
+    let finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
+    const counts = { file: this.timer.frames, database: this.dbRows(), csv: this.csv.rowsWritten };
+    let finished = false;
+    if (counts.database === counts.file && counts.csv === counts.file) {
+      finished = await retryUntil(deadline + CLOSE_RETRY_MS, () =>
+        this.o.store.finishRecording(this.id, { state: finalState, frames: counts.file, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten, reason: finalReason }),
+      );
+    }
+    if (!finished) {
+      // File, database and CSV disagree (or the row cannot be closed): the recording stays in state `recording`
+      // with the counts as its reason, so the next start reconciles rows and CSV from the file.
+      finalState = 'interrupted';
+      finalReason = `timing incomplete (file ${counts.file} frames, database ${counts.database} rows, CSV ${counts.csv} rows): reconciled from the file at the next start${finalReason ? `; ${finalReason}` : ''}`;
+      this.o.log.error({ recording: this.id, ...counts }, 'frame timing incomplete at close; marked for reconcile');
+      try {
+        this.o.store.markForReconcile(this.id, finalReason);
+      } catch {
+        /* still state `recording` in the database: reconciled at the next start all the same */
+      }
+    }
     try {
       replaceSidecar(this.sidecarPath, {
         ...this.sidecar,
@@ -278,5 +333,20 @@ export class RecordingFile implements TimedTsFile {
       state: finalState,
       reason: finalReason,
     };
+  }
+
+  private writeError(err: Error): void {
+    if (this.writeErrorSent) return;
+    this.writeErrorSent = true;
+    this.o.onWriteError(err);
+  }
+
+  /** The recording's rows in the database, or -1 when it cannot be read. */
+  private dbRows(): number {
+    try {
+      return this.o.store.frameCount(this.id);
+    } catch {
+      return -1;
+    }
   }
 }

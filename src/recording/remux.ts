@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { unlink, rm } from 'node:fs/promises';
+import { closeSync, linkSync, openSync } from 'node:fs';
+import { rm, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { countVideoFrames } from '../util/ffprobe.ts';
 import { syncDirOf } from './ts-file-writer.ts';
@@ -14,21 +15,37 @@ export interface RemuxResult {
 }
 
 /**
- * Stream-copy a finished .ts into an .mp4 (faststart, so it streams from the web page). The .ts goes only
- * when asked and only when the MP4 holds exactly the frames the recording logged; any doubt keeps both.
+ * Stream-copy a finished .ts into an .mp4 (faststart, so it streams from the web page). ffmpeg writes a temporary
+ * file this process created exclusively; only once it holds exactly the frames the recording logged is it linked
+ * to the final name, which must not exist (a file or a symlink already there, dangling or not, is never written
+ * through or replaced). The .ts goes only when asked and only after that; any doubt keeps the .ts alone.
  */
 export async function remuxToMp4(ts: string, expectedFrames: number, opts: { keepTs: boolean }): Promise<RemuxResult> {
   const mp4 = ts.replace(/\.ts$/, '.mp4');
+  const tmp = `${mp4}.${process.pid}.partial`;
+  const fail = async (error: string, mp4Frames: number | null = null): Promise<RemuxResult> => {
+    await rm(tmp, { force: true });
+    return { mp4: null, mp4Frames, tsDeleted: false, error };
+  };
   try {
-    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-n', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movflags', '+faststart', mp4]);
+    closeSync(openSync(tmp, 'wx', 0o644));
   } catch (err) {
-    await rm(mp4, { force: true });
-    return { mp4: null, mp4Frames: null, tsDeleted: false, error: `remux failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
+    return { mp4: null, mp4Frames: null, tsDeleted: false, error: `remux: cannot create ${tmp}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
-  const frames = await countVideoFrames(mp4).catch(() => -1);
-  if (frames !== expectedFrames) {
-    return { mp4, mp4Frames: frames, tsDeleted: false, error: `mp4 has ${frames} frames, recording logged ${expectedFrames}: kept the .ts` };
+  try {
+    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', tmp]);
+  } catch (err) {
+    return fail(`remux failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
+  const frames = await countVideoFrames(tmp).catch(() => -1);
+  if (frames !== expectedFrames) return fail(`mp4 has ${frames} frames, recording logged ${expectedFrames}: kept the .ts only`, frames);
+  try {
+    linkSync(tmp, mp4); // fails on anything already at the name, a dangling symlink included
+  } catch (err) {
+    return fail(`remux: ${mp4} already exists (${(err as NodeJS.ErrnoException).code}): kept the .ts only`, frames);
+  }
+  await unlink(tmp);
+  syncDirOf(mp4);
   let tsDeleted = false;
   if (!opts.keepTs) {
     await unlink(ts);

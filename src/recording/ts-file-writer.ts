@@ -2,12 +2,13 @@ import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, clo
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
 
-/** fs.write as a promise of the bytes written (a short write is possible and handled by the caller). */
-export function writeAsync(fd: number, buf: Buffer | string, off = 0, len?: number): Promise<number> {
+/**
+ * fs.write as a promise of the bytes written (a short write is possible and handled by the caller); at `pos`
+ * when given, else at the file position.
+ */
+export function writeAsync(fd: number, buf: Buffer, off = 0, len?: number, pos: number | null = null): Promise<number> {
   return new Promise((resolve, reject) => {
-    const cb = (err: NodeJS.ErrnoException | null, n: number): void => (err ? reject(err) : resolve(n));
-    if (typeof buf === 'string') write(fd, buf, null, 'utf8', cb);
-    else write(fd, buf, off, len ?? buf.length - off, null, cb);
+    write(fd, buf, off, len ?? buf.length - off, pos, (err, n) => (err ? reject(err) : resolve(n)));
   });
 }
 const datasyncAsync = promisify(fdatasync);

@@ -59,7 +59,7 @@ export class BoxRuntime implements CommandHandler {
     // What happens to a camera by itself changes the trial only through the command queue.
     this.registry.on('device_lost', (id, message) => void this.commands.raise('device_lost', { camera_id: id, message }));
     this.registry.on('recording_failed', (id, error) => {
-      const full = (error as NodeJS.ErrnoException).code === 'ENOSPC';
+      const full = isDiskFull(error);
       const message = `camera ${id}: recording stopped: ${full ? 'the disk is full' : error.message}`;
       void this.commands.raise('recording_failed', { camera_id: id, message, code: full ? 'disk_full' : 'internal' });
     });
@@ -152,4 +152,10 @@ export class BoxRuntime implements CommandHandler {
   status(): BoxStatus {
     return { ...this.trials.status(), cameras: this.registry.status(), disk: this.disk.status };
   }
+}
+
+/** ENOSPC from a file, SQLITE_FULL from the database: the same full disk. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT';
 }

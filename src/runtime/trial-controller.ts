@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
+import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import type { CameraRegistry } from './camera-registry.ts';
@@ -201,7 +202,8 @@ export class TrialController {
     t.stopping ??= (async () => {
       const per = await Promise.all(t.cameras.map(async (id) => (await this.o.cameras.get(id)?.stopRecording(atUs, reason)) ?? []));
       const summaries = [...t.lost, ...per.flat()];
-      const state = summaries.some((s) => s.state === 'interrupted') ? 'interrupted' : 'complete';
+      // A camera whose source restarted left a gap between segments: the trial is not plainly complete.
+      const state = summaries.some((s) => s.state === 'interrupted' || s.reason === SOURCE_RESTARTED) ? 'interrupted' : 'complete';
       this.o.store.setTrialState(t.row.id, state);
       this.trial = null;
       this.o.bus.emit('recording', false);

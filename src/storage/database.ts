@@ -13,7 +13,8 @@ export type Db = Database.Database;
 export function openDatabase(file: string, opts: { readonly?: boolean } = {}): Db {
   if (!opts.readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
-  db.pragma('busy_timeout = 5000');
+  // Short: a write lock held by another process must not stall the event loop (frame rows are kept and retried).
+  db.pragma('busy_timeout = 25');
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');

@@ -239,6 +239,20 @@ export class Store {
     }
   }
 
+  /**
+   * Run `fn` in one transaction without waiting for a lock another process holds: SQLITE_BUSY at once, for
+   * writes the caller keeps and retries (frame rows), so a held lock costs the event loop nothing.
+   */
+  transactionNoWait<T>(fn: () => T): T {
+    const wait = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma(`busy_timeout = ${wait}`);
+    }
+  }
+
   close(): void {
     this.statements.clear();
     this.db.close();
@@ -460,9 +474,17 @@ export class Store {
     this.durably(() => st.run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id));
   }
 
-  setMp4(id: number, mp4Path: string | null, tsKept: boolean, tsPath?: string): void {
-    this.q('UPDATE recordings SET mp4_path = ? WHERE id = ?').run(mp4Path, id);
-    if (!tsKept && tsPath) this.q('UPDATE recordings SET path = ? WHERE id = ?').run(tsPath, id);
+  /**
+   * A recording whose frame timing could not be completed at its close: left in state `recording` (what start-up
+   * reconciles) with the reason, so it is rebuilt from its file rather than marked complete.
+   */
+  markForReconcile(id: number, reason: string): void {
+    this.q("UPDATE recordings SET stop_reason = ?, stopped_at = ? WHERE id = ? AND state = 'recording'").run(reason, nowIso(), id);
+  }
+
+  /** Register a verified .mp4; without its .ts the recording's `path` is the .mp4. */
+  setMp4(id: number, mp4Path: string, tsKept: boolean): void {
+    this.q('UPDATE recordings SET mp4_path = ?, path = CASE WHEN ? THEN path ELSE ? END WHERE id = ?').run(mp4Path, tsKept ? 1 : 0, mp4Path, id);
   }
 
   /** Mark recordings as copied off the box: only these may ever be deleted by the retention policy. */

@@ -108,6 +108,12 @@ describe('rigcam record --source test', () => {
     assert.ok(res.mp4 && existsSync(res.mp4), 'res.mp4 && existsSync(res.mp4)');
     assert.equal(countFrames(res.mp4), res.frames);
     assert.ok(existsSync(res.path), 'the .ts is kept by default (keep_ts: true)');
+    // Remuxed once (a second run used to delete the first's output) and registered in the database.
+    const db = new Database(path.join(data, 'rigcam.db'), { readonly: true });
+    const row = db.prepare('SELECT path, mp4_path FROM recordings WHERE path LIKE ?').get('mp4s/%') as { path: string; mp4_path: string | null };
+    db.close();
+    assert.equal(row.mp4_path && path.join(data, 'recordings', row.mp4_path), res.mp4);
+    assert.deepEqual(readdirSync(path.dirname(res.mp4)).filter((f) => !/\.(ts|csv)$/.test(f)), [path.basename(res.mp4)], 'one .mp4, no temporary left');
   });
 
   for (const [args, why] of [

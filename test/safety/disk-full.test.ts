@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { closeHttp, startHttp } from '../../src/api/server.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { applyRetention } from '../../src/disk/retention.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -28,6 +30,14 @@ function smallFs(sizeMb: number): string | null {
     }
   });
   return dir;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting: ${what}`);
+    await sleep(50);
+  }
 }
 
 const canMount = process.getuid?.() === 0;
@@ -79,6 +89,13 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     const again = await t.box.handleCommand('start_recording', { session_prefix: 'guard' }, { source: 'api' });
     assert.equal(again.ok, false);
     assert.match(again.error!, /not enough free disk to start/);
+    // /api/health reports the guard's state: alive, but no recording.
+    const server = await startHttp({ config: { ...t.config, http: { ...t.config.http, host: '127.0.0.1', port: 0, token: null } }, box: t.box, store: t.store, root: t.root, log: silentLogger() });
+    const health = (await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/health`)).json()) as Record<string, unknown>;
+    await closeHttp(server);
+    assert.equal(health.ok, true);
+    assert.equal(health.recording_allowed, false);
+    assert.match(String(health.disk_level), /^(stop|warn)$/);
     await t.close();
   });
 
@@ -94,6 +111,54 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     const expected = (disk.free_bytes - 4 * 1024 * 1024) / disk.bytes_per_second / 60;
     assert.ok(Math.abs(disk.minutes_left - expected) < 0.2, `minutes left ${disk.minutes_left} vs ${expected}`);
     assert.ok(disk.minutes_left > 0.2 && disk.minutes_left < 5, `minutes left ${disk.minutes_left}`);
+    await t.close();
+  });
+
+  it('retention runs on every poll while free space is below keep_free, down to keep_free, only offloaded recordings', async () => {
+    const rec = smallFs(16);
+    assert.ok(rec, 'tmpfs mount failed');
+    const mbytes = 1024 * 1024;
+    const t = await startTestBox({
+      cameras: 0,
+      extra: { cameras: [cam], recordings_dir: rec, disk: { min_free_to_start: 0, warn_free: 0, stop_free: 0, poll_idle_ms: 100, retention: { enabled: true, keep_free: '10MB' } } },
+    });
+    const free = async (): Promise<number> => {
+      const s = await statfs(rec);
+      return s.bavail * s.bsize;
+    };
+    for (let i = 0; i < 3; i++) {
+      await t.box.handleCommand('start_recording', { session_prefix: 'poll' }, { source: 'api' });
+      await sleep(1200);
+      await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+    }
+    const files = [1, 2, 3].map((id) => path.join(rec, t.store.recording(id)!.path));
+    const sizes = files.map((f) => statSync(f).size);
+    assert.ok(sizes.every((b) => b > 300_000), `recordings big enough to matter: ${sizes}`);
+    // Fill the disk (a file retention may not touch) until free space is just under keep_free: the level stays
+    // `ok` (no threshold crossed), so only a check on every poll can see it.
+    const filler = Math.floor((await free()) - 10 * mbytes + sizes[0]! / 2);
+    writeFileSync(path.join(rec, 'filler.bin'), Buffer.alloc(filler, 7));
+    assert.ok((await free()) < 10 * mbytes);
+    await sleep(600);
+    assert.deepEqual(files.map((f) => existsSync(f)), [true, true, true], 'nothing offloaded: nothing deleted, whatever the disk says');
+    t.store.markOffloaded([1]);
+    await waitFor(() => !existsSync(files[0]!), 3000, 'recording 1 deleted at a later poll');
+    if ((await free()) < 10 * mbytes) {
+      // Still short: recording 3 is not offloaded and stays; offloading 2 and 3 later frees the rest.
+      await sleep(500);
+      assert.deepEqual(files.map((f) => existsSync(f)), [false, true, true]);
+      t.store.markOffloaded([2, 3]);
+      await waitFor(async () => (await free()) >= 10 * mbytes, 3000, 'free space back above keep_free');
+    }
+    await sleep(500);
+    assert.ok((await free()) >= 10 * mbytes, 'down to keep_free');
+    // Oldest first.
+    const exists = files.map((f) => existsSync(f));
+    assert.deepEqual(exists, [...exists].sort(), `oldest first: ${exists}`);
+    assert.ok(exists[2] || !exists[1], 'the newest goes only after the older ones');
+    const runs = t.statuses.filter((m) => m.status === 'retention');
+    assert.ok(runs.length >= 1, 'retention reported');
+    assert.ok(t.store.recording(1)!.deleted_at, 'deletion recorded');
     await t.close();
   });
 

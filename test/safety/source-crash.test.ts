@@ -34,6 +34,9 @@ describe('a camera source process dies in the middle of a trial', () => {
       assert.equal(t.store.frameCount(r.recording_id), row.frame_count);
     }
     assert.equal(t.store.recording(recs[0]!.recording_id)!.stop_reason, 'source restarted');
+    // The trial has a gap: it says so (interrupted), it is not plainly complete.
+    assert.equal(t.statuses.filter((m) => m.status === 'recording_stopped').at(-1)!.data.state, 'interrupted');
+    assert.equal(t.store.trial(t.store.recording(recs[0]!.recording_id)!.trial_id!)!.state, 'interrupted');
     // The first frame of the new segment carries the gap since the last frame before the crash.
     const first = t.store.frames(recs[1]!.recording_id)[0]!;
     const lastOld = t.store.frames(recs[0]!.recording_id).at(-1)!;

@@ -29,6 +29,7 @@ export class DiskExtension implements Extension {
   readonly name = 'disk';
   private readonly guard: DiskGuard;
   private recording = false;
+  private retaining: Promise<void> | null = null;
   private readonly onRecording = (on: boolean): void => {
     this.recording = on;
     this.guard.setRecording(on);
@@ -37,6 +38,7 @@ export class DiskExtension implements Extension {
   constructor(private readonly o: DiskExtensionOptions) {
     this.guard = new DiskGuard(o.root, o.config.disk, o.writeRate);
     this.guard.on('level', (st, prev) => this.onLevel(st, prev));
+    this.guard.on('checked', (st) => this.onChecked(st));
     this.guard.on('error', (err) => o.log.warn({ err: err.message }, 'disk check failed'));
   }
 
@@ -54,9 +56,10 @@ export class DiskExtension implements Extension {
     this.guard.start();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.o.bus.off('recording', this.onRecording);
     this.guard.stop();
+    await this.retaining;
   }
 
   private onLevel(st: DiskStatus, prev: DiskLevel): void {
@@ -68,12 +71,19 @@ export class DiskExtension implements Extension {
       bus.report('error', { command: null, code: 'disk_full', error: message, message, recoverable: false });
       this.o.raise('disk_full', { reason: 'disk full' });
     }
-    if (this.o.config.disk.retention.enabled && st.level !== 'unknown') void this.retention(st);
+  }
+
+  /** On every poll while free space is below keep_free (recordings get marked offloaded at any time), one run at a time. */
+  private onChecked(st: DiskStatus): void {
+    if (!this.o.config.disk.retention.enabled || st.level === 'unknown' || this.retaining) return;
+    if (st.free_bytes >= thresholdBytes(this.o.config.disk.retention.keep_free, st.total_bytes)) return;
+    this.retaining = this.retention(st)
+      .catch((err: unknown) => this.o.log.error({ err: (err as Error).message }, 'retention failed'))
+      .finally(() => (this.retaining = null));
   }
 
   private async retention(st: DiskStatus): Promise<void> {
     const keep = thresholdBytes(this.o.config.disk.retention.keep_free, st.total_bytes);
-    if (st.free_bytes >= keep) return;
     const deleted = await applyRetention({
       store: this.o.store,
       root: this.o.root,
