@@ -27,6 +27,8 @@ export interface RecordingFileOptions {
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
+  /** The recorder's stop hold (stored: what it adds to write latency). */
+  stopHoldMs?: number;
   /** Continuing segment: capture time of the previous segment's last frame (the gap shows on the first row). */
   prevCaptureUs?: number | null;
   /** Called once when writing fails (disk full, I/O error). */
@@ -93,6 +95,7 @@ export class RecordingFile implements TimedTsFile {
       wall0Us: wall0,
       triggerSource: o.triggerSource,
       triggerMonoUs: o.triggerMonoUs,
+      stopHoldMs: o.stopHoldMs ?? null,
     });
     this.timer = new FrameTimer(this.id, o.fps, mono0, wall0, o.prevCaptureUs ?? null);
     this.flushTimer = setInterval(() => this.flushRows(), 250);

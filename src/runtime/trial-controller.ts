@@ -4,6 +4,8 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
+import { stopHoldMs } from '../recording/stop-hold.ts';
+import { monoNowUs } from '../clock.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import type { CameraRegistry } from './camera-registry.ts';
@@ -164,6 +166,20 @@ export class TrialController {
     const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
     this.o.bus.report('recording_started', data);
     return data;
+  }
+
+  /**
+   * The instant a stop or pause takes effect: the client's `at_mono_us`, or the trigger time. An instant older
+   * than the stop hold is refused: frames after it may already be in the file, and nothing is taken back.
+   */
+  instant(atMonoUs: number | undefined, ctx: ExecContext): number {
+    if (atMonoUs === undefined) return ctx.triggerMonoUs;
+    const now = monoNowUs();
+    if (atMonoUs > now) throw new CommandError('invalid_payload', `at_mono_us ${atMonoUs} is in the future (CLOCK_MONOTONIC now is ${now} µs)`, true, 'at_mono_us');
+    const holdMs = stopHoldMs(this.o.config);
+    if (now - atMonoUs > holdMs * 1000)
+      throw new CommandError('invalid_payload', `at_mono_us ${atMonoUs} is ${Math.round((now - atMonoUs) / 1000)} ms old, more than the stop hold (${holdMs} ms, recording.stop_hold_ms): frames after it may already be written`, true, 'at_mono_us');
+    return atMonoUs;
   }
 
   /** Stop the running trial (files finalised), with a reason when rigcam itself stops it. */

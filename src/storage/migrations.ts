@@ -99,4 +99,19 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
     name: 'retention',
     sql: `ALTER TABLE recordings ADD COLUMN deleted_at TEXT;`,
   },
+  {
+    version: 3,
+    name: 'clocks and trial bounds',
+    sql: `
+      ALTER TABLE recordings ADD COLUMN stop_hold_ms INTEGER;
+      ALTER TABLE recordings ADD COLUMN clock_source TEXT;
+      ALTER TABLE recordings ADD COLUMN late_start_us INTEGER;
+      ALTER TABLE recordings ADD COLUMN preroll_s REAL;
+      ALTER TABLE trials ADD COLUMN mono0_us INTEGER;
+      ALTER TABLE trials ADD COLUMN wall0_us INTEGER;
+      ALTER TABLE trials ADD COLUMN pair_uncertainty_us REAL;
+      ALTER TABLE trials ADD COLUMN time_sync TEXT;
+      ALTER TABLE trials ADD COLUMN trigger_clock TEXT;
+    `,
+  },
 ];
