@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { monoNowUs } from '../clock.ts';
+import { monoNowUs, type WallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
@@ -19,6 +19,8 @@ export interface RecorderStart {
   triggerSource: string;
   triggerMonoUs: number;
   prerollUs: number;
+  /** The trial's wall↔monotonic pair, shared by all its cameras and segments. */
+  pair?: WallMonoPair;
 }
 
 export interface RecorderOptions {
@@ -204,10 +206,12 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       height: this.pipeline.spec?.height ?? 0,
       fps: this.pipeline.spec?.fps ?? 0,
       clock: this.pipeline.spec?.clock ?? 'monotonic',
+      clockSource: this.pipeline.clockSource ?? this.pipeline.spec?.clockSource ?? null,
       triggerSource: s.triggerSource,
       triggerMonoUs: s.triggerMonoUs,
       fsyncIntervalMs: this.opts.fsyncIntervalMs,
       stopHoldMs: this.opts.stopHoldMs ?? 0,
+      pair: s.pair,
       prevCaptureUs,
       onWriteError: (error) => void this.fail(error),
     });

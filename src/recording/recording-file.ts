@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { wallMonoPair } from '../clock.ts';
+import { wallMonoPair, type WallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
@@ -24,9 +24,13 @@ export interface RecordingFileOptions {
   height: number;
   fps: number;
   clock: string;
+  /** Where the capture times come from (v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic). */
+  clockSource?: string | null;
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
+  /** The trial's wall↔monotonic pair (all its cameras share it); default: one taken now. */
+  pair?: WallMonoPair;
   /** The recorder's stop hold (stored: what it adds to write latency). */
   stopHoldMs?: number;
   /** Continuing segment: capture time of the previous segment's last frame (the gap shows on the first row). */
@@ -46,6 +50,11 @@ export interface RecordingSummary {
   durationS: number;
   state: 'complete' | 'interrupted';
   reason: string | null;
+  clockSource: string | null;
+  /** Video before the trigger, seconds. */
+  prerollS: number;
+  /** The first frame came more than a frame period after the trigger: by this much (µs); else null. */
+  lateStartUs: number | null;
 }
 
 /**
@@ -65,10 +74,11 @@ export class RecordingFile implements TimedTsFile {
   private triggerFrame: number | null = null;
   private firstUs: number | null = null;
   private lastUs: number | null = null;
+  private lateStartUs: number | null = null;
   private closed: Promise<RecordingSummary> | null = null;
 
   constructor(private readonly o: RecordingFileOptions) {
-    const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
+    const { monoUs: mono0, wallUs: wall0 } = o.pair ?? wallMonoPair();
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);
@@ -96,6 +106,7 @@ export class RecordingFile implements TimedTsFile {
       triggerSource: o.triggerSource,
       triggerMonoUs: o.triggerMonoUs,
       stopHoldMs: o.stopHoldMs ?? null,
+      clockSource: o.clockSource ?? null,
     });
     this.timer = new FrameTimer(this.id, o.fps, mono0, wall0, o.prevCaptureUs ?? null);
     this.flushTimer = setInterval(() => this.flushRows(), 250);
@@ -129,14 +140,25 @@ export class RecordingFile implements TimedTsFile {
   /** Queue one frame; its timing row is made when it is on disk. */
   writeFrame(f: CapturedFrame, flags: string[], expectedGap: boolean): boolean {
     return this.ts.write(f.au.packets, () => {
+      const rowFlags = f.au.discontinuity ? [...flags, 'discontinuity'] : [...flags];
+      // A first segment's file that begins more than a frame period after its trigger started late (the camera
+      // was being assigned or restarted): never silently.
+      const trigger = this.o.triggerMonoUs;
+      const late = this.firstUs === null && this.o.segment === 0 && trigger !== null && f.captureUs - trigger > 1e6 / (this.o.fps || 30);
+      if (late) rowFlags.push('late_start');
       const row = this.timer.next({
         captureUs: f.captureUs,
         pts: f.au.ptsRaw,
         keyframe: f.au.keyframe,
         bytes: f.au.payloadBytes,
-        flags: f.au.discontinuity ? [...flags, 'discontinuity'] : flags,
+        flags: rowFlags,
         expectedGap,
       });
+      if (late) {
+        this.lateStartUs = f.captureUs - trigger;
+        this.o.store.setRecordingBounds(this.id, { lateStartUs: this.lateStartUs });
+        this.o.log.warn({ recording: this.id, camera: this.o.cameraId, lateStartUs: this.lateStartUs }, 'recording started late: its first frame came after the trigger');
+      }
       this.rows.push(row);
       this.firstUs ??= f.captureUs;
       this.lastUs = f.captureUs;
@@ -172,6 +194,9 @@ export class RecordingFile implements TimedTsFile {
     this.flushRows();
     await this.csv.close();
     const err = this.ts.error;
+    const trigger = this.o.triggerMonoUs;
+    const prerollS = trigger !== null && this.firstUs !== null ? Math.max(0, trigger - this.firstUs) / 1e6 : 0;
+    this.o.store.setRecordingBounds(this.id, { prerollS });
     const finalState = err ? 'interrupted' : state;
     const finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
     this.o.store.finishRecording(this.id, {
@@ -192,6 +217,9 @@ export class RecordingFile implements TimedTsFile {
       durationS: this.firstUs !== null && this.lastUs !== null ? (this.lastUs - this.firstUs) / 1e6 + 1 / this.o.fps : 0,
       state: finalState,
       reason: finalReason,
+      clockSource: this.o.clockSource ?? null,
+      prerollS,
+      lateStartUs: this.lateStartUs,
     };
   }
 }

@@ -270,6 +270,14 @@ export class Store {
     return this.q('SELECT * FROM trials WHERE session_id = ? ORDER BY number').all(sessionId) as TrialRow[];
   }
 
+  /** The trial's one wall↔monotonic pair, the box's time sync at its start (JSON) and its trigger's clock. */
+  setTrialClock(id: number, c: { mono0Us?: number; wall0Us?: number; uncertaintyUs?: number; timeSync?: string; triggerClock?: string }): void {
+    this.q(
+      `UPDATE trials SET mono0_us = COALESCE(?, mono0_us), wall0_us = COALESCE(?, wall0_us), pair_uncertainty_us = COALESCE(?, pair_uncertainty_us),
+         time_sync = COALESCE(?, time_sync), trigger_clock = COALESCE(?, trigger_clock) WHERE id = ?`,
+    ).run(c.mono0Us ?? null, c.wall0Us ?? null, c.uncertaintyUs ?? null, c.timeSync ?? null, c.triggerClock ?? null, id);
+  }
+
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?').run(state, stopped, id);
@@ -307,6 +315,12 @@ export class Store {
 
   recordingsInState(state: RecordingState): RecordingRow[] {
     return this.q('SELECT * FROM recordings WHERE state = ? ORDER BY id').all(state) as RecordingRow[];
+  }
+
+  /** A recording's bounds against its trigger: the late-start gap (µs, null: on time) and the pre-roll obtained (s). */
+  setRecordingBounds(recordingId: number, b: { lateStartUs?: number | null; prerollS?: number | null }): void {
+    if (b.lateStartUs !== undefined) this.q('UPDATE recordings SET late_start_us = ? WHERE id = ?').run(b.lateStartUs, recordingId);
+    if (b.prerollS !== undefined) this.q('UPDATE recordings SET preroll_s = ? WHERE id = ?').run(b.prerollS, recordingId);
   }
 
   setTriggerFrame(recordingId: number, frameIndex: number): void {
