@@ -20,7 +20,9 @@ export interface RemuxResult {
 export async function remuxToMp4(ts: string, expectedFrames: number, opts: { keepTs: boolean }): Promise<RemuxResult> {
   const mp4 = ts.replace(/\.ts$/, '.mp4');
   try {
-    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-n', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movflags', '+faststart', mp4]);
+    // -copyts keeps the .ts timestamps (the CSV's pts_90k) instead of restarting at 0; the 90 kHz movie timescale
+    // keeps the edit list that carries the start from being rounded to the millisecond.
+    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-n', '-copyts', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movie_timescale', '90000', '-movflags', '+faststart', mp4]);
   } catch (err) {
     await rm(mp4, { force: true });
     return { mp4: null, mp4Frames: null, tsDeleted: false, error: `remux failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
