@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../runtime/errors.ts';
 import { seriesQuery } from './routes-quality.ts';
-import { commandBody, emptyBody, markerBody, trialStartBody } from './schemas.ts';
+import { commandBody, emptyBody, markerBody, trialStartBody, trialStopBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
 
@@ -130,7 +130,7 @@ export function openApiDocument(version: string): Json {
         'The transport-neutral command entry point (the same as serial, GPIO and the module host use). 400 when the command is unknown or the runtime finds the payload invalid.',
       ),
       '/api/trials/start': post('start a trial (every armed camera)', trialStartBody, 'start_recording with session_prefix, trial_number, trial_label, metadata, camera_ids.'),
-      '/api/trials/stop': post('stop the trial', emptyBody, 'stop_recording: files flushed and marked complete. Send {}.'),
+      '/api/trials/stop': post('stop the trial', trialStopBody, 'stop_recording: files flushed and marked complete. Send {}, or {"at_mono_us": N}: the instant the stop takes effect on CLOCK_MONOTONIC µs (not in the future, not older than recording.stop_hold_ms); no frame captured at or after it is kept.'),
       '/api/markers': post('mark an instant', markerBody, 'A marker event at the arrival time of the request, on the clock of the frames; it shows in frames.csv.'),
       '/api/events': {
         get: {

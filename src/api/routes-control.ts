@@ -5,7 +5,7 @@ import type { CameraRuntime } from '../runtime/camera-runtime.ts';
 import { requireJson, requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HTTP_STATUS_OF_CODE, HttpError, parsePart } from './http-error.ts';
-import { cameraParams, commandBody, emptyBody, markerBody, noQuery, trialStartBody } from './schemas.ts';
+import { cameraParams, commandBody, emptyBody, markerBody, noQuery, trialStartBody, trialStopBody } from './schemas.ts';
 import { statusView } from './status-view.ts';
 
 /**
@@ -87,8 +87,8 @@ export function controlRoutes(c: ApiContext): Router {
   });
 
   r.post('/trials/stop', ...json, async (req, res) => {
-    parsePart('body', emptyBody, body(req));
-    answer(res, await c.box.handleCommand('stop_recording', {}, api(res)));
+    const b = parsePart('body', trialStopBody, body(req));
+    answer(res, await c.box.handleCommand('stop_recording', b.at_mono_us === undefined ? {} : { at_mono_us: b.at_mono_us }, api(res)));
   });
 
   r.post('/markers', ...json, async (req, res) => {

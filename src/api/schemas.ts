@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { markSchema, startRecordingSchema } from '../runtime/commands.ts';
+import { instantSchema, markSchema, startRecordingSchema } from '../runtime/commands.ts';
 
 /**
  * Every body, query and path parameter of the API. Objects are strict: an unknown field is a 400 naming it,
@@ -46,5 +46,8 @@ export const trialStartBody = z.strictObject({
 });
 
 export const emptyBody = z.strictObject({});
+
+/** Stop: optionally the instant it takes effect (CLOCK_MONOTONIC µs, not in the future, within the stop hold). */
+export const trialStopBody = z.strictObject({ at_mono_us: instantSchema.shape.at_mono_us });
 
 export const markerBody = z.strictObject({ label: markSchema.shape.label });

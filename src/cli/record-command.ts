@@ -1,3 +1,4 @@
+import type { StoppedRecording } from '../runtime/status.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { cameraSchema, type Config } from '../config/schema.ts';
@@ -35,7 +36,26 @@ export interface RecordResult {
   dropped: number;
   duration_s: number;
   trigger_frame_index: number | null;
+  /** Where the capture times come from (v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic). */
+  clock_source: string | null;
+  /** Video obtained before the trigger, seconds (the configured recording.preroll_seconds, when the camera had it). */
+  preroll_s: number;
   mp4?: string | null;
+}
+
+/**
+ * Wait until the camera's ring holds `prerollUs` of video before now (a freshly started camera has less), at most
+ * that long plus 5 s: `record` starts right after the camera does, and would otherwise get almost no pre-roll.
+ */
+async function waitForPreroll(ring: { fromKeyframeAtOrBefore(atUs: number): Array<{ captureUs: number }> }, prerollUs: number): Promise<void> {
+  if (prerollUs <= 0) return;
+  const deadline = monoNowUs() + prerollUs + 5e6;
+  while (monoNowUs() < deadline) {
+    const target = monoNowUs() - prerollUs;
+    const first = ring.fromKeyframeAtOrBefore(target)[0];
+    if (first && first.captureUs <= target) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function defaultSessionName(): string {
@@ -82,13 +102,15 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
     await box.initialize();
     const camera = box.cameras.get(cam.id)!;
     if (camera.state !== 'ready') throw new Error(`camera source failed: ${camera.lastError ?? camera.state}`);
+    const source = camera.frameSource();
+    if (source) await waitForPreroll(source.ring, cfg.recording.preroll_seconds * 1e6);
     const trigger = monoNowUs();
     const start = await box.handleCommand('start_recording', { session_prefix: session }, { source: 'cli', triggerMonoUs: trigger });
     if (!start.ok) throw new Error(start.error);
     await Promise.race([failed, new Promise((r) => setTimeout(r, args.duration * 1000))]);
     const stop = await box.handleCommand('stop_recording', {}, { source: 'cli', triggerMonoUs: trigger + args.duration * 1e6 });
     if (!stop.ok) throw new Error(stop.error);
-    const recs = stop.data!.recordings as Array<{ recording_id: number; path: string; frames: number; dropped: number; trigger_frame_index: number | null; duration_s: number }>;
+    const recs = stop.data!.recordings as StoppedRecording[];
     const last = recs[recs.length - 1]!;
     const abs = path.join(root, last.path);
     const result: RecordResult = {
@@ -100,6 +122,8 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
       dropped: recs.reduce((n, x) => n + x.dropped, 0),
       duration_s: recs.reduce((n, x) => n + x.duration_s, 0),
       trigger_frame_index: recs[0]!.trigger_frame_index,
+      clock_source: recs[0]!.clock_source,
+      preroll_s: recs[0]!.preroll_s,
     };
     await box.shutdown(); // waits for the remux
     if (cfg.recording.remux_mp4) {

@@ -74,6 +74,12 @@ export const configSchema = z.strictObject({
       fsync_interval_ms: z.number().int().min(100).max(60_000).default(1000),
       /** How long stop waits for the frames captured before the stop instant to arrive. */
       stop_wait_ms: z.number().int().min(0).max(30_000).default(2000),
+      /**
+       * How long captured frames are held before they are written, so a stop or pause that is only known after
+       * its instant (a GPIO pulse confirmed after min_pulse_ms) still cuts at that instant. Default (null): the
+       * longest GPIO input delay (min_pulse_ms + debounce_ms) + 250 ms.
+       */
+      stop_hold_ms: z.number().int().min(0).max(10_000).nullable().default(null),
       session_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).default('session'),
     })
     .prefault({}),

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.ts';
-import type { SourceSpec } from '../sources/source-spec.ts';
+import type { ClockSource, SourceSpec } from '../sources/source-spec.ts';
 import type { BackoffOptions } from '../supervise/backoff.ts';
 import { ChildSupervisor, type ChildExit, type ChildSpec } from '../supervise/child-supervisor.ts';
 import { monoNowUs } from '../clock.ts';
@@ -65,6 +65,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
   private readonly meter = new FpsMeter();
   private readonly byteMeter = new ByteRateMeter();
   private currentSpec: SourceSpec | null = null;
+  private runClockSource: ClockSource | null = null;
   private onStderr: ((line: string) => void) | null = null;
   private readonly log: Logger;
 
@@ -96,10 +97,26 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
     this.supervisor.on('started', (s) => {
       this.run = s.run;
       this.currentSpec = s.spec;
+      this.runClockSource = s.spec.relativePts ? null : s.spec.clockSource;
       const clock = new CaptureClock();
       this.clock = clock;
+      let checked = 0;
+      let refused = false;
       const place = (au: AccessUnit, arrivalUs: number): void => {
+        if (refused) return;
         const captureUs = clock.toCaptureUs(au.pts, arrivalUs);
+        // The first frames of every run must have been captured shortly before they arrived: otherwise the
+        // source's timestamps are not on CLOCK_MONOTONIC and no frame of the run can be placed against triggers.
+        if (checked < CLOCK_CHECK_FRAMES) {
+          checked += 1;
+          const problem = clockProblem(captureUs, arrivalUs, this.runClockSource ?? s.spec.clockSource);
+          if (problem) {
+            refused = true;
+            this.log.error({ camera: this.cameraId, captureUs, arrivalUs }, problem);
+            this.supervisor.refuse(problem);
+            return;
+          }
+        }
         const frame: CapturedFrame = { au, captureUs, arrivalUs, run: s.run };
         this.frames += 1;
         this.lastCapture = captureUs;
@@ -117,7 +134,8 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
             if (!held) return;
             const origin = rel.originFromStderr(line);
             if (origin === null) return;
-            clock.setOriginUs(origin);
+            clock.setOriginUs(origin.originUs);
+            this.runClockSource = origin.clockSource;
             const waiting = held;
             held = null;
             for (const h of waiting) place(h.au, h.arrivalUs);
@@ -156,6 +174,11 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
 
   get spec(): SourceSpec | null {
     return this.currentSpec;
+  }
+
+  /** Where the running source's capture times come from (null: a relative-PTS source before its origin). */
+  get clockSource(): ClockSource | null {
+    return this.runClockSource;
   }
 
   get runNumber(): number {
@@ -199,6 +222,30 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
       continuityErrors: this.ccErrors,
     };
   }
+}
+
+/** How many frames of each run are checked against their arrival. */
+const CLOCK_CHECK_FRAMES = 5;
+/** A frame may arrive this long after its capture (encoder start, pipe, a loaded box) ... */
+export const MAX_CAPTURE_LAG_US = 2_000_000;
+/** ... and never before it, but for clock granularity (the test source's ms-resolution wall/mono offset). */
+export const MAX_CAPTURE_LEAD_US = 5_000;
+
+/**
+ * Null when a frame's capture time is plausible against its arrival, else what is wrong, for a person. A camera
+ * stamping CLOCK_REALTIME (some UVC drivers, TIMESTAMP_COPY sources) lands hours away once placed on the monotonic
+ * timeline.
+ */
+export function clockProblem(captureUs: number, arrivalUs: number, source: ClockSource): string | null {
+  const lag = arrivalUs - captureUs;
+  if (lag >= -MAX_CAPTURE_LEAD_US && lag <= MAX_CAPTURE_LAG_US) return null;
+  const h = (us: number): string => (Math.abs(us) >= 3.6e9 ? `${(Math.abs(us) / 3.6e9).toFixed(1)} h` : Math.abs(us) >= 1e6 ? `${(Math.abs(us) / 1e6).toFixed(1)} s` : `${(Math.abs(us) / 1e3).toFixed(1)} ms`);
+  const where = lag < 0 ? `${h(lag)} after it arrived` : `${h(lag)} before it arrived`;
+  return (
+    `capture clock refused: the first frames are stamped ${where} (timestamps "${source}", expected CLOCK_MONOTONIC within ` +
+    `[-${MAX_CAPTURE_LEAD_US / 1000} ms, ${MAX_CAPTURE_LAG_US / 1e6} s] of arrival); the camera's timestamps are on another clock ` +
+    '(CLOCK_REALTIME from some UVC drivers or a TIMESTAMP_COPY source), so its frames cannot be aligned with triggers'
+  );
 }
 
 /** Resolve at the source's first keyframe; reject with the source's own reason if it fails first. */

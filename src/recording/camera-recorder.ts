@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { monoNowUs, type WallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
@@ -21,6 +22,8 @@ export interface RecorderStart {
   triggerSource: string;
   triggerMonoUs: number;
   prerollUs: number;
+  /** The trial's wall↔monotonic pair, shared by all its cameras and segments. */
+  pair?: WallMonoPair;
 }
 
 export interface RecorderOptions {
@@ -28,7 +31,13 @@ export interface RecorderOptions {
   log: Logger;
   fsyncIntervalMs: number;
   stopWaitMs: number;
+  /** Frames are held this long after capture before they are written (see stop-hold.ts; default 0: none). */
+  stopHoldMs?: number;
+  /** Memory bound of the hold: beyond it the oldest held frames are written early (logged). */
+  holdMaxBytes?: number;
 }
+
+const HOLD_MAX_BYTES = 64 * 1024 * 1024;
 
 interface RecorderEvents {
   /** A file could not be written (disk full...): the recording has been stopped. */
@@ -42,7 +51,10 @@ interface RecorderEvents {
  * stream go to the file, by capture time: from the keyframe at or before (trigger − pre-roll) at start, up to
  * the last frame captured before the stop instant, skipping what was captured during a pause. Because frames
  * arrive after their capture (encoder latency), pause and stop act when the first frame captured at or after
- * their instant arrives, so no frame captured before it is lost.
+ * their instant arrives, so no frame captured before it is lost. Because a stop or pause may itself be known only
+ * after its instant (GPIO minimum pulse width), frames are held `stopHoldMs` after capture before they are
+ * decided and written: one that arrives within the hold still cuts exactly at its instant, and nothing is ever
+ * taken back from a file.
  */
 export class CameraRecorder extends EventEmitter<RecorderEvents> {
   /** 'recording' includes waiting for a keyframe: that gate is the sink's. */
@@ -64,6 +76,12 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   private finishing: Promise<RecordingSummary[]> | null = null;
   private resolveFinish: ((s: RecordingSummary[]) => void) | null = null;
   private stopTimer: NodeJS.Timeout | null = null;
+  /** Frames received but not yet decided (captured less than the hold ago), oldest first. */
+  private held: CapturedFrame[] = [];
+  private heldBytes = 0;
+  private lastQueued: { run: number; seq: number } | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
+  private holdOverflowLogged = false;
   private readonly onFrame = (f: CapturedFrame): void => this.frame(f);
 
   constructor(
@@ -100,6 +118,10 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.pauseAt = this.stopAt = null;
     this.stopReason = null;
     this.finishing = null;
+    this.held = [];
+    this.heldBytes = 0;
+    this.lastQueued = null;
+    this.holdOverflowLogged = false;
     this.openFile();
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
@@ -112,7 +134,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     if (this.st === 'idle') throw new Error('not recording');
     if (this.st === 'paused' || this.pauseAt !== null) throw new Error('already paused');
     this.pauseAt = atUs;
-    if (this.sink?.waitingKeyframe) {
+    if (this.sink?.waitingKeyframe && this.held.length === 0) {
       this.pauseAt = null;
       this.st = 'paused';
     }
@@ -121,6 +143,10 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   /** Continue the same file from the newest keyframe at or before the resume instant (or seamlessly). */
   resume(atUs: number): void {
     if (this.st === 'idle') throw new Error('not recording');
+    // Decide what is held first: frames before the pause go in, those after it are skipped (and come back from
+    // the ring below when they are at or after the resume's keyframe).
+    this.releaseHeld(true);
+    this.lastQueued = this.last ? { run: this.last.run, seq: this.last.seq } : null;
     if (this.pauseAt !== null) {
       // Paused and resumed before the pause took effect: nothing was skipped.
       this.pauseAt = null;
@@ -152,7 +178,8 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.stopReason = reason;
     this.finishing = new Promise((r) => (this.resolveFinish = r));
     const lastSeen = this.pipeline.stats().lastCaptureUs;
-    if (this.st === 'paused' || !this.pipeline.stats().running || (lastSeen !== null && lastSeen >= atUs)) void this.finish('complete');
+    const heldPast = this.held.length > 0 && this.held[this.held.length - 1]!.captureUs >= atUs;
+    if (this.st === 'paused' || !this.pipeline.stats().running || heldPast || (lastSeen !== null && lastSeen >= atUs)) void this.finish('complete');
     else this.stopTimer = setTimeout(() => void this.finish('complete'), this.opts.stopWaitMs);
     return this.finishing;
   }
@@ -182,22 +209,62 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       height: this.pipeline.spec?.height ?? 0,
       fps: this.pipeline.spec?.fps ?? 0,
       clock: this.pipeline.spec?.clock ?? 'monotonic',
+      clockSource: this.pipeline.clockSource ?? this.pipeline.spec?.clockSource ?? null,
       triggerSource: s.triggerSource,
       triggerMonoUs: s.triggerMonoUs,
       fsyncIntervalMs: this.opts.fsyncIntervalMs,
+      stopHoldMs: this.opts.stopHoldMs ?? 0,
+      pair: s.pair,
       prevCaptureUs,
       onWriteError: (error) => void this.fail(error),
     });
     this.sink = new RecordingSink(this.file, () => this.pipeline.psi);
   }
 
+  /** A frame of the live stream (or of the ring's backlog): held until the hold has passed. */
   private frame(f: CapturedFrame): void {
     if (this.st === 'idle' || this.finished) return;
-    if (this.last && f.run !== this.last.run) this.newSegment(f);
+    const q = this.lastQueued;
+    if (q && f.run === q.run && f.au.seq <= q.seq) return; // already held or decided
+    this.lastQueued = { run: f.run, seq: f.au.seq };
+    this.held.push(f);
+    this.heldBytes += f.au.payloadBytes;
+    // A frame at or after a pending stop instant: everything before it is known, no need to wait out the hold.
     if (this.stopAt !== null && f.captureUs >= this.stopAt) {
       void this.finish('complete');
       return;
     }
+    this.releaseHeld(false);
+  }
+
+  /** Decide the held frames whose hold has passed (all of them with `all`), then wake up for the next one. */
+  private releaseHeld(all: boolean): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const dueUs = monoNowUs() - (this.opts.stopHoldMs ?? 0) * 1000;
+    const maxBytes = this.opts.holdMaxBytes ?? HOLD_MAX_BYTES;
+    while (this.held.length && !this.finished) {
+      const f = this.held[0]!;
+      const over = this.heldBytes > maxBytes;
+      if (!all && f.captureUs > dueUs && !over) break;
+      if (over && !this.holdOverflowLogged) {
+        this.holdOverflowLogged = true;
+        this.opts.log.warn({ camera: this.pipeline.cameraId, maxBytes }, 'stop hold over its memory bound: writing the oldest held frames early');
+      }
+      this.held.shift();
+      this.heldBytes -= f.au.payloadBytes;
+      this.decide(f);
+    }
+    if (this.held.length && !this.finished) {
+      const waitMs = Math.max(1, (this.held[0]!.captureUs - dueUs) / 1000 + 1);
+      this.holdTimer = setTimeout(() => this.releaseHeld(false), waitMs);
+      this.holdTimer.unref();
+    }
+  }
+
+  /** Whether a frame whose hold has passed goes to the file. */
+  private decide(f: CapturedFrame): void {
+    if (this.last && f.run !== this.last.run) this.newSegment(f);
     if (this.st === 'paused') return;
     if (this.pauseAt !== null && f.captureUs >= this.pauseAt) {
       this.pauseAt = null;
@@ -244,9 +311,16 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
 
   private async finish(state: 'complete' | 'interrupted'): Promise<RecordingSummary[]> {
     if (this.finished) return this.finishing ?? this.summaries;
-    this.finished = true;
     if (this.stopTimer) clearTimeout(this.stopTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
     this.pipeline.off('frame', this.onFrame);
+    // What is held and was captured before the stop instant goes in; the rest never reaches the file.
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.file && !this.file.failed) for (const f of held) if (this.stopAt === null || f.captureUs < this.stopAt) this.decide(f);
+    this.finished = true;
     const file = this.file;
     this.file = null;
     this.sink = null;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { wallMonoPair } from '../clock.ts';
+import { wallMonoPair, type WallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
@@ -42,9 +42,15 @@ export interface RecordingFileOptions {
   height: number;
   fps: number;
   clock: string;
+  /** Where the capture times come from (v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic). */
+  clockSource?: string | null;
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
+  /** The trial's wall↔monotonic pair (all its cameras share it); default: one taken now. */
+  pair?: WallMonoPair;
+  /** The recorder's stop hold (stored: what it adds to write latency). */
+  stopHoldMs?: number;
   /** Continuing segment: capture time of the previous segment's last frame (the gap shows on the first row). */
   prevCaptureUs?: number | null;
   /** Called once when writing fails (disk full, I/O error). */
@@ -62,6 +68,11 @@ export interface RecordingSummary {
   durationS: number;
   state: 'complete' | 'interrupted';
   reason: string | null;
+  clockSource: string | null;
+  /** Video before the trigger, seconds. */
+  prerollS: number;
+  /** The first frame came more than a frame period after the trigger: by this much (µs); else null. */
+  lateStartUs: number | null;
 }
 
 /**
@@ -89,6 +100,7 @@ export class RecordingFile implements TimedTsFile {
   private warnedUnstamped = false;
   private firstUs: number | null = null;
   private lastUs: number | null = null;
+  private lateStartUs: number | null = null;
   private closed: Promise<RecordingSummary> | null = null;
   private readonly syncTimer: NodeJS.Timeout;
   /** The JSON sidecar as written at start; completed at stop. */
@@ -96,7 +108,7 @@ export class RecordingFile implements TimedTsFile {
   readonly sidecarPath: string;
 
   constructor(private readonly o: RecordingFileOptions) {
-    const { monoUs: mono0, wallUs: wall0 } = wallMonoPair();
+    const { monoUs: mono0, wallUs: wall0 } = o.pair ?? wallMonoPair();
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);
@@ -123,6 +135,8 @@ export class RecordingFile implements TimedTsFile {
       wall0Us: wall0,
       triggerSource: o.triggerSource,
       triggerMonoUs: o.triggerMonoUs,
+      stopHoldMs: o.stopHoldMs ?? null,
+      clockSource: o.clockSource ?? null,
     });
     this.sidecarPath = sidecarPathFor(o.file);
     this.sidecar = this.describe(mono0, wall0);
@@ -216,14 +230,29 @@ export class RecordingFile implements TimedTsFile {
     const ok = this.ts.write(
       stamped ?? f.au.packets,
       () => {
+        const rowFlags = f.au.discontinuity ? [...flags, 'discontinuity'] : [...flags];
+        // A first segment's file that begins more than a frame period after its trigger started late (the camera
+        // was being assigned or restarted): never silently.
+        const trigger = this.o.triggerMonoUs;
+        const late = this.firstUs === null && this.o.segment === 0 && trigger !== null && f.captureUs - trigger > 1e6 / (this.o.fps || 30);
+        if (late) rowFlags.push('late_start');
         const row = this.timer.next({
           captureUs: f.captureUs,
           pts: f.au.ptsRaw,
           keyframe: f.au.keyframe,
           bytes: f.au.payloadBytes,
-          flags: f.au.discontinuity ? [...flags, 'discontinuity'] : flags,
+          flags: rowFlags,
           expectedGap,
         });
+        if (late) {
+          this.lateStartUs = f.captureUs - trigger;
+          this.o.log.warn({ recording: this.id, camera: this.o.cameraId, lateStartUs: this.lateStartUs }, 'recording started late: its first frame came after the trigger');
+          try {
+            this.o.store.setRecordingBounds(this.id, { lateStartUs: this.lateStartUs });
+          } catch {
+            /* a held lock: written again at close */
+          }
+        }
         if (row.index !== index) this.o.log.error({ recording: this.id, row: row.index, sei: index }, 'frame index of row and SEI differ');
         this.rows.push(row);
         this.firstUs ??= f.captureUs;
@@ -287,6 +316,9 @@ export class RecordingFile implements TimedTsFile {
     while (!this.flushRows() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await this.csv.close();
     const err = this.ts.error;
+    const trigger = this.o.triggerMonoUs;
+    const prerollS = trigger !== null && this.firstUs !== null ? Math.max(0, trigger - this.firstUs) / 1e6 : 0;
+    await retryUntil(deadline + CLOSE_RETRY_MS, () => this.o.store.setRecordingBounds(this.id, { prerollS, ...(this.lateStartUs !== null ? { lateStartUs: this.lateStartUs } : {}) }));
     let finalState: 'complete' | 'interrupted' = err ? 'interrupted' : state;
     let finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
     const counts = { file: this.timer.frames, database: this.dbRows(), csv: this.csv.rowsWritten };
@@ -332,6 +364,9 @@ export class RecordingFile implements TimedTsFile {
       durationS: this.firstUs !== null && this.lastUs !== null ? (this.lastUs - this.firstUs) / 1e6 + 1 / this.o.fps : 0,
       state: finalState,
       reason: finalReason,
+      clockSource: this.o.clockSource ?? null,
+      prerollS,
+      lateStartUs: this.lateStartUs,
     };
   }
 

@@ -33,7 +33,10 @@ export async function remuxToMp4(ts: string, expectedFrames: number, opts: { kee
     return { mp4: null, mp4Frames: null, tsDeleted: false, error: `remux: cannot create ${tmp}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
   try {
-    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', tmp]);
+    // -copyts keeps the .ts timestamps (the CSV's pts_90k) instead of restarting at 0; the 90 kHz movie timescale
+    // keeps the edit list that carries the start from being rounded to the millisecond. -y: the temporary file is
+    // the empty one this process just created exclusively.
+    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-copyts', '-i', ts, '-map', '0:v:0', '-c', 'copy', '-movie_timescale', '90000', '-movflags', '+faststart', '-f', 'mp4', tmp]);
   } catch (err) {
     return fail(`remux failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }

@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.ts';
 import { CameraPipeline, firstKeyframe, type PipelineStats } from '../pipeline/camera-pipeline.ts';
 import { CameraRecorder, type RecorderStart } from '../recording/camera-recorder.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
+import { stopHoldMs } from '../recording/stop-hold.ts';
 import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
 import type { SourceExit } from '../pipeline/camera-pipeline.ts';
@@ -255,6 +256,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       log: this.env.log,
       fsyncIntervalMs: this.env.config.recording.fsync_interval_ms,
       stopWaitMs: this.env.config.recording.stop_wait_ms,
+      stopHoldMs: stopHoldMs(this.env.config),
     });
     rec.on('failed', ({ error }) => this.recorder === rec && this.emit('recording_failed', error));
     rec.on('segment', (s) => this.recorder === rec && this.emit('segment', s));

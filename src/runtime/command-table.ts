@@ -8,6 +8,7 @@ import {
   cameraTargetSchema,
   controlChangeSchema,
   emptySchema,
+  instantSchema,
   markSchema,
   startRecordingSchema,
   startSessionSchema,
@@ -70,8 +71,8 @@ export function commandTable(d: TableDeps): Map<string, CommandSpec> {
     ],
     ['start_recording', defineCommand(startRecordingSchema, (p, ctx) => trials.start(p, ctx))],
     // Only rigcam itself gives a stop a reason (disk full, write failure): a user's stop is a plain stop.
-    ['stop_recording', defineCommand(emptySchema, (_p, ctx) => trials.stop(ctx.triggerMonoUs, null))],
-    ['pause_recording', defineCommand(emptySchema, (_p, ctx) => trials.pause(ctx))],
+    ['stop_recording', defineCommand(instantSchema, (p, ctx) => trials.stop(trials.instant(p.at_mono_us, ctx), null))],
+    ['pause_recording', defineCommand(instantSchema, (p, ctx) => trials.pause({ ...ctx, triggerMonoUs: trials.instant(p.at_mono_us, ctx) }))],
     ['resume_recording', defineCommand(emptySchema, (_p, ctx) => trials.resume(ctx))],
     ['start_session', defineCommand(startSessionSchema, (p) => trials.startSession(p))],
     ['stop_session', defineCommand(emptySchema, (_p, ctx) => trials.stopSession(ctx))],

@@ -98,6 +98,14 @@ export const startRecordingSchema = z.object({
 
 export const emptySchema = z.object({}).passthrough();
 
+/**
+ * Stop and pause: optionally the instant they take effect, on CLOCK_MONOTONIC µs (a client that stamped its own
+ * event). Default: the trigger time (GPIO edge, first byte of the serial line, arrival of the HTTP request).
+ */
+export const instantSchema = z
+  .object({ at_mono_us: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional() })
+  .passthrough();
+
 export const startSessionSchema = z.object({
   session_prefix: sessionName.optional(),
   session_id: sessionName.optional(),

@@ -17,6 +17,12 @@ export type StoppedRecording = {
   duration_s: number;
   state: 'complete' | 'interrupted';
   reason?: string | null;
+  /** Where the capture times come from: v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic. */
+  clock_source: string | null;
+  /** Video obtained before the trigger, seconds. */
+  preroll_s: number;
+  /** First frame more than a frame period after the trigger: the gap in µs; null when on time. */
+  late_start_us: number | null;
 };
 
 export type TrialRef = { session: string; trial: number; trial_id: number };

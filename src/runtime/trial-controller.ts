@@ -5,6 +5,9 @@ import type { Config } from '../config/schema.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
 import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
+import { stopHoldMs } from '../recording/stop-hold.ts';
+import { monoNowUs, wallMonoPair } from '../clock.ts';
+import { readTimeSync } from './time-sync.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import type { CameraRegistry } from './camera-registry.ts';
@@ -144,6 +147,9 @@ export class TrialController {
     const label = p.trial_label ?? p.label ?? '';
     const row = this.o.store.createTrial({ sessionId: session.id, number, label, triggerSource: ctx.source, triggerMonoUs: ctx.triggerMonoUs, metadata: p.metadata ?? {} });
     const trial: ActiveTrial = { row, session, cameras: [], lost: [], state: 'recording', stopping: null };
+    // One precise wall↔monotonic pair for the whole trial: its cameras' wall times agree to the µs.
+    const pair = wallMonoPair();
+    this.o.store.setTrialClock(row.id, { mono0Us: pair.monoUs, wall0Us: pair.wallUs, uncertaintyUs: pair.uncertaintyUs, triggerClock: this.triggerClock(ctx.source) });
     const recordings: StatusDataMap['recording_started']['recordings'] = [];
     try {
       for (const rt of cams) {
@@ -155,6 +161,7 @@ export class TrialController {
           triggerSource: ctx.source,
           triggerMonoUs: ctx.triggerMonoUs,
           prerollUs: this.o.config.recording.preroll_seconds * 1e6,
+          pair,
         });
         trial.cameras.push(rt.id);
         recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
@@ -166,10 +173,38 @@ export class TrialController {
       throw new CommandError('unavailable', `could not start recording: ${(err as Error).message}`);
     }
     this.trial = trial;
+    // The time sync is read after the start (its tools take tens of ms; a trigger never waits on them).
+    void readTimeSync().then((ts) => {
+      try {
+        this.o.store.setTrialClock(row.id, { timeSync: JSON.stringify(ts) });
+      } catch {
+        // the database closed meanwhile (shutdown): the trial keeps time_sync NULL, read as unknown
+      }
+    });
     this.o.bus.emit('recording', true);
     const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
     this.o.bus.report('recording_started', data);
     return data;
+  }
+
+  /**
+   * The instant a stop or pause takes effect: the client's `at_mono_us`, or the trigger time. An instant older
+   * than the stop hold is refused: frames after it may already be in the file, and nothing is taken back.
+   */
+  instant(atMonoUs: number | undefined, ctx: ExecContext): number {
+    if (atMonoUs === undefined) return ctx.triggerMonoUs;
+    const now = monoNowUs();
+    if (atMonoUs > now) throw new CommandError('invalid_payload', `at_mono_us ${atMonoUs} is in the future (CLOCK_MONOTONIC now is ${now} µs)`, true, 'at_mono_us');
+    const holdMs = stopHoldMs(this.o.config);
+    if (now - atMonoUs > holdMs * 1000)
+      throw new CommandError('invalid_payload', `at_mono_us ${atMonoUs} is ${Math.round((now - atMonoUs) / 1000)} ms old, more than the stop hold (${holdMs} ms, recording.stop_hold_ms): frames after it may already be written`, true, 'at_mono_us');
+    return atMonoUs;
+  }
+
+  /** The clock a trigger was stamped on: the kernel's GPIO event time, or rigcam's user-space reading. */
+  private triggerClock(source: string): string {
+    if (source === 'gpio') return this.o.config.gpio.backend === 'sysfs' ? 'gpio-sysfs-userspace' : 'gpio-kernel';
+    return `${source}-arrival`;
   }
 
   /** Stop the running trial (files finalised), with a reason when rigcam itself stops it. */
@@ -188,6 +223,9 @@ export class TrialController {
       trigger_frame_index: s.triggerFrameIndex,
       duration_s: Math.round(s.durationS * 1000) / 1000,
       state: s.state,
+      clock_source: s.clockSource,
+      preroll_s: Math.round(s.prerollS * 1000) / 1000,
+      late_start_us: s.lateStartUs,
     };
   }
 

@@ -1,3 +1,4 @@
+import type { ClockSource } from './source-spec.ts';
 import type { RelativePts, SourceSpec } from './source-spec.ts';
 import { gopFrames } from './ffmpeg-common.ts';
 import { wallMinusMonoUs } from '../clock.ts';
@@ -110,14 +111,17 @@ export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
     command: 'rpicam-vid',
     args: rpicamVidArgs(o),
     clock: 'boottime',
+    clockSource: 'rpicam-sensor',
     fps: o.fps,
     width: o.width,
     height: o.height,
     encoder: o.encoder === 'libx264' ? 'rpicam-sw' : 'rpicam-hw',
     relativePts: {
-      originFromStderr(line: string): number | null {
+      originFromStderr(line: string): { originUs: number; clockSource: ClockSource } | null {
         const announced = parseStartTimestampLine(line);
-        return announced === null ? null : originFromAnnounced(announced, measure).originUs;
+        if (announced === null) return null;
+        const o = originFromAnnounced(announced, measure);
+        return { originUs: o.originUs, clockSource: o.clock === 'wallclock' ? 'rpicam-wallclock' : 'rpicam-sensor' };
       },
       isChatter: (line: string): boolean => CHATTER.test(line),
       maxHeldFrames: Math.max(30, Math.ceil(o.fps * 3)),

@@ -10,13 +10,20 @@ export type FrameClock =
   | 'boottime';
 
 /**
+ * Where a recording's capture times come from, named on every recording: the kernel's V4L2 buffer timestamps
+ * (CLOCK_MONOTONIC), libcamera's sensor timestamp, rpicam-vid's FrameWallClock moved onto CLOCK_MONOTONIC, or the
+ * test source's made-up timeline (frame N at start + N periods).
+ */
+export type ClockSource = 'v4l2-monotonic' | 'rpicam-sensor' | 'rpicam-wallclock' | 'synthetic';
+
+/**
  * For a source whose PTS count from its own first frame (rpicam-vid's libav output): the supervisor passes
  * every stderr line of the run to `originFromStderr`; the pipeline holds frames until it returns the capture
  * time of PTS 0, then places each frame at that origin + its PTS.
  */
 export interface RelativePts {
   /** One stderr line of the current run in; the capture time (µs, on `clock`) of the frame with PTS 0 once announced, else null. */
-  originFromStderr(line: string): number | null;
+  originFromStderr(line: string): { originUs: number; clockSource: ClockSource } | null;
   /** Per-frame stderr lines: neither logged nor kept in the error tail. */
   isChatter(line: string): boolean;
   /** Frames held while waiting for the origin; beyond this the run is given up (killed and restarted). */
@@ -33,6 +40,8 @@ export interface SourceSpec {
   args: string[];
   /** Which clock the PTS values carry. */
   clock: FrameClock;
+  /** Where the capture times come from (for relative PTS: until the origin names it). */
+  clockSource: ClockSource;
   /** Nominal frame rate, for gap detection. */
   fps: number;
   width: number;

@@ -32,6 +32,7 @@ export function testSourceSpec(o: TestSourceOptions): SourceSpec {
       ...muxArgs(),
     ],
     clock: 'monotonic',
+    clockSource: 'synthetic',
     fps: o.fps,
     width: o.width,
     height: o.height,

@@ -35,6 +35,7 @@ export function v4l2SourceSpec(o: V4l2SourceOptions): SourceSpec {
     command: 'ffmpeg',
     args: [...ffmpegPreamble(), ...input, ...encodeArgs({ encoder: o.encoder, fps: o.fps, gopSeconds: o.gopSeconds, bitrateKbps: o.bitrateKbps }), ...muxArgs()],
     clock: 'monotonic',
+    clockSource: 'v4l2-monotonic',
     fps: o.fps,
     width: o.width,
     height: o.height,

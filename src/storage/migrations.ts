@@ -106,4 +106,19 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
     // scanned every event of the journal (12 s with 30k markers, the event loop blocked).
     sql: `CREATE INDEX IF NOT EXISTS events_marker_trial ON events(trial_id, mono_us) WHERE kind = 'marker';`,
   },
+  {
+    version: 4,
+    name: 'clocks and trial bounds',
+    sql: `
+      ALTER TABLE recordings ADD COLUMN stop_hold_ms INTEGER;
+      ALTER TABLE recordings ADD COLUMN clock_source TEXT;
+      ALTER TABLE recordings ADD COLUMN late_start_us INTEGER;
+      ALTER TABLE recordings ADD COLUMN preroll_s REAL;
+      ALTER TABLE trials ADD COLUMN mono0_us INTEGER;
+      ALTER TABLE trials ADD COLUMN wall0_us INTEGER;
+      ALTER TABLE trials ADD COLUMN pair_uncertainty_us REAL;
+      ALTER TABLE trials ADD COLUMN time_sync TEXT;
+      ALTER TABLE trials ADD COLUMN trigger_clock TEXT;
+    `,
+  },
 ];

@@ -24,6 +24,14 @@ export interface TrialRow {
   metadata: string;
   started_at: string;
   stopped_at: string | null;
+  /** The trial's one wall↔monotonic pair (µs), shared by all its recordings, and its uncertainty. */
+  mono0_us: number | null;
+  wall0_us: number | null;
+  pair_uncertainty_us: number | null;
+  /** The box's time sync at trial start, JSON ({synchronized, offset_us, tool}; "unknown" fields when no tool). */
+  time_sync: string | null;
+  /** The clock the trigger was stamped on: kernel (GPIO event, gpiod), user (sysfs, serial, HTTP arrival). */
+  trigger_clock: string | null;
 }
 
 export interface RecordingRow {
@@ -45,6 +53,14 @@ export interface RecordingRow {
   trigger_source: string | null;
   trigger_mono_us: number | null;
   trigger_frame_index: number | null;
+  /** How long frames were held before writing (a stop or pause known that late still cuts at its instant). */
+  stop_hold_ms: number | null;
+  /** Where capture times come from: v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic. */
+  clock_source: string | null;
+  /** First frame more than a frame period after the trigger: the gap (µs); null when on time. */
+  late_start_us: number | null;
+  /** Video obtained before the trigger, seconds. */
+  preroll_s: number | null;
   state: RecordingState;
   stop_reason: string | null;
   frame_count: number;
@@ -72,6 +88,8 @@ export interface NewRecording {
   wall0Us: number;
   triggerSource: string | null;
   triggerMonoUs: number | null;
+  stopHoldMs?: number | null;
+  clockSource?: string | null;
 }
 
 export interface EventInput {
@@ -370,6 +388,14 @@ export class Store {
     return { markers, recordings };
   }
 
+  /** The trial's one wall↔monotonic pair, the box's time sync at its start (JSON) and its trigger's clock. */
+  setTrialClock(id: number, c: { mono0Us?: number; wall0Us?: number; uncertaintyUs?: number; timeSync?: string; triggerClock?: string }): void {
+    this.q(
+      `UPDATE trials SET mono0_us = COALESCE(?, mono0_us), wall0_us = COALESCE(?, wall0_us), pair_uncertainty_us = COALESCE(?, pair_uncertainty_us),
+         time_sync = COALESCE(?, time_sync), trigger_clock = COALESCE(?, trigger_clock) WHERE id = ?`,
+    ).run(c.mono0Us ?? null, c.wall0Us ?? null, c.uncertaintyUs ?? null, c.timeSync ?? null, c.triggerClock ?? null, id);
+  }
+
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     const st = this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?');
@@ -382,11 +408,11 @@ export class Store {
     const info = this.durably(() => this
       .q(
         `INSERT INTO recordings (trial_id, camera_id, segment, path, csv_path, codec, encoder, width, height, fps_nominal, clock,
-           mono0_us, wall0_us, trigger_source, trigger_mono_us, state, started_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
+           mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, state, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
       )
       .run(r.trialId, r.cameraId, r.segment, r.path, r.csvPath, r.codec, r.encoder, r.width, r.height, r.fpsNominal, r.clock,
-        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, nowIso()));
+        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, nowIso()));
     return Number(info.lastInsertRowid);
   }
 
@@ -459,6 +485,12 @@ export class Store {
 
   recordingsInState(state: RecordingState): RecordingRow[] {
     return this.q('SELECT * FROM recordings WHERE state = ? ORDER BY id').all(state) as RecordingRow[];
+  }
+
+  /** A recording's bounds against its trigger: the late-start gap (µs, null: on time) and the pre-roll obtained (s). */
+  setRecordingBounds(recordingId: number, b: { lateStartUs?: number | null; prerollS?: number | null }): void {
+    if (b.lateStartUs !== undefined) this.q('UPDATE recordings SET late_start_us = ? WHERE id = ?').run(b.lateStartUs, recordingId);
+    if (b.prerollS !== undefined) this.q('UPDATE recordings SET preroll_s = ? WHERE id = ?').run(b.prerollS, recordingId);
   }
 
   setTriggerFrame(recordingId: number, frameIndex: number): void {

@@ -32,6 +32,8 @@ export type ChildProblem =
   | 'busy_device'
   | 'permission'
   | 'stalled'
+  /** The owner refused what the child delivered (e.g. capture timestamps on the wrong clock): `refuse()`. */
+  | 'refused'
   | 'signal'
   | 'exited'
   | 'setup_failed';
@@ -144,6 +146,7 @@ export class ChildSupervisor<S extends ChildSpec = ChildSpec> extends EventEmitt
   private lastOutputAt = 0;
   private sawOutput = false;
   private stalled = false;
+  private refusal: string | null = null;
   /** Stall limits of the current run: [before the first output, after it]. */
   private limits: [number | null, number | null] = [null, null];
   private runs = 0;
@@ -210,6 +213,13 @@ export class ChildSupervisor<S extends ChildSpec = ChildSpec> extends EventEmitt
     clearTimeout(killer);
   }
 
+  /** Kill the current run because what it delivers is unusable; its exit reports `refused` with this message. */
+  refuse(message: string): void {
+    if (!this.child) return;
+    this.refusal = message;
+    this.child.kill('SIGKILL');
+  }
+
   /** Kill the current child as a crash would (tests; a source that must be given up). Restarted if wanted. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child?.kill(signal);
@@ -239,6 +249,7 @@ export class ChildSupervisor<S extends ChildSpec = ChildSpec> extends EventEmitt
     const run = this.runs;
     this.tail = [];
     this.stalled = false;
+    this.refusal = null;
     this.sawOutput = false;
     const stallMs = spec.stallMs === undefined ? this.o.stallMs : spec.stallMs;
     const firstMs = spec.firstOutputMs !== undefined ? spec.firstOutputMs : spec.stallMs !== undefined ? spec.stallMs : this.o.firstOutputMs;
@@ -258,7 +269,9 @@ export class ChildSupervisor<S extends ChildSpec = ChildSpec> extends EventEmitt
       this.clearStall();
       this.stderrLog.flush();
       if (this.child === child) this.child = null;
-      const verdict = this.stalled
+      const verdict = this.refusal !== null
+        ? { problem: 'refused' as const, message: this.refusal }
+        : this.stalled
         ? { problem: 'stalled' as const, message: `${spec.command} wrote nothing for ${this.limits[this.sawOutput ? 1 : 0]} ms while running: killed` }
         : spawnError
           ? { problem: 'exited' as const, message: `${spec.command} could not start: ${spawnError.message}` }

@@ -5,12 +5,13 @@ import type { FrameRow } from './frame-row.ts';
  * The CSV sidecar. Its first nine columns are those of the Raspberry Pi logger rigcam descends from, same
  * names and meaning, so existing analysis scripts read it unchanged: record_time_unix (%.6f s) and
  * record_time_mono (%.9f s) are the frame's capture time on the wall and monotonic clocks, frame_index is
- * 1-based, sensor_timestamp_ns the capture timestamp in ns, video_pts the frame's PTS in the video file
- * (90 kHz ticks). rigcam's own columns follow.
+ * 1-based, sensor_timestamp_ns the capture timestamp in ns, video_pts the frame's index in the video (as the
+ * logger writes it, a frame count, not a timestamp). rigcam's own columns follow; pts_90k, last, is the frame's
+ * PTS in the .ts file (90 kHz ticks; the .mp4 remux keeps them).
  */
 export const CSV_HEADER =
   'trial,module,device_id,label,record_time_unix,record_time_mono,frame_index,sensor_timestamp_ns,video_pts,' +
-  'capture_us,interval_us,missing_before,keyframe,bytes,flags';
+  'capture_us,interval_us,missing_before,keyframe,bytes,flags,pts_90k';
 
 export interface CsvContext {
   trial: number;
@@ -41,13 +42,14 @@ export function csvLine(ctx: CsvContext, r: FrameRow): string {
     mono,
     r.index,
     `${r.captureUs}000`,
-    r.pts,
+    r.index,
     r.captureUs,
     r.intervalUs ?? '',
     r.missingBefore,
     r.keyframe ? 1 : 0,
     r.bytes,
     r.flags,
+    r.pts,
   ].join(',');
 }
 
@@ -117,7 +119,8 @@ export function parseTimingCsv(text: string): CsvFrameRow[] {
       wallUs: Math.round(num(r, 'record_time_unix') * 1e6),
       intervalUs: r.interval_us === '' || r.interval_us === undefined ? null : Number(r.interval_us),
       missingBefore: num(r, 'missing_before'),
-      pts: num(r, 'video_pts'),
+      // Sidecars written before pts_90k existed carry the PTS in video_pts.
+      pts: num(r, r.pts_90k !== undefined ? 'pts_90k' : 'video_pts'),
       keyframe: r.keyframe === '1',
       bytes: num(r, 'bytes'),
       flags: r.flags ?? '',

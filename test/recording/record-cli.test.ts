@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { CSV_HEADER } from '../../src/timing/csv-format.ts';
+import { CSV_HEADER, parseTimingCsv } from '../../src/timing/csv-format.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -89,7 +89,8 @@ describe('rigcam record --source test', () => {
     assert.equal(first[2], 'cam0');
     assert.equal(first[6], '1');
     assert.equal(first[7], `${rows[0]!.capture_us}000`);
-    assert.equal(Number(first[8]), rows[0]!.pts);
+    assert.equal(first[8], '1', "video_pts is the frame index, as RPi_Logger writes it");
+    assert.equal(Number(first[csv[0]!.split(',').indexOf('pts_90k')]), rows[0]!.pts, 'pts_90k is the PTS in the .ts');
     assert.equal(first[5], (rows[0]!.capture_us / 1e6).toFixed(9));
   });
 
@@ -114,6 +115,12 @@ describe('rigcam record --source test', () => {
     db.close();
     assert.equal(row.mp4_path && path.join(data, 'recordings', row.mp4_path), res.mp4);
     assert.deepEqual(readdirSync(path.dirname(res.mp4)).filter((f) => !/\.(ts|csv)$/.test(f)), [path.basename(res.mp4)], 'one .mp4, no temporary left');
+    // The .mp4 keeps the .ts timestamps: its packets' PTS are the CSV's pts_90k, frame by frame.
+    const probe = (f: string): number[] =>
+      execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0', f]).toString().split('\n').filter((l) => l.trim()).map((l) => Number(l.replace(/,$/, '')));
+    const csvPts = parseTimingCsv(readFileSync(res.path.replace(/\.ts$/, '.csv'), 'utf8')).map((x) => x.pts);
+    assert.deepEqual(probe(res.mp4), csvPts);
+    assert.deepEqual(probe(res.path), csvPts);
   });
 
   for (const [args, why] of [

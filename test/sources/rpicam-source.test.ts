@@ -153,7 +153,8 @@ describe('capture-time origin', () => {
     assert.deepEqual(originFromAnnounced(2_520_761_426, () => offset), { originUs: 2_520_761_426, clock: 'sensor' });
     const spec = rpicamSourceSpec({ ...base, wallMinusMonoUs: () => offset });
     assert.equal(spec.relativePts.originFromStderr('Viewfinder frame 0'), null);
-    assert.equal(spec.relativePts.originFromStderr('Video start timestamp : 1795696081190402 us'), 2_520_761_402);
+    assert.deepEqual(spec.relativePts.originFromStderr('Video start timestamp : 1795696081190402 us'), { originUs: 2_520_761_402, clockSource: 'rpicam-wallclock' });
+    assert.deepEqual(spec.relativePts.originFromStderr('Video start timestamp : 2520761426 us'), { originUs: 2_520_761_426, clockSource: 'rpicam-sensor' });
   });
 
   it('measures realtime − monotonic to well under Date.now()’s millisecond', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CSV_HEADER, csvLine, parseTimingCsv, readCsv, type CsvContext } from '../../src/timing/csv-format.ts';
+import { CSV_HEADER, csvLine, parseTimingCsv, readCsv, splitCsvLine, type CsvContext } from '../../src/timing/csv-format.ts';
 import type { FrameRow } from '../../src/timing/frame-row.ts';
 
 const row = (index: number, over: Partial<FrameRow> = {}): FrameRow => ({
@@ -55,5 +55,23 @@ describe('timing CSV format', () => {
     const cols = ['extra', ...[...t.header].reverse()];
     const moved = [cols.join(','), ...t.rows.map((r) => ['9', ...[...t.header].reverse().map((h) => JSON.stringify(r[h]))].join(','))].join('\n') + '\n';
     assert.deepEqual(parseTimingCsv(moved), parseTimingCsv(text));
+  });
+
+  it("keeps RPi_Logger's meaning: video_pts is the frame index, the 90 kHz PTS is pts_90k; older sidecars still read", () => {
+    const ctx: CsvContext = { trial: 1, module: 'USBCameras', deviceId: 'c', label: 'l' };
+    const header = CSV_HEADER.split(',');
+    assert.deepEqual(header.slice(0, 9), ['trial', 'module', 'device_id', 'label', 'record_time_unix', 'record_time_mono', 'frame_index', 'sensor_timestamp_ns', 'video_pts']);
+    const f = splitCsvLine(csvLine(ctx, row(5)));
+    assert.equal(f[header.indexOf('video_pts')], '5');
+    assert.equal(f[header.indexOf('frame_index')], '5');
+    assert.equal(f[header.indexOf('pts_90k')], String(900_000 + 5 * 3000));
+    // A sidecar written before pts_90k: video_pts held the PTS, and reconcile/rebuild must still read it.
+    const old = ['trial,module,device_id,label,record_time_unix,record_time_mono,frame_index,sensor_timestamp_ns,video_pts,capture_us,interval_us,missing_before,keyframe,bytes,flags', '1,USBCameras,c,l,1.000000,1.000000000,1,1000000000,903000,1000000,,0,1,10,'].join('\n') + '\n';
+    assert.equal(parseTimingCsv(old)[0]!.pts, 903000);
+  });
+
+  it('splits fields as csvLine quotes them', () => {
+    assert.deepEqual(splitCsvLine('a,"b,c","d ""e""",,f'), ['a', 'b,c', 'd "e"', '', 'f']);
+    assert.deepEqual(splitCsvLine('x,'), ['x', '']);
   });
 });

@@ -195,6 +195,28 @@ test('sysfs backend without the onoff package: a clear status, no crash', async 
   }
 });
 
+test('sysfs backend running: its status says edges are stamped in user space', async (t) => {
+  const root = await sysfsTree('rpi4');
+  t.after(() => rm(root, { recursive: true }));
+  // onoff itself (a third-party module, absent here) is replaced by the smallest Gpio that watches nothing.
+  class Gpio {
+    watch(): void {}
+    unwatchAll(): void {}
+    async write(): Promise<void> {}
+    unexport(): void {}
+  }
+  const source = new SysfsEdgeSource([{ line: 17, bias: 'as-is' }], silentLogger(), { root, load: async () => ({ Gpio }) as never });
+  const statuses: GpioStatus[] = [];
+  source.on('status', (s) => statuses.push(s));
+  source.start();
+  t.after(() => source.stop());
+  const deadline = Date.now() + 3000;
+  while (!statuses.some((s) => s.state !== 'starting') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const running = statuses.find((s) => s.state === 'running');
+  assert.ok(running, JSON.stringify(statuses));
+  assert.match(running.message ?? '', /user space/);
+});
+
 test('config: defaults, the bias follows polarity, mistakes are refused', () => {
   const cfg = gpioConfigSchema.parse({ inputs: [{ line: 17 }, { line: 22, active_low: true, mode: 'marker', label: 'reward' }] });
   assert.deepEqual(cfg, {

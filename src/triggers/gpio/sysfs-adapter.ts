@@ -44,6 +44,10 @@ export interface SysfsOptions {
   load?: () => Promise<OnoffModule>;
 }
 
+/** sysfs has no kernel event time: an edge is stamped when Node's poll callback runs (trials store this clock). */
+export const SYSFS_CLOCK_NOTE =
+  'edges stamped in user space when rigcam sees them (not the kernel event time): late by the scheduling delay, more under load; the gpiod backend gives kernel timestamps';
+
 function sysfsFault(err: unknown): { fault: GpioFault; message: string } {
   const e = err as NodeJS.ErrnoException;
   const message = e instanceof Error ? e.message : String(err);
@@ -115,7 +119,7 @@ export class SysfsEdgeSource extends EventEmitter<EdgeSourceEvents> implements E
         });
       });
       this.retrying = false;
-      this.emit('status', { state: 'running', source: this.source });
+      this.emit('status', { state: 'running', source: this.source, message: SYSFS_CLOCK_NOTE });
     } catch (err) {
       this.fail(err);
     }

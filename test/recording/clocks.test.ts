@@ -1,0 +1,142 @@
+// Honest clocks: a camera stamping CLOCK_REALTIME is refused, every recording names its clock, a late start is
+// flagged with its gap, `rigcam record` fills its pre-roll. Real ffmpeg, real SQLite, the V4L2 camera stand-in.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { monoNowUs } from '../../src/clock.ts';
+import { chronyOffsetUs, readTimeSync } from '../../src/runtime/time-sync.ts';
+import { parseTimingCsv } from '../../src/timing/csv-format.ts';
+import { repoRoot, runCli } from '../helpers/cli.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+import { sleep, startTestBox } from '../runtime/runtime-helpers.ts';
+
+test('a V4L2 camera stamping CLOCK_REALTIME is refused with a clear device_error; nothing is recorded', async (t) => {
+  const dir = tmpDir();
+  const dev = path.join(dir, 'dev', 'video0');
+  mkdirSync(path.dirname(dev));
+  mkdirSync(path.join(dir, 'fixtures'));
+  symlinkSync(path.join(repoRoot, 'hw-fixtures/v4l2/logitech-c922'), path.join(dir, 'fixtures', 'video0'));
+  writeFileSync(dev, '');
+  const saved = { PATH: process.env.PATH, RIGCAM_FIXTURE_DIR: process.env.RIGCAM_FIXTURE_DIR, V4L2_STANDIN_CLOCK: process.env.V4L2_STANDIN_CLOCK };
+  process.env.PATH = `${path.join(repoRoot, 'test/standins/v4l2-camera')}:${path.join(repoRoot, 'test/standins')}:${process.env.PATH}`;
+  process.env.RIGCAM_FIXTURE_DIR = path.join(dir, 'fixtures');
+  process.env.V4L2_STANDIN_CLOCK = 'realtime';
+  const box = await startTestBox({
+    cameras: 0,
+    extra: {
+      cameras: [{ id: 'usb', source: 'v4l2', device: dev, input_format: 'mjpeg', width: 640, height: 480, fps: 30 }],
+      supervisor: { restart_initial_ms: 200, restart_max_ms: 500, healthy_after_ms: 5000 },
+    },
+  });
+  t.after(async () => {
+    await box.close();
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  });
+  const err = box.statuses.find((s) => s.status === 'device_error' && s.data.camera_id === 'usb');
+  assert.ok(err, `device_error expected; statuses: ${JSON.stringify(box.statuses.map((s) => s.status))}`);
+  assert.match(String(err.data.message), /capture clock refused/);
+  assert.match(String(err.data.message), /CLOCK_REALTIME/);
+  assert.match(String(err.data.message), /h (before|after) it arrived/, 'the gap is hours');
+  assert.notEqual(box.box.cameras.get('usb')!.state, 'ready');
+  const start = await box.box.handleCommand('start_recording', { session_prefix: 'rt' }, { source: 'api' });
+  assert.equal(start.ok, false, 'no trial on a refused camera');
+  const n = box.db.prepare('SELECT COUNT(*) AS n FROM recordings').get() as { n: number };
+  assert.equal(n.n, 0);
+});
+
+test('a trigger while the camera restarts: the late start is flagged with its gap; the clock is named', async (t) => {
+  const box = await startTestBox({ cameras: 1, extra: { supervisor: { restart_initial_ms: 300, restart_max_ms: 500, healthy_after_ms: 5000 } } });
+  t.after(() => box.close());
+  const rt = box.box.cameras.get('cam0')!;
+  const pid = rt.stats()!.sourcePid!;
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100 && rt.stats()!.running; i++) await sleep(20);
+  const trigger = monoNowUs();
+  const start = await box.box.handleCommand('start_recording', { session_prefix: 'late' }, { source: 'api', triggerMonoUs: trigger });
+  assert.equal(start.ok, true, start.error);
+  await sleep(3000);
+  const stop = await box.box.handleCommand('stop_recording', {}, { source: 'api' });
+  assert.equal(stop.ok, true, stop.error);
+  const rec = (stop.data!.recordings as Array<{ recording_id: number; late_start_us: number | null; clock_source: string; preroll_s: number }>)[0]!;
+  assert.equal(rec.clock_source, 'synthetic');
+  assert.ok(rec.late_start_us !== null && rec.late_start_us > 200_000, `late_start_us ${rec.late_start_us}`);
+  const row = box.db.prepare('SELECT late_start_us, clock_source, preroll_s, csv_path FROM recordings WHERE id = ?').get(rec.recording_id) as { late_start_us: number; clock_source: string; preroll_s: number; csv_path: string };
+  assert.equal(row.late_start_us, rec.late_start_us);
+  assert.equal(row.clock_source, 'synthetic');
+  assert.equal(row.preroll_s, 0);
+  const first = box.db.prepare('SELECT capture_us, flags FROM frames WHERE recording_id = ? ORDER BY frame_index LIMIT 1').get(rec.recording_id) as { capture_us: number; flags: string };
+  assert.match(first.flags, /late_start/);
+  assert.equal(first.capture_us - trigger, rec.late_start_us);
+  const csv = parseTimingCsv(readFileSync(path.join(box.root, row.csv_path), 'utf8'));
+  assert.match(csv[0]!.flags, /late_start/);
+  assert.ok(!csv.slice(1).some((r) => /late_start/.test(r.flags)), 'only the first row is flagged');
+
+  // On time: a trial started on a running camera is not flagged.
+  const again = await box.box.handleCommand('start_recording', { session_prefix: 'late' }, { source: 'api' });
+  assert.equal(again.ok, true, again.error);
+  await sleep(1000);
+  const stop2 = await box.box.handleCommand('stop_recording', {}, { source: 'api' });
+  assert.equal((stop2.data!.recordings as Array<{ late_start_us: number | null }>)[0]!.late_start_us, null);
+});
+
+test('rigcam record with preroll_seconds: 2 waits for and reports at least 2 s before the trigger', async () => {
+  const dir = tmpDir();
+  const cfg = path.join(dir, 'rigcam.yaml');
+  writeFileSync(cfg, 'recording:\n  preroll_seconds: 2\n');
+  const r = await runCli(['--config', cfg, 'record', '--source', 'test', '--duration', '1', '--session', 'pre', '--size', '320x240', '--fps', '15', '--data', dir], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { recording_id: number; csv: string; preroll_s: number; clock_source: string; trigger_frame_index: number; db: string };
+  assert.equal(out.clock_source, 'synthetic');
+  assert.ok(out.preroll_s >= 2, `preroll_s ${out.preroll_s}`);
+  const rows = parseTimingCsv(readFileSync(out.csv, 'utf8'));
+  const triggerRow = rows[out.trigger_frame_index - 1]!;
+  assert.ok(triggerRow.captureUs - rows[0]!.captureUs >= 2e6 - 1e6 / 15, `video before the trigger: ${(triggerRow.captureUs - rows[0]!.captureUs) / 1e6} s`);
+  assert.equal(rows.filter((x) => /preroll/.test(x.flags)).length, out.trigger_frame_index - 1);
+  assert.ok(existsSync(out.db));
+  assert.ok(readdirSync(path.dirname(out.csv)).length >= 2);
+});
+
+test('two cameras of one trial share one wall↔mono pair, stored on the trial with its trigger clock and time sync', async (t) => {
+  const box = await startTestBox({ cameras: 2 });
+  t.after(() => box.close());
+  const start = await box.box.handleCommand('start_recording', { session_prefix: 'pair' }, { source: 'serial' });
+  assert.equal(start.ok, true, start.error);
+  await sleep(800);
+  const stop = await box.box.handleCommand('stop_recording', {}, { source: 'api' });
+  assert.equal(stop.ok, true, stop.error);
+  const trialId = start.data!.trial_id as number;
+  const recs = box.db.prepare('SELECT mono0_us, wall0_us FROM recordings WHERE trial_id = ? ORDER BY id').all(trialId) as Array<{ mono0_us: number; wall0_us: number }>;
+  assert.equal(recs.length, 2);
+  assert.deepEqual(recs[0], recs[1]);
+  let trial = box.db.prepare('SELECT mono0_us, wall0_us, pair_uncertainty_us, time_sync, trigger_clock FROM trials WHERE id = ?').get(trialId) as {
+    mono0_us: number; wall0_us: number; pair_uncertainty_us: number; time_sync: string | null; trigger_clock: string;
+  };
+  for (let i = 0; i < 50 && trial.time_sync === null; i++) {
+    await sleep(100);
+    trial = box.db.prepare('SELECT mono0_us, wall0_us, pair_uncertainty_us, time_sync, trigger_clock FROM trials WHERE id = ?').get(trialId) as typeof trial;
+  }
+  assert.deepEqual({ mono0_us: trial.mono0_us, wall0_us: trial.wall0_us }, recs[0]);
+  assert.ok(trial.pair_uncertainty_us >= 0 && trial.pair_uncertainty_us < 1000, `uncertainty ${trial.pair_uncertainty_us} µs`);
+  assert.equal(trial.trigger_clock, 'serial-arrival');
+  const ts = JSON.parse(trial.time_sync!) as { synchronized: unknown; offset_us: unknown; tool: unknown };
+  assert.ok([true, false, 'unknown'].includes(ts.synchronized as never), JSON.stringify(ts));
+  // The CSV's wall times are the trial pair's: wall = wall0 + (capture − mono0), to the µs.
+  const rec = box.db.prepare('SELECT id FROM recordings WHERE trial_id = ? ORDER BY id LIMIT 1').get(trialId) as { id: number };
+  const f = box.db.prepare('SELECT capture_us, wall_us FROM frames WHERE recording_id = ? LIMIT 1').get(rec.id) as { capture_us: number; wall_us: number };
+  assert.equal(f.wall_us, trial.wall0_us + (f.capture_us - trial.mono0_us));
+});
+
+test('time sync: chronyc offset read, absent tools → unknown', async () => {
+  const empty = tmpDir();
+  assert.deepEqual(await readTimeSync({ PATH: empty }), { synchronized: 'unknown', offset_us: null, tool: null });
+  const bin = tmpDir();
+  writeFileSync(
+    path.join(bin, 'chronyc'),
+    '#!/bin/sh\nprintf "Reference ID    : A29FC87B (time.cloudflare.com)\\nSystem time     : 0.000012345 seconds slow of NTP time\\nLeap status     : Normal\\n"\n',
+    { mode: 0o755 },
+  );
+  assert.deepEqual(await readTimeSync({ PATH: bin }), { synchronized: true, offset_us: -12.345, tool: 'chronyc' });
+  assert.equal(chronyOffsetUs('System time     : 0.000400000 seconds fast of NTP time'), 400);
+});
