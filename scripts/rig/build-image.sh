@@ -52,7 +52,6 @@ kver="$(cat "$root/etc/rig-kernel-version")"
 cp "$root/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$work/initrd.img"
 cp "$root/etc/ssh/ssh_host_ed25519_key.pub" "$work/"
-cp "$work/id_ed25519.pub" "$work/id_ed25519.pub"
 echo "$kver" >"$work/kernel-version"
 
 # Room for recordings and a couple of releases beside the system.

@@ -68,6 +68,19 @@ describe('virtual rig: pending scenarios', { timeout: 45 * 60_000 }, () => {
     }
   });
 
+  scenario('GPIO trigger time is the edge, not the end of the kernel\'s software debounce', async () => {
+    // With debounce_ms (default 5) on a chip without hardware debounce (gpio-sim here, the Pi's pinctrl too),
+    // the kernel stamps the event when the debounce period ends: rigcam takes that as the edge time.
+    const start = await pulse(vm, LINE.start, 250);
+    await waitFor('recording', () => recordingNow(vm), 15_000, 200);
+    await sleep(1000);
+    await pulse(vm, LINE.stop, 250);
+    await waitFor('not recording', async () => !(await recordingNow(vm)), 20_000, 200);
+    const rec = await latestRecording(vm);
+    const late = rec.trigger_mono_us! - start.rise.after;
+    assert.ok(rec.trigger_mono_us! >= start.rise.before && late <= 0, `trigger stamped ${(late / 1000).toFixed(1)} ms after the edge's write returned`);
+  });
+
   scenario('stop on the exact frame: a GPIO stop edge with min_pulse_ms 150 leaves no frame at or after the edge', async () => {
     const start = await pulse(vm, LINE.start, 250);
     await waitFor('recording', () => recordingNow(vm), 15_000, 200);

@@ -95,10 +95,12 @@ export class RigVm {
   private exited: Promise<void> = Promise.resolve();
   private qemuLog = '';
   boots = 0;
+  private attachedVm = false;
 
   constructor(
     readonly image: RigImage,
     work: string,
+    attached?: { ssh: number; http: number },
   ) {
     this.work = work;
     mkdirSync(work, { recursive: true });
@@ -106,12 +108,29 @@ export class RigVm {
     this.consoleLog = path.join(work, 'console.log');
     this.serialSock = path.join(work, 'ttyS1.sock');
     this.knownHosts = path.join(work, 'known_hosts');
+    if (attached) {
+      this.attachedVm = true;
+      this.sshPort = attached.ssh;
+      this.httpPort = attached.http;
+      return;
+    }
     const res = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', image.disk, this.overlay], { encoding: 'utf8' });
     if (res.status !== 0) throw new Error(`qemu-img create: ${res.stderr}`);
   }
 
+  /**
+   * A VM that test/rig/shell.ts keeps running (RIG_ATTACH, printed by it): scenarios run against it without a
+   * boot and an install, to develop them. Not for CI: a power cut cannot be simulated on it.
+   */
+  static attached(image: RigImage): RigVm | null {
+    const spec = process.env.RIG_ATTACH;
+    if (!spec) return null;
+    const { work, ssh, http } = JSON.parse(spec) as { work: string; ssh: number; http: number };
+    return new RigVm(image, work, { ssh, http });
+  }
+
   /** Boots the overlay and waits for sshd. Ports are chosen on the first boot and kept. */
-  async boot(timeoutMs = 180_000): Promise<void> {
+  async boot(timeoutMs = 300_000): Promise<void> {
     if (!this.sshPort) {
       this.sshPort = await freePort();
       this.httpPort = await freePort();
@@ -154,6 +173,7 @@ export class RigVm {
   }
 
   get running(): boolean {
+    if (this.attachedVm) return true;
     return this.qemu !== null && this.qemu.exitCode === null && this.qemu.signalCode === null;
   }
 
