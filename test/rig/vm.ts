@@ -130,7 +130,7 @@ export class RigVm {
   }
 
   /** Boots the overlay and waits for sshd. Ports are chosen on the first boot and kept. */
-  async boot(timeoutMs = 300_000): Promise<void> {
+  async boot(timeoutMs = Number(process.env.RIG_BOOT_TIMEOUT_S ?? 900) * 1000): Promise<void> {
     if (!this.sshPort) {
       this.sshPort = await freePort();
       this.httpPort = await freePort();
