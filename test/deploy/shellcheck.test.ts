@@ -5,7 +5,15 @@ import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const scripts = ['deploy/image/build-image.sh', 'deploy/image/firstboot.sh', 'scripts/release.sh'];
+const scripts = [
+  'deploy/image/build-image.sh',
+  'deploy/image/firstboot.sh',
+  'scripts/release.sh',
+  'scripts/release-offline.sh',
+  'scripts/rig/build-image.sh',
+  'scripts/rig/guest/setup.sh',
+  'scripts/rig/guest/rig-devices.sh',
+];
 const hasShellcheck = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
 
 it('the deploy shell scripts pass shellcheck', { skip: hasShellcheck ? false : 'shellcheck is not installed (apt-get install shellcheck)' }, () => {
