@@ -116,21 +116,26 @@ export function dataRoutes(c: ApiContext): Router {
     res.json({ sessions: c.store.listSessions().map((s) => ({ ...s, metadata: parseJson(s.metadata) })) });
   });
 
-  r.get('/sessions/:id', auth, (req, res) => {
+  r.get('/sessions/:id', auth, async (req, res) => {
     const { id } = parsePart('params', idParams, req.params);
     const q = parsePart('query', sessionQuery, req.query);
     const s = c.store.session(id);
     if (!s) throw new HttpError(404, `no session ${id}`, 'params.id');
-    // Paged: a session of a thousand trials must not hold the event loop (the page asks only for what is new).
+    // Paged, and written a few trials at a time with a turn of the event loop between them: a page of trials with
+    // thousands of markers never holds the loop (a recording's frames and the watchdog wait behind it).
     const limit = q.limit ?? 50;
     const { trials, total } = c.store.trialsPage(s.id, q.after_trial ?? 0, limit);
     const last = trials.at(-1)?.number;
-    res.json({
-      session: { ...s, metadata: parseJson(s.metadata) },
-      trials: trialViews(c, trials),
-      trials_total: total,
-      next_after_trial: trials.length === limit && last !== undefined ? last : null,
-    });
+    const next = trials.length === limit && last !== undefined ? last : null;
+    res.type('application/json');
+    res.write(`{"session":${JSON.stringify({ ...s, metadata: parseJson(s.metadata) })},"trials_total":${total},"next_after_trial":${JSON.stringify(next)},"trials":[`);
+    for (let i = 0; i < trials.length; i += 5) {
+      if (res.destroyed) return;
+      const chunk = trialViews(c, trials.slice(i, i + 5)).map((t) => JSON.stringify(t)).join(',');
+      res.write((i ? ',' : '') + chunk);
+      await new Promise((r) => setImmediate(r));
+    }
+    res.end(']}');
   });
 
   r.get('/recordings/:id', auth, (req, res) => {

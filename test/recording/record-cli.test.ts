@@ -114,7 +114,7 @@ describe('rigcam record --source test', () => {
     const row = db.prepare('SELECT path, mp4_path FROM recordings WHERE path LIKE ?').get('mp4s/%') as { path: string; mp4_path: string | null };
     db.close();
     assert.equal(row.mp4_path && path.join(data, 'recordings', row.mp4_path), res.mp4);
-    assert.deepEqual(readdirSync(path.dirname(res.mp4)).filter((f) => !/\.(ts|csv)$/.test(f)), [path.basename(res.mp4)], 'one .mp4, no temporary left');
+    assert.deepEqual(readdirSync(path.dirname(res.mp4)).filter((f) => !/\.(ts|csv|json)$/.test(f)), [path.basename(res.mp4)], 'one .mp4, no temporary left');
     // The .mp4 keeps the .ts timestamps: its packets' PTS are the CSV's pts_90k, frame by frame.
     const probe = (f: string): number[] =>
       execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0', f]).toString().split('\n').filter((l) => l.trim()).map((l) => Number(l.replace(/,$/, '')));

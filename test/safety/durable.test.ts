@@ -68,7 +68,7 @@ async function reopen(config: Config, root: string): Promise<{ box: BoxRuntime; 
 
 /** Frame timing as recorded, per path (from the CSVs written while recording). */
 function csvTiming(root: string, recs: Array<{ path: string; csv_path: string }>): Map<string, string[]> {
-  return new Map(recs.map((r) => [r.path, readCsv(readFileSync(path.join(root, r.csv_path), 'utf8')).rows.map((x) => `${x.frame_index}:${x.capture_us}:${x.video_pts}:${x.flags}`)]));
+  return new Map(recs.map((r) => [r.path, readCsv(readFileSync(path.join(root, r.csv_path), 'utf8')).rows.map((x) => `${x.frame_index}:${x.capture_us}:${x.pts_90k ?? x.video_pts}:${x.flags}`)]));
 }
 
 describe('durable metadata', () => {
