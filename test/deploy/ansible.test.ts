@@ -331,19 +331,6 @@ echo $! >"$p/run/rigcam.pid"
     assert.equal((await getJson(ports.box2, '/api/health')).version, '1.1.0');
   });
 
-  it('never restarts a box whose status it cannot read (401 after a token change): fails loudly instead', async () => {
-    // box1 is still recording from the test above; the play now carries another token, so /api/status answers 401.
-    const pid1 = servicePid('box1');
-    const run = playbook('1.1.0', ['--limit', 'box1', '-e', 'rigcam_http_token=another-token-0123456789']);
-    assert.notEqual(run.status, 0, `an unknown recording state must fail the play:\n${run.output}`);
-    assert.match(run.output, /cannot tell whether box1 is recording: \/api\/status answered\s+401/);
-    assert.match(run.output, /NOT restarted; rigcam 1\.1\.0 is unpacked but not activated\s+\(live: 1\.0\.0\)/);
-    assert.equal(run.recap.get('box1')?.failed, 1);
-    assert.equal(servicePid('box1'), pid1, 'box1 kept running');
-    assert.equal(readlinkSync(path.join(box('box1'), 'opt/rigcam/current')), 'releases/1.0.0');
-    assert.equal((await getJson(ports.box1, '/api/status', TOKEN_1)).version, '1.0.0');
-  });
-
   it('rolls a box back when the new release fails its health check, and stops the rollout', async () => {
     rmSync(path.join(box('box1'), 'var/lib/rigcam/recording'));
     const pid2 = servicePid('box2');
