@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -86,6 +86,9 @@ describe('every frame written to a recording carries its timing SEI: pre-roll, p
     // As a kill -9 leaves it: the last rows never reached the database, the recording still "recording".
     t.db.prepare('DELETE FROM frames WHERE recording_id = ? AND frame_index > 5').run(rec.id);
     t.db.prepare("UPDATE recordings SET state = 'recording' WHERE id = ?").run(rec.id);
+    // ... and the CSV lost them too (rows the CSV still has are taken from it as written): only the file can tell.
+    const csvPath = path.join(t.root, rec.csv_path);
+    writeFileSync(csvPath, readFileSync(csvPath, 'utf8').split('\n').slice(0, 6).join('\n') + '\n');
     const report = await reconcileRecording(t.store, t.root, t.store.recording(rec.id)!, silentLogger());
     assert.equal(report.rowsRebuilt, before.length - 5);
     const after = t.store.frames(rec.id);
