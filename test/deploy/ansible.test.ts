@@ -141,7 +141,7 @@ describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
       {
         cwd: ansibleDir,
         encoding: 'utf8',
-        timeout: 150_000,
+        timeout: 400_000, // a playbook over loopback SSH: ~1 min alone, several when the suite runs beside it
         env: {
           ...process.env,
           ANSIBLE_CONFIG: path.join(ansibleDir, 'ansible.cfg'),
