@@ -7,7 +7,7 @@ export interface BackoffOptions {
   maxMs: number;
   /** A run at least this long was healthy: the next delay starts again from initialMs. */
   healthyAfterMs: number;
-  /** Fraction of the delay taken off at random (0 = none, 0.2 = delay in (0.8·d, d]). */
+  /** Fraction of the delay taken off at random (0 = none, 0.2 = delay in [0.8·d, d] after rounding to whole ms). */
   jitter: number;
 }
 
