@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../runtime/errors.ts';
 import { seriesQuery } from './routes-quality.ts';
+import { checksumsQuery, manifestQuery, offloadedBody } from './routes-offload.ts';
 import { commandBody, emptyBody, markerBody, trialStartBody, trialStopBody } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -214,6 +215,51 @@ export function openApiDocument(version: string): Json {
           ...securedLink,
           parameters: [idParam('recording'), tokenParam],
           responses: { '200': { description: 'CSV', content: { 'text/csv': {} } }, '400': err('bad id'), ...denied, '404': err('no such recording') },
+        },
+      },
+      '/api/recordings/{id}/checksums': {
+        get: {
+          summary: 'the SHA-256 of the recording\'s files (video, CSV, sidecar, .mp4), computed when it closed; ?recheck=true hashes the files again and compares',
+          ...secured,
+          parameters: [idParam('recording'), ...queryParams(checksumsQuery)],
+          responses: { '200': ok('checksums (with ok, problems and each file\'s actual hash when rechecked)'), '400': err('bad id or query'), ...denied, '404': err('no such recording') },
+        },
+      },
+      '/api/recordings/{id}/offloaded': {
+        post: {
+          summary: 'mark a recording offloaded, only when the copy\'s SHA-256 of every file matches the box\'s',
+          description:
+            'Send the hashes computed over YOUR copy, by path as the manifest names them. Every file of the recording must be confirmed and match; ' +
+            'otherwise 409 with `mismatches` and nothing is marked. A verified offload is what `disk.retention.require_verified_offload` deletes.',
+          ...secured,
+          parameters: [idParam('recording')],
+          requestBody: { required: true, content: { 'application/json': { schema: schema(offloadedBody) } } },
+          responses: {
+            '200': ok('marked: offloaded_at, offload_verified_at'),
+            '400': err('bad id or body (a path that is not a file of the recording, a malformed hash)'),
+            ...denied,
+            '404': err('no such recording'),
+            '409': err('a hash differs or is missing (`mismatches`), or the recording is still recording, deleted or not hashed yet; nothing changed'),
+            '415': err('the body is not Content-Type: application/json'),
+          },
+        },
+      },
+      '/api/offload/manifest': {
+        get: {
+          summary: 'finished recordings not yet offloaded, with their files\' relative paths, sizes and SHA-256 (what a pull offload fetches)',
+          description: '`ready: false` recordings are not hashed yet (sha256 null); the tsv format lists ready recordings only.',
+          ...securedLink,
+          parameters: queryParams(manifestQuery),
+          responses: { '200': ok('manifest'), '400': err('bad query'), ...denied },
+        },
+      },
+      '/api/sessions/{id}/export': {
+        get: {
+          summary: 'a tar of the session folder with a fresh session.json (trials, labels, metadata, markers, sidecar summaries, checksums)',
+          description: 'Files of recordings still being written are left out. Names are `<session>/<file>`; long or non-ASCII names use pax headers.',
+          ...securedLink,
+          parameters: [idParam('session'), tokenParam],
+          responses: { '200': { description: 'tar', content: { 'application/x-tar': {} } }, '400': err('bad id'), ...denied, '404': err('no such session') },
         },
       },
     },

@@ -15,6 +15,7 @@ import { controlRoutes } from './routes-control.ts';
 import { noQuery } from './schemas.ts';
 import { dataRoutes } from './routes-data.ts';
 import { liveRoutes } from './routes-live.ts';
+import { offloadRoutes } from './routes-offload.ts';
 import { qualityRoutes, vendorRoutes } from './routes-quality.ts';
 
 export type { HttpDeps } from './context.ts';
@@ -78,7 +79,7 @@ export function createApp(d: HttpDeps): express.Express {
     parsePart('query', noQuery, req.query);
     res.json(doc);
   });
-  app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c), qualityRoutes(c));
+  app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c), qualityRoutes(c), offloadRoutes(c));
   app.use('/api', (req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.originalUrl.split('?')[0]!.slice(0, 200)}`)));
 
   app.use('/vendor', vendorRoutes());

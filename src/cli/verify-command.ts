@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { recordingsRoot } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { verifyRecording } from '../recording/verify.ts';
+import { recheckChecksums } from '../storage/checksums.ts';
 import { openStoreReadonly } from '../storage/open-store.ts';
 import type { RecordingRow } from '../storage/store.ts';
 
@@ -61,12 +62,19 @@ export async function runVerify(args: VerifyArgs, config: Config): Promise<Verif
     }
     if (rec?.state === 'recording') notes.push(`note: recording ${rec.id} is still being written: its newest frames may not have their rows yet`);
     const report = await verifyRecording({ videos, csvFile, recording: rec ?? null, store: rec ? store : null });
-    if (report.ok) {
+    // The SHA-256 stored when the recording closed: any byte changed since (bit rot, an edit, a bad copy back).
+    // A recording still being written, or finished but not hashed yet, has none: said, not a failure.
+    const sums = rec && store && rec.state !== 'recording' ? await recheckChecksums(store, root, rec) : null;
+    const sumProblems = sums && sums.files.length ? sums.problems : [];
+    if (sums && !sums.files.length) notes.push(`note: recording ${rec!.id} has no checksums stored yet (hashed after it closes)`);
+    const sumNote = sums?.files.length ? `; SHA-256 of ${sums.files.length} file(s) ${sums.ok ? 'match' : 'checked'}` : '';
+    if (report.ok && !sumProblems.length) {
       const what = ['file', 'SEI', ...(csvFile ? ['CSV'] : []), ...(rec ? ['database'] : [])];
-      return { ok: true, lines: [...notes, `OK ${label}: ${report.frames} frames; ${what.slice(0, -1).join(', ')} and ${what[what.length - 1]} agree`] };
+      return { ok: true, lines: [...notes, `OK ${label}: ${report.frames} frames; ${what.slice(0, -1).join(', ')} and ${what[what.length - 1]} agree${sumNote}`] };
     }
     const more = report.total > report.problems.length ? [`... and ${report.total - report.problems.length} more`] : [];
-    return { ok: false, lines: [...notes, ...report.problems, ...more, `FAILED ${label}: ${report.total} disagreement(s)`] };
+    const total = report.total + sumProblems.length;
+    return { ok: false, lines: [...notes, ...report.problems, ...more, ...sumProblems, `FAILED ${label}: ${total} disagreement(s)`] };
   } finally {
     store?.close();
   }

@@ -13,10 +13,12 @@ export async function applyRetention(o: {
   log: Logger;
   freeBytes: () => Promise<number>;
   keepFreeBytes: number;
+  /** Only offloads verified by checksum count (disk.retention.require_verified_offload). */
+  verifiedOnly?: boolean;
 }): Promise<number[]> {
   const deleted: number[] = [];
   while ((await o.freeBytes()) < o.keepFreeBytes) {
-    const [rec] = o.store.offloadedOldestFirst(1);
+    const [rec] = o.store.offloadedOldestFirst(1, o.verifiedOnly ?? false);
     if (!rec) break;
     for (const rel of [rec.path, rec.csv_path, rec.mp4_path]) {
       if (!rel) continue;

@@ -52,7 +52,12 @@ export const diskConfigSchema = z
      * offloaded (copied off the box). Data not known to be copied is never deleted.
      */
     retention: z
-      .strictObject({ enabled: z.boolean().default(false), keep_free: thresholdSchema.default('5GB') })
+      .strictObject({
+        enabled: z.boolean().default(false),
+        keep_free: thresholdSchema.default('5GB'),
+        /** Only recordings whose copy was checked against their SHA-256 (POST /api/recordings/:id/offloaded) may go. */
+        require_verified_offload: z.boolean().default(false),
+      })
       .prefault({}),
   })
   .superRefine((d, ctx) => {

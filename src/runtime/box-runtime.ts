@@ -9,10 +9,12 @@ import { commandTable } from './command-table.ts';
 import { type CommandContext, type CommandHandler, type CommandResult } from './command-types.ts';
 import { ALIASES } from './commands.ts';
 import { EventBus } from './event-bus.ts';
+import { ChecksumExtension } from './extensions/checksums.ts';
 import { DiskExtension } from './extensions/disk.ts';
 import type { Extension } from './extensions/extension.ts';
 import { JournalExtension } from './extensions/journal.ts';
 import { RemuxExtension } from './extensions/remux.ts';
+import { SessionExportExtension } from './extensions/session-export.ts';
 import { TelemetryExtension } from './extensions/telemetry.ts';
 import type { BoxStatus, StatusDataMap, StatusMessage, StatusName } from './status.ts';
 import { TrialController } from './trial-controller.ts';
@@ -70,6 +72,8 @@ export class BoxRuntime implements CommandHandler {
     this.use(this.disk);
     this.use(new TelemetryExtension({ bus, cameras: this.registry, intervalMs: config.telemetry.emit_interval_ms, disk: () => this.disk.status }));
     if (config.recording.remux_mp4) this.use(new RemuxExtension({ bus, store, root, keepTs: config.recording.keep_ts }));
+    this.use(new ChecksumExtension({ bus, store, root, log }));
+    this.use(new SessionExportExtension({ bus, store, root, log }));
   }
 
   /** Every camera, read-only (the registry owns them). */

@@ -79,6 +79,8 @@ export type StatusDataMap = {
   disk: DiskStatus & { previous_level: DiskLevel };
   retention: { deleted_recordings: number[] };
   remux_done: RemuxResult;
+  /** A recording's files were hashed (SHA-256, paths relative to the recordings root); `missing`: files that could not be. */
+  checksums: { recording_id: number; files: Array<{ kind: string; path: string; bytes: number; sha256: string }>; missing: string[] };
   gpio_status: GpioControllerStatus;
   serial_connected: { path: string };
   serial_disconnected: { path: string; reason: string };

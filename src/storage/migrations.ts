@@ -121,4 +121,22 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
       ALTER TABLE trials ADD COLUMN trigger_clock TEXT;
     `,
   },
+  {
+    version: 5,
+    name: 'checksums and verified offload',
+    // One SHA-256 per file of a recording (video .ts, CSV, JSON sidecar, .mp4), computed when it closes; an
+    // offload counts as verified only when the copy's hashes matched these (retention may then require it).
+    sql: `
+      CREATE TABLE checksums (
+        recording_id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('video', 'csv', 'sidecar', 'mp4')),
+        path TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        computed_at TEXT NOT NULL,
+        PRIMARY KEY (recording_id, kind)
+      ) WITHOUT ROWID;
+      ALTER TABLE recordings ADD COLUMN offload_verified_at TEXT;
+    `,
+  },
 ];

@@ -67,9 +67,23 @@ export interface RecordingRow {
   dropped: number;
   bytes: number;
   offloaded_at: string | null;
+  /** Set when the copy's SHA-256 of every file matched the stored ones (POST /api/recordings/:id/offloaded). */
+  offload_verified_at: string | null;
   deleted_at: string | null;
   started_at: string;
   stopped_at: string | null;
+}
+
+/** The files of a recording that carry a checksum. */
+export type ChecksumKind = 'video' | 'csv' | 'sidecar' | 'mp4';
+export interface ChecksumRow {
+  recording_id: number;
+  kind: ChecksumKind;
+  /** Relative to the recordings root. */
+  path: string;
+  bytes: number;
+  sha256: string;
+  computed_at: string;
 }
 
 export interface NewRecording {
@@ -529,11 +543,51 @@ export class Store {
     return n;
   }
 
-  /** Offloaded, finished, not yet deleted recordings, oldest first. */
-  offloadedOldestFirst(limit: number): RecordingRow[] {
+  /**
+   * Offloaded, finished, not yet deleted recordings, oldest first; with `verifiedOnly`, only those whose copy was
+   * checked against the stored checksums (a mark by hand is not enough).
+   */
+  offloadedOldestFirst(limit: number, verifiedOnly = false): RecordingRow[] {
     return this
-      .q("SELECT * FROM recordings WHERE offloaded_at IS NOT NULL AND deleted_at IS NULL AND state != 'recording' ORDER BY id LIMIT ?")
-      .all(limit) as RecordingRow[];
+      .q(`SELECT * FROM recordings WHERE offloaded_at IS NOT NULL AND deleted_at IS NULL AND state != 'recording'
+          AND (? = 0 OR offload_verified_at IS NOT NULL) ORDER BY id LIMIT ?`)
+      .all(verifiedOnly ? 1 : 0, limit) as RecordingRow[];
+  }
+
+  /** Mark one recording offloaded because its copy's checksums matched: durable, once finished and still on the box. */
+  markOffloadVerified(id: number): boolean {
+    const now = nowIso();
+    const st = this.q(
+      "UPDATE recordings SET offloaded_at = COALESCE(offloaded_at, ?), offload_verified_at = ? WHERE id = ? AND state != 'recording' AND deleted_at IS NULL",
+    );
+    return this.durably(() => st.run(now, now, id).changes) === 1;
+  }
+
+  /** Finished recordings still on the box and not yet offloaded, oldest first: what a pull offload fetches. */
+  offloadPending(): RecordingRow[] {
+    return this
+      .q("SELECT * FROM recordings WHERE state != 'recording' AND offloaded_at IS NULL AND deleted_at IS NULL ORDER BY id")
+      .all() as RecordingRow[];
+  }
+
+  /** Finished recordings still on the box (their files are final, so they can be hashed). */
+  finishedOnBox(): RecordingRow[] {
+    return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL ORDER BY id").all() as RecordingRow[];
+  }
+
+  // ---- checksums --------------------------------------------------------------------------------------
+  checksumsOf(recordingId: number): ChecksumRow[] {
+    return this.q('SELECT * FROM checksums WHERE recording_id = ? ORDER BY kind').all(recordingId) as ChecksumRow[];
+  }
+
+  setChecksum(c: Omit<ChecksumRow, 'computed_at'>): void {
+    this
+      .q('INSERT OR REPLACE INTO checksums (recording_id, kind, path, bytes, sha256, computed_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(c.recording_id, c.kind, c.path, c.bytes, c.sha256, nowIso());
+  }
+
+  dropChecksum(recordingId: number, kind: ChecksumKind): void {
+    this.q('DELETE FROM checksums WHERE recording_id = ? AND kind = ?').run(recordingId, kind);
   }
 
   markDeleted(id: number): void {

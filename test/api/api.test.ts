@@ -72,6 +72,7 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
       '/api/cameras/{id}/snapshot.jpg', '/api/commands', '/api/trials/start', '/api/trials/stop', '/api/markers', '/api/events',
       '/api/sessions', '/api/sessions/{id}', '/api/recordings/{id}', '/api/recordings/{id}/video', '/api/recordings/{id}/frames.csv',
       '/api/recordings/{id}/series', '/api/recordings/{id}/summary', '/api/sessions/{id}/quality',
+      '/api/recordings/{id}/checksums', '/api/recordings/{id}/offloaded', '/api/offload/manifest', '/api/sessions/{id}/export',
     ];
     assert.deepEqual(Object.keys(doc.paths).sort(), expected.sort(), 'documented paths');
     const startBody = (doc.paths['/api/trials/start']!.post as { requestBody: { content: Record<string, { schema: { properties: Record<string, unknown>; additionalProperties: boolean } }> } }).requestBody.content['application/json']!.schema;

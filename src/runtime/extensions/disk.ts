@@ -89,6 +89,7 @@ export class DiskExtension implements Extension {
       root: this.o.root,
       log: this.o.log,
       keepFreeBytes: keep,
+      verifiedOnly: this.o.config.disk.retention.require_verified_offload,
       freeBytes: async () => {
         const s = await statfs(this.o.root);
         return s.bavail * s.bsize;

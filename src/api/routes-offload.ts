@@ -1,0 +1,155 @@
+import { readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { needsChecksums, recheckChecksums, recordingFiles } from '../storage/checksums.ts';
+import { SESSION_DOC, sessionDocument } from '../storage/session-export.ts';
+import type { RecordingRow } from '../storage/store.ts';
+import { requireJson, requireToken } from './auth.ts';
+import type { ApiContext } from './context.ts';
+import { HttpError, parsePart } from './http-error.ts';
+import { idParams, tokenQuery } from './schemas.ts';
+import { tarChunks, type TarEntry } from './tar.ts';
+
+export const manifestQuery = z.strictObject({
+  format: z.enum(['json', 'tsv']).optional().describe('json (default), or tsv: one line per file, "recording_id<TAB>kind<TAB>bytes<TAB>sha256<TAB>path", after a "# recordings_root=<dir>" line'),
+  token: z.string().max(512).optional(),
+});
+export const checksumsQuery = z.strictObject({
+  recheck: z.enum(['true', 'false', '1', '0']).optional().describe('true: hash the files on the box again and compare with the stored checksums'),
+});
+const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, 'a SHA-256 in hex (64 characters)');
+export const offloadedBody = z.strictObject({
+  sha256: z
+    .record(z.string().min(1).max(300), sha256Hex)
+    .describe('the SHA-256 of each file of the recording as the puller computed it over ITS copy, by path as the manifest names it (relative to the recordings root)'),
+});
+
+/** A recording as the offload manifest lists it: its files with sizes and SHA-256 (null while not hashed yet). */
+function manifestEntry(c: ApiContext, r: RecordingRow): Record<string, unknown> {
+  const sums = new Map(c.store.checksumsOf(r.id).map((s) => [s.kind, s]));
+  const trial = r.trial_id !== null ? c.store.trial(r.trial_id) : undefined;
+  const session = trial ? c.store.session(trial.session_id) : undefined;
+  return {
+    id: r.id,
+    session: session?.name ?? null,
+    trial: trial?.number ?? null,
+    camera_id: r.camera_id,
+    state: r.state,
+    ready: !needsChecksums(c.store, r),
+    files: recordingFiles(r).map((f) => {
+      const s = sums.get(f.kind);
+      return { kind: f.kind, path: f.path, bytes: s && s.path === f.path ? s.bytes : null, sha256: s && s.path === f.path ? s.sha256 : null };
+    }),
+  };
+}
+
+/**
+ * Pull offload (a server fetches from the box, e.g. scripts/pull-fleet.sh) and session export:
+ * - GET  /offload/manifest: finished recordings not yet offloaded, their files with sizes and SHA-256;
+ * - POST /recordings/:id/offloaded {sha256: {path: hex}}: marks the recording offloaded (and verified) only when the
+ *   copy's hash of EVERY file of the recording matches the one stored at the source; else 409 and nothing changes;
+ * - GET  /recordings/:id/checksums[?recheck=true]: the stored checksums, optionally rechecked against the files;
+ * - GET  /sessions/:id/export: a tar of the session folder with a fresh session.json.
+ */
+export function offloadRoutes(c: ApiContext): Router {
+  const r = express.Router();
+  const auth = requireToken(c.config.http.token);
+  const authLink = requireToken(c.config.http.token, true);
+
+  r.get('/offload/manifest', authLink, (req, res) => {
+    const q = parsePart('query', manifestQuery, req.query);
+    const entries = c.store.offloadPending().map((rec) => manifestEntry(c, rec));
+    res.setHeader('cache-control', 'no-store');
+    if (q.format === 'tsv') {
+      res.type('text/tab-separated-values; charset=utf-8');
+      const lines = [`# recordings_root=${c.root}`];
+      for (const e of entries) {
+        if (!e.ready) continue; // not hashed yet: offered once it is
+        for (const f of e.files as Array<{ kind: string; path: string; bytes: number; sha256: string }>) lines.push([e.id, f.kind, f.bytes, f.sha256, f.path].join('\t'));
+      }
+      res.send(lines.join('\n') + '\n');
+      return;
+    }
+    const ready = entries.filter((e) => e.ready);
+    const bytes = ready.reduce((n, e) => n + (e.files as Array<{ bytes: number }>).reduce((m, f) => m + f.bytes, 0), 0);
+    res.json({ recordings_root: c.root, recordings: entries, ready: ready.length, pending_checksums: entries.length - ready.length, bytes_ready: bytes });
+  });
+
+  r.post('/recordings/:id/offloaded', auth, requireJson, express.json({ limit: '64kb', strict: true }), (req, res) => {
+    const { id } = parsePart('params', idParams, req.params);
+    const body = parsePart('body', offloadedBody, req.body ?? {});
+    const rec = c.store.recording(id);
+    if (!rec) throw new HttpError(404, `no recording ${id}`, 'params.id');
+    if (rec.state === 'recording') throw new HttpError(409, `recording ${id} is still being written`);
+    if (rec.deleted_at) throw new HttpError(409, `recording ${id} was deleted from the box at ${rec.deleted_at}`);
+    const stored = c.store.checksumsOf(id);
+    if (!stored.length || needsChecksums(c.store, rec)) throw new HttpError(409, `recording ${id} has not been hashed yet: fetch the manifest again later`);
+    const known = new Set(stored.map((s) => s.path));
+    for (const p of Object.keys(body.sha256)) if (!known.has(p)) throw new HttpError(400, `body.sha256: "${p.slice(0, 200)}" is not a file of recording ${id}`, `body.sha256.${p.slice(0, 200)}`);
+    const problems: string[] = [];
+    for (const s of stored) {
+      const got = body.sha256[s.path]?.toLowerCase();
+      if (got === undefined) problems.push(`${s.path}: not confirmed`);
+      else if (got !== s.sha256) problems.push(`${s.path}: copy has ${got}, the box has ${s.sha256}`);
+    }
+    if (problems.length) {
+      res.status(409).json({ ok: false, error: `recording ${id} not marked offloaded: ${problems.join('; ')}`, recording_id: id, mismatches: problems });
+      return;
+    }
+    if (!c.store.markOffloadVerified(id)) throw new HttpError(409, `recording ${id} cannot be marked (still recording or deleted)`);
+    const after = c.store.recording(id)!;
+    res.json({ ok: true, recording_id: id, offloaded_at: after.offloaded_at, offload_verified_at: after.offload_verified_at, files: stored.length });
+  });
+
+  r.get('/recordings/:id/checksums', auth, async (req, res) => {
+    const { id } = parsePart('params', idParams, req.params);
+    const q = parsePart('query', checksumsQuery, req.query);
+    const rec = c.store.recording(id);
+    if (!rec) throw new HttpError(404, `no recording ${id}`, 'params.id');
+    if (q.recheck === 'true' || q.recheck === '1') {
+      const check = await recheckChecksums(c.store, c.root, rec);
+      res.json({ recording_id: id, rechecked: true, ok: check.ok, problems: check.problems, files: check.files });
+      return;
+    }
+    res.json({ recording_id: id, rechecked: false, files: c.store.checksumsOf(id) });
+  });
+
+  r.get('/sessions/:id/export', authLink, async (req, res) => {
+    const { id } = parsePart('params', idParams, req.params);
+    parsePart('query', tokenQuery, req.query);
+    const s = c.store.session(id);
+    if (!s) throw new HttpError(404, `no session ${id}`, 'params.id');
+    const dir = path.resolve(c.root, s.name);
+    const rel = path.relative(c.root, dir);
+    if (!rel || rel.startsWith('..') || path.isAbsolute(rel) || rel.includes(path.sep)) throw new HttpError(404, 'the session has no folder under the recordings root');
+    // A session folder that is a symlink leading outside the root is not followed.
+    const [realDir, realRoot] = await Promise.all([realpath(dir).catch(() => null), realpath(c.root).catch(() => null)]);
+    if (!realDir || !realRoot || path.relative(realRoot, realDir) !== s.name) throw new HttpError(404, 'the session has no folder under the recordings root');
+    // Files of recordings still being written are left out: a copy of a growing file would be torn.
+    const writing = new Set<string>();
+    for (const t of c.store.trialsOfSession(s.id)) for (const rr of c.store.recordingsOfTrial(t.id)) if (rr.state === 'recording') for (const f of recordingFiles(rr)) writing.add(f.path);
+    const doc = Buffer.from(JSON.stringify(sessionDocument(c.store, c.root, s), null, 2) + '\n', 'utf8');
+    const names = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    async function* entries(): AsyncGenerator<TarEntry> {
+      yield { name: `${s!.name}/${SESSION_DOC}`, mtimeS: Date.now() / 1000, data: doc };
+      for (const d of names.sort((a, b) => a.name.localeCompare(b.name))) {
+        // Regular files only (no symlink is followed), not the stored session.json (the fresh one is above), no temporaries.
+        if (!d.isFile() || d.name === SESSION_DOC || /\.tmp-\d+$|\.partial$/.test(d.name)) continue;
+        const relFile = path.join(s!.name, d.name);
+        if (writing.has(relFile)) continue;
+        const st = await stat(path.join(dir, d.name)).catch(() => null);
+        if (!st?.isFile()) continue;
+        yield { name: relFile, mtimeS: st.mtimeMs / 1000, file: path.join(dir, d.name), size: st.size };
+      }
+    }
+    res.setHeader('content-type', 'application/x-tar');
+    res.setHeader('content-disposition', `attachment; filename="${s.name}.tar"`);
+    res.setHeader('cache-control', 'no-store');
+    await pipeline(Readable.from(tarChunks(entries())), res).catch(() => undefined); // client gone mid-download
+  });
+
+  return r;
+}

@@ -1,0 +1,68 @@
+import { readSidecar } from './sidecar.ts';
+import { underRoot } from './checksums.ts';
+import type { SessionRow, Store } from './store.ts';
+
+/** Name of the session document inside each session's folder (`<root>/<session>/session.json`). */
+export const SESSION_DOC = 'session.json';
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The session document: the session, its trials (labels, metadata, markers) and per recording its sidecar's summary
+ * and the SHA-256 of its files (paths relative to the recordings root, which is also how a session's tar names
+ * them), so a session folder copied off the box says everything the database knew about it.
+ */
+export function sessionDocument(store: Store, root: string, s: SessionRow): Record<string, unknown> {
+  const trials = store.trialsOfSession(s.id);
+  const { markers, recordings } = store.trialDetails(trials.map((t) => t.id));
+  return {
+    format: 'rigcam-session/1',
+    written_at: new Date().toISOString(),
+    session: { id: s.id, name: s.name, metadata: parseJson(s.metadata), started_at: s.started_at, stopped_at: s.stopped_at },
+    trials: trials.map((t) => ({
+      number: t.number,
+      label: t.label,
+      state: t.state,
+      metadata: parseJson(t.metadata),
+      trigger_source: t.trigger_source,
+      trigger_mono_us: t.trigger_mono_us,
+      trigger_clock: t.trigger_clock,
+      mono0_us: t.mono0_us,
+      wall0_us: t.wall0_us,
+      time_sync: t.time_sync === null ? null : parseJson(t.time_sync),
+      started_at: t.started_at,
+      stopped_at: t.stopped_at,
+      markers: (markers.get(t.id) ?? []).map((m) => ({ label: m.name, mono_us: m.mono_us, source: m.source })),
+      recordings: (recordings.get(t.id) ?? []).map((r) => {
+        const video = underRoot(root, r.path);
+        const sc = video ? readSidecar(video) : null;
+        return {
+          id: r.id,
+          camera_id: r.camera_id,
+          segment: r.segment,
+          state: r.state,
+          stop_reason: r.stop_reason,
+          frames: r.frame_count,
+          dropped: r.dropped,
+          bytes: r.bytes,
+          path: r.path,
+          csv_path: r.csv_path,
+          mp4_path: r.mp4_path,
+          clock_source: r.clock_source,
+          trigger_frame_index: r.trigger_frame_index,
+          offloaded_at: r.offloaded_at,
+          offload_verified_at: r.offload_verified_at,
+          deleted_at: r.deleted_at,
+          sidecar: sc ? { recording: sc.recording, camera: sc.camera, state: sc.state, frames: sc.frames, dropped: sc.dropped, stop_reason: sc.stop_reason, stopped_at: sc.stopped_at } : null,
+          checksums: store.checksumsOf(r.id).map((c) => ({ kind: c.kind, path: c.path, bytes: c.bytes, sha256: c.sha256 })),
+        };
+      }),
+    })),
+  };
+}
