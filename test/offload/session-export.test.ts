@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { tarChunks } from '../../src/api/tar.ts';
+import { startHttpBox, type HttpBox } from '../helpers/box.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+import { sleep } from '../helpers/wait-status.ts';
+
+const sha256sum = (file: string): string => execFileSync('sha256sum', [file]).toString().split(' ')[0]!;
+
+const LABEL = 'odour A, "quoted" — ünïcödé 🐭 \\ back';
+const MARK = 'lick, "left" ✓';
+const META = { subject: 'm"42",x', note: 'naïve; a,b' };
+
+type Doc = {
+  format: string;
+  session: { name: string; metadata: Record<string, unknown> };
+  trials: Array<{ number: number; label: string; metadata: Record<string, unknown>; markers: Array<{ label: string }>; recordings: Array<{ id: number; frames: number; sidecar: { frames: number } | null; checksums: Array<{ kind: string; path: string; sha256: string }> }> }>;
+};
+
+describe('session export: session.json beside the recordings and a tar of the session folder', () => {
+  let b: HttpBox;
+  let sessionId: number;
+  const session = 'export-1';
+  before(async () => {
+    b = await startHttpBox({ cameras: 2 });
+    for (const [label, mark] of [[LABEL, MARK], ['plain', null]] as const) {
+      const start = await b.api('/api/trials/start', { json: { session, label, metadata: META } });
+      assert.equal(start.status, 200, await start.clone().text());
+      const ids = ((await start.json()) as { data: { recordings: Array<{ recording_id: number }> } }).data.recordings.map((r) => r.recording_id);
+      const sums = Promise.all(ids.map((id) => b.waitStatus('checksums', (m) => m.data.recording_id === id, 30_000)));
+      await sleep(700);
+      if (mark) assert.equal((await b.api('/api/markers', { json: { label: mark } })).status, 200);
+      await sleep(500);
+      assert.equal((await b.api('/api/trials/stop', { json: {} })).status, 200);
+      await sums;
+    }
+    sessionId = b.store.sessionByName(session)!.id;
+  });
+  after(async () => b.close());
+
+  const docPath = (): string => path.join(b.root, session, 'session.json');
+
+  it('writes session.json after every trial, atomically, with labels, metadata, markers, sidecar summaries and checksums', async () => {
+    // The last rewrite follows the last checksums status: wait until it has them all.
+    let doc: Doc | null = null;
+    for (let i = 0; i < 100; i++) {
+      doc = JSON.parse(readFileSync(docPath(), 'utf8')) as Doc;
+      if (doc.trials.length === 2 && doc.trials.every((t) => t.recordings.length === 2 && t.recordings.every((r) => r.checksums.length === 3))) break;
+      await sleep(100);
+    }
+    assert.ok(doc);
+    assert.equal(doc.format, 'rigcam-session/1');
+    assert.equal(doc.session.name, session);
+    assert.deepEqual(doc.trials.map((t) => t.label), [LABEL, 'plain']);
+    assert.deepEqual(doc.trials[0]!.metadata, META);
+    assert.deepEqual(doc.trials[0]!.markers.map((m) => m.label), [MARK]);
+    for (const t of doc.trials)
+      for (const r of t.recordings) {
+        assert.equal(r.checksums.length, 3, 'video, csv and sidecar');
+        assert.ok(r.frames > 0 && r.sidecar?.frames === r.frames, 'the sidecar summary agrees with the database');
+        for (const c of r.checksums) assert.equal(c.sha256, sha256sum(path.join(b.root, c.path)));
+      }
+    assert.deepEqual(readdirSync(path.join(b.root, session)).filter((n) => /tmp|partial/.test(n)), [], 'no temporary file left');
+  });
+
+  it('GET /api/sessions/:id/export: the system tar extracts every file of the folder with the same SHA-256', async () => {
+    const res = await b.api(`/api/sessions/${sessionId}/export`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-tar');
+    const dir = tmpDir('rigcam-export-');
+    const tarFile = path.join(dir, 'session.tar');
+    writeFileSync(tarFile, Buffer.from(await res.arrayBuffer()));
+    const out = path.join(dir, 'x');
+    mkdirSync(out);
+    execFileSync('tar', ['-xf', tarFile, '-C', out]);
+    const onBox = readdirSync(path.join(b.root, session)).sort();
+    const extracted = readdirSync(path.join(out, session)).sort();
+    assert.deepEqual(extracted, onBox, 'every file of the session folder, and nothing else');
+    assert.equal(onBox.filter((n) => /\.(ts|csv|json)$/.test(n)).length, 13, '4 recordings x (ts, csv, json) + session.json');
+    for (const n of onBox) if (n !== 'session.json') assert.equal(sha256sum(path.join(out, session, n)), sha256sum(path.join(b.root, session, n)), n);
+    const doc = JSON.parse(readFileSync(path.join(out, session, 'session.json'), 'utf8')) as Doc;
+    assert.deepEqual(doc.trials.map((t) => t.label), [LABEL, 'plain'], 'labels survive the tar');
+    for (const t of doc.trials) for (const r of t.recordings) for (const c of r.checksums) assert.equal(sha256sum(path.join(out, c.path)), c.sha256, `${c.path} as the document says`);
+    assert.equal((await b.api('/api/sessions/999999/export')).status, 404);
+    assert.equal((await b.api('/api/sessions/abc/export')).status, 400);
+  });
+});
+
+describe('tar writer', () => {
+  it('long and non-ASCII names (pax) and empty files extract with the system tar', async () => {
+    const dir = tmpDir('rigcam-tar-');
+    const long = `${'s'.repeat(64)}/${'s'.repeat(64)}_trial001_${'c'.repeat(32)}_seg01.json`;
+    const uni = 'sess/ünï 🐭.txt';
+    const big = Buffer.alloc(1000, 1);
+    const src = path.join(dir, 'src.bin');
+    writeFileSync(src, big);
+    const chunks: Buffer[] = [];
+    for await (const c of Readable.from(tarChunks([
+      { name: long, mtimeS: 1_700_000_000, data: Buffer.from('long') },
+      { name: uni, mtimeS: 1_700_000_000, data: Buffer.from('uni') },
+      { name: 'sess/empty', mtimeS: 1_700_000_000, data: Buffer.alloc(0) },
+      { name: 'sess/file.bin', mtimeS: 1_700_000_000, file: src, size: big.length },
+    ]))) chunks.push(c as Buffer);
+    const tarFile = path.join(dir, 't.tar');
+    writeFileSync(tarFile, Buffer.concat(chunks));
+    assert.equal(Buffer.concat(chunks).length % 512, 0);
+    const out = path.join(dir, 'out');
+    mkdirSync(out);
+    execFileSync('tar', ['-xf', tarFile, '-C', out]);
+    assert.equal(readFileSync(path.join(out, long), 'utf8'), 'long');
+    assert.equal(readFileSync(path.join(out, uni), 'utf8'), 'uni');
+    assert.equal(readFileSync(path.join(out, 'sess/empty')).length, 0);
+    assert.deepEqual(readFileSync(path.join(out, 'sess/file.bin')), big);
+  });
+});
