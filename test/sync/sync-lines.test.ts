@@ -1,68 +1,23 @@
 // Sync pulses in and out (issue 18): the real GPIO controller on the gpiod backend spawning the gpiomon / gpioset
 // stand-ins (test/standins), the real SyncRecorder writing a real SQLite database.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { monoToWallUs, wallMonoPair } from '../../src/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { silentLogger } from '../../src/log/logger.ts';
 import { openDatabase } from '../../src/storage/database.ts';
-import { Store, type SyncEdgeRow } from '../../src/storage/store.ts';
-import { SyncRecorder } from '../../src/sync/sync-recorder.ts';
-import { createGpioTriggers, gpioConfigSchema, trainIntervals, type GpioConfigInput } from '../../src/triggers/gpio/index.ts';
+import { Store } from '../../src/storage/store.ts';
+import { trainIntervals, type GpioConfigInput } from '../../src/triggers/gpio/index.ts';
+import { sleep, syncLines, until, writePulseFixture } from '../helpers/sync-train.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-const STANDINS = fileURLToPath(new URL('../standins', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A gpiomon v2 recording (its default output, as the stand-in replays it) of pulses on one line of gpiochip0. */
-export function writePulseFixture(file: string, line: number, onsetsNs: readonly bigint[], widthNs = 10_000_000n): void {
-  const stamp = (ns: bigint) => `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
-  const rows: string[] = [];
-  for (const t of onsetsNs) rows.push(`${stamp(t)}\trising\tgpiochip0 ${line}`, `${stamp(t + widthNs)}\tfalling\tgpiochip0 ${line}`);
-  writeFileSync(file, rows.join('\n') + '\n');
-}
-
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function setup(config: GpioConfigInput, env: Record<string, string>) {
   const dir = tmpDir('rigcam-sync-');
   const store = new Store(openDatabase(path.join(dir, 'rigcam.db')));
-  const gpioCfg = gpioConfigSchema.parse(config);
-  const gpio = createGpioTriggers(gpioCfg, {
-    handler: { handleCommand: async (command) => ({ ok: true, command }) },
-    env: { ...process.env, PATH: `${STANDINS}:${process.env.PATH}`, GPIOD_STANDIN_BOARD: 'rpi4', GPIOD_STANDIN_STATE_DIR: dir, ...env },
-    backoff: { initialMs: 100 },
-  });
-  const ctx = { sessionId: null as number | null, trialId: null as number | null };
   process.once('exit', () => store.close());
-  const recorder = new SyncRecorder({ store, gpio, config: gpioCfg, log: silentLogger(), context: () => ctx, timeSync: async () => ({ synchronized: true, offset_us: 12, tool: 'chronyc' }) });
-  return {
-    dir,
-    store,
-    gpio,
-    ctx,
-    recorder,
-    start: async () => {
-      await recorder.start();
-      gpio.start();
-    },
-    stop: async () => {
-      await gpio.stop();
-      recorder.stop();
-    },
-    edges: (direction: 'in' | 'out'): SyncEdgeRow[] => store.syncEdgesPage(0, 100_000, { direction }),
-  };
+  const ctx = { sessionId: null as number | null, trialId: null as number | null };
+  return { dir, store, ctx, ...syncLines(store, dir, config, env, () => ctx) };
 }
 
 describe('sync input (mode sync)', () => {
