@@ -154,6 +154,21 @@ export function openApiDocument(version: string): Json {
           ], responses: { '200': ok('session'), '400': err('bad id or query'), ...denied, '404': err('no such session') },
         },
       },
+      '/api/sync/edges': {
+        get: {
+          summary: 'sync pulse edges in and out, oldest first, a page after an edge id',
+          description:
+            'Each edge: id, run_id, host, boot_id, direction (in: a sync input, kernel time; out: the train this box emits, set time), line, active (the pulse onset), mono_us (CLOCK_MONOTONIC of that boot), clock, uncertainty_us, seq (pulse number out), session_id, trial_id. next_since is the `since` of the next page (null at the end).',
+          ...secured,
+          parameters: [
+            { name: 'since', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'only edges with an id above this' },
+            { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+            { name: 'direction', in: 'query', required: false, schema: { enum: ['in', 'out'] } },
+            { name: 'line', in: 'query', required: false, schema: { type: 'integer', minimum: 0, maximum: 511 } },
+          ],
+          responses: { '200': ok('edges, next_since'), '400': err('bad query'), ...denied },
+        },
+      },
       '/api/recordings/{id}': {
         get: { summary: 'a recording, its trial and session', ...secured, parameters: [idParam('recording')], responses: { '200': ok('recording'), '400': err('bad id'), ...denied, '404': err('no such recording') } },
       },

@@ -12,7 +12,7 @@ import type { ApiContext } from './context.ts';
 import { fileInRoot } from './file-in-root.ts';
 import { framesCsvChunks } from './frames-csv.ts';
 import { HttpError, parsePart } from './http-error.ts';
-import { idParams, noQuery, sessionQuery, tokenQuery, videoQuery } from './schemas.ts';
+import { idParams, noQuery, sessionQuery, syncEdgesQuery, tokenQuery, videoQuery } from './schemas.ts';
 
 /** A stored relative path as the API shows it: only when it stays inside the recordings root. */
 function shownPath(root: string, rel: string | null): string | null {
@@ -136,6 +136,18 @@ export function dataRoutes(c: ApiContext): Router {
       await new Promise((r) => setImmediate(r));
     }
     res.end(']}');
+  });
+
+  // Read-only: every sync edge in and out (issue 18), a page at a time after an edge id.
+  r.get('/sync/edges', auth, (req, res) => {
+    const q = parsePart('query', syncEdgesQuery, req.query);
+    const limit = q.limit ?? 1000;
+    const edges = c.store.syncEdgesPage(q.since ?? 0, limit, { direction: q.direction, line: q.line });
+    const last = edges.at(-1)?.id;
+    res.json({
+      edges: edges.map((e) => ({ ...e, active: e.active === 1 })),
+      next_since: edges.length === limit && last !== undefined ? last : null,
+    });
   });
 
   r.get('/recordings/:id', auth, (req, res) => {

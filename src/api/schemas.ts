@@ -31,6 +31,13 @@ export const sessionQuery = z.strictObject({
   limit: intParam(1000).pipe(z.number().min(1)).optional().describe('at most this many trials (default 50)'),
 });
 
+export const syncEdgesQuery = z.strictObject({
+  since: intParam(1e15).optional().describe('only edges with an id above this (the previous page\'s next_since); default 0'),
+  limit: intParam(10_000).pipe(z.number().min(1)).optional().describe('at most this many edges (default 1000)'),
+  direction: z.enum(['in', 'out']).optional().describe('in: sync inputs (kernel times); out: the train this box emits'),
+  line: intParam(511).optional().describe('only this GPIO line'),
+});
+
 export const commandBody = z.strictObject({
   command: z.string().min(1).max(64).describe('a command of the runtime protocol (start_recording, stop_recording, mark, control_change, ...) or an alias (record, stop, marker, ...)'),
   payload: z.record(z.string(), z.unknown()).optional().describe("the command's payload, validated by the runtime"),

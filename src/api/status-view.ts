@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { monoNowUs } from '../clock.ts';
 import type { BoxStatus, CameraStatus } from '../runtime/status.ts';
 import type { ApiContext } from './context.ts';
 import type { PreviewState } from '../pipeline/preview.ts';
@@ -33,8 +34,33 @@ async function diskFallback(c: ApiContext): Promise<DiskView | null> {
 /**
  * The runtime's status with what the API adds per camera: what the live preview costs (viewers, decoder running).
  */
-export async function statusView(c: ApiContext): Promise<Omit<BoxStatus, 'cameras' | 'disk'> & { cameras: Array<CameraStatus & { preview: PreviewState }>; disk: BoxStatus['disk'] | DiskView | null }> {
+/** Sync pulse health (issue 18): per sync line of the newest run, pulses seen and the last edge. */
+export interface SyncView {
+  configured: boolean;
+  now_mono_us: number;
+  lines: Array<{ direction: 'in' | 'out'; line: number; edges: number; pulses: number; last_mono_us: number; last_age_s: number }>;
+}
+
+function syncView(c: ApiContext): SyncView | null {
+  const g = c.config.gpio;
+  const configured = Boolean(g.outputs.sync_out) || g.inputs.some((i) => i.mode === 'sync');
+  if (!configured) return null;
+  const now = monoNowUs();
+  const lines = c.store.syncHealth().map((h) => ({
+    direction: h.direction,
+    line: h.line,
+    edges: h.edges,
+    pulses: h.pulses,
+    last_mono_us: h.last_mono_us,
+    last_age_s: Math.round((now - h.last_mono_us) / 1e4) / 100,
+  }));
+  return { configured, now_mono_us: now, lines };
+}
+
+export async function statusView(
+  c: ApiContext,
+): Promise<Omit<BoxStatus, 'cameras' | 'disk'> & { cameras: Array<CameraStatus & { preview: PreviewState }>; disk: BoxStatus['disk'] | DiskView | null; sync: SyncView | null }> {
   const s = c.box.status();
   const cameras = s.cameras.map((cam) => ({ ...cam, preview: c.hub.state(cam.camera_id) }));
-  return { ...s, cameras, disk: s.disk ?? (await diskFallback(c)) };
+  return { ...s, cameras, disk: s.disk ?? (await diskFallback(c)), sync: syncView(c) };
 }

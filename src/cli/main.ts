@@ -184,6 +184,31 @@ program
     }
   });
 
+program
+  .command('align')
+  .description('align boxes on one clock by their sync pulses: offset and drift per box, every frame on the reference clock')
+  .argument('<inputs...>', "boxes' databases (rigcam.db) or exported edge CSVs, each [NAME=]PATH")
+  .option('--pulses <file>', "an acquisition system's pulse log: CSV of times in seconds")
+  .option('--reference <name>', 'the clock to align to (default: the pulse log, else the first input)')
+  .option('--line <n>', 'the sync line, when a box has several')
+  .option('--direction <in|out>', "in: the box's sync input (kernel times, default); out: the train it emitted")
+  .option('--tolerance-ms <ms>', 'intervals agree within this (default 3)')
+  .option('--window <n>', 'consecutive intervals that must agree (default 5)')
+  .option('--min-pulses <n>', 'fewer matched pulses are refused (default 10)')
+  .option('--root <NAME=DIR>', "a box's recordings root (default: recordings beside its database)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--residuals <file>', 'write every matched pulse and its residual to this new CSV')
+  .action(async (inputs: string[], opts: Record<string, unknown>) => {
+    const { alignArgsSchema, runAlign } = await import('../sync/align-run.ts');
+    const { AlignError } = await import('../sync/align.ts');
+    const parsed = alignArgsSchema.safeParse({ inputs, ...opts });
+    if (!parsed.success) fail(new Error(`align: ${formatIssues(parsed.error.issues).join('; ')}`), 2);
+    try {
+      process.stdout.write(JSON.stringify(runAlign(parsed.data), null, 1) + '\n');
+    } catch (err) {
+      fail(err instanceof AlignError ? new Error(`align refused: ${err.message}`) : err, 1);
+    }
+  });
+
 const recordingsCmd = program.command('recordings').description('recordings in the database');
 recordingsCmd
   .command('list')

@@ -17,6 +17,7 @@ import { createGpioTriggers } from '../triggers/gpio/index.ts';
 import { GpioExtension } from '../triggers/gpio/gpio-extension.ts';
 import { SerialTrigger } from '../triggers/serial/index.ts';
 import { SerialExtension } from '../triggers/serial/serial-extension.ts';
+import { SyncRecorder } from '../sync/sync-recorder.ts';
 
 export interface ServeOptions {
   /** Record one demo trial of this many seconds once the cameras are ready. */
@@ -41,8 +42,13 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   let server: Server | null = null;
   // Triggers talk to the box only through handleCommand, like every other transport; as extensions they start
   // once the cameras are ready and stop after the trial is finalised.
-  if (config.gpio.inputs.length || config.gpio.outputs.recording || config.gpio.outputs.status_led)
-    box.use(new GpioExtension(box.bus, createGpioTriggers(config.gpio, { handler: box, logger: log })));
+  if (config.gpio.inputs.length || config.gpio.outputs.recording || config.gpio.outputs.status_led || config.gpio.outputs.sync_out) {
+    const gpio = createGpioTriggers(config.gpio, { handler: box, logger: log });
+    // The sync recorder first: its run exists before the first sync edge is stored.
+    if (config.gpio.outputs.sync_out || config.gpio.inputs.some((i) => i.mode === 'sync'))
+      box.use(new SyncRecorder({ store, gpio, config: config.gpio, log, context: () => box.context() }));
+    box.use(new GpioExtension(box.bus, gpio));
+  }
   if (config.serial.enabled) box.use(new SerialExtension(box.bus, new SerialTrigger({ config: config.serial, handler: box, logger: log })));
   const watchdog = new WatchdogExtension(() => box.cameras.values());
   let stopping = false;

@@ -153,6 +153,11 @@ export class BoxRuntime implements CommandHandler {
     return this.commands.handleCommand(command, payload, ctx, commandId);
   }
 
+  /** The session and trial open now (ids), for what is stored beside them (sync edges). */
+  context(): { sessionId: number | null; trialId: number | null } {
+    return this.trials.context();
+  }
+
   status(): BoxStatus {
     return { ...this.trials.status(), cameras: this.registry.status(), disk: this.disk.status };
   }

@@ -139,4 +139,38 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
       ALTER TABLE recordings ADD COLUMN offload_verified_at TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'sync pulses',
+    // Sync pulse edges in (a GPIO input's kernel times) and out (the train this box emits), a table of their own.
+    // A run is one start of the GPIO lines: CLOCK_MONOTONIC restarts at boot, so every edge names its boot.
+    sql: `
+      CREATE TABLE sync_runs (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        boot_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        mono0_us INTEGER NOT NULL,
+        wall0_us INTEGER NOT NULL,
+        pair_uncertainty_us REAL,
+        time_sync TEXT,
+        config TEXT NOT NULL DEFAULT '{}'
+      );
+      CREATE TABLE sync_edges (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES sync_runs(id),
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        line INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        mono_us INTEGER NOT NULL,
+        clock TEXT NOT NULL,
+        uncertainty_us REAL,
+        seq INTEGER,
+        session_id INTEGER,
+        trial_id INTEGER
+      );
+      CREATE INDEX sync_edges_line ON sync_edges(run_id, direction, line, id);
+    `,
+  },
 ];

@@ -227,6 +227,79 @@ export interface CameraDbRow {
 
 export type MarkerRow = { id: number; name: string; mono_us: number; source: string | null };
 
+/** One start of the GPIO sync lines on one boot: every sync edge belongs to one (CLOCK_MONOTONIC restarts at boot). */
+export interface SyncRunRow {
+  id: number;
+  host: string;
+  boot_id: string;
+  pid: number;
+  started_at: string;
+  /** A wall↔monotonic pair taken at the start (µs) and its uncertainty. */
+  mono0_us: number;
+  wall0_us: number;
+  pair_uncertainty_us: number | null;
+  /** The box's time sync at the start, JSON ({synchronized, offset_us, tool}). */
+  time_sync: string | null;
+  /** The sync lines as configured (JSON), with the seed the train out used. */
+  config: string;
+}
+
+export interface NewSyncRun {
+  host: string;
+  bootId: string;
+  pid: number;
+  mono0Us: number;
+  wall0Us: number;
+  uncertaintyUs: number | null;
+  timeSync: string | null;
+  config: unknown;
+}
+
+/** A sync edge: in (a `sync` input, stamped by the kernel) or out (the train this box emits, stamped when set). */
+export interface NewSyncEdge {
+  runId: number;
+  direction: 'in' | 'out';
+  line: number;
+  /** The line became active (the pulse's onset) rather than inactive. */
+  active: boolean;
+  /** CLOCK_MONOTONIC µs. */
+  monoUs: number;
+  /** gpio-kernel (libgpiod event time), gpio-sysfs-userspace, or userspace-set (an output, see uncertainty). */
+  clock: string;
+  /** Half-width of the interval the edge is known to lie in (µs); null for kernel stamps. */
+  uncertaintyUs: number | null;
+  /** Pulse number of the train out (0-based); null for inputs. */
+  seq: number | null;
+  sessionId: number | null;
+  trialId: number | null;
+}
+
+export interface SyncEdgeRow {
+  id: number;
+  run_id: number;
+  direction: 'in' | 'out';
+  line: number;
+  active: number;
+  mono_us: number;
+  clock: string;
+  uncertainty_us: number | null;
+  seq: number | null;
+  session_id: number | null;
+  trial_id: number | null;
+  host: string;
+  boot_id: string;
+}
+
+/** Sync health of one line in one run: how many edges, the last one. */
+export interface SyncLineHealth {
+  run_id: number;
+  direction: 'in' | 'out';
+  line: number;
+  edges: number;
+  pulses: number;
+  last_mono_us: number;
+}
+
 /** What `rigcam recordings list` shows of a recording. */
 export type RecordingListRow = Pick<RecordingRow, 'id' | 'path' | 'state' | 'frame_count' | 'dropped' | 'bytes' | 'offloaded_at' | 'deleted_at' | 'started_at'>;
 
@@ -784,6 +857,89 @@ export class Store {
       )
       .get(trialId) as { us: number | null } | undefined;
     return r?.us ?? null;
+  }
+
+  // ---- sync pulses (issue 18) ----------------------------------------------------------------------------
+  createSyncRun(r: NewSyncRun): SyncRunRow {
+    const info = this.durably(() =>
+      this.q(
+        `INSERT INTO sync_runs (host, boot_id, pid, started_at, mono0_us, wall0_us, pair_uncertainty_us, time_sync, config)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(r.host, r.bootId, r.pid, nowIso(), r.mono0Us, r.wall0Us, r.uncertaintyUs, r.timeSync, JSON.stringify(r.config ?? {})),
+    );
+    return this.syncRun(Number(info.lastInsertRowid))!;
+  }
+
+  syncRun(id: number): SyncRunRow | undefined {
+    return this.q('SELECT * FROM sync_runs WHERE id = ?').get(id) as SyncRunRow | undefined;
+  }
+
+  syncRuns(): SyncRunRow[] {
+    return this.q('SELECT * FROM sync_runs ORDER BY id').all() as SyncRunRow[];
+  }
+
+  /** One transaction per batch (a failed batch is kept and retried by the caller, like frame rows). */
+  insertSyncEdges(edges: readonly NewSyncEdge[]): void {
+    if (!edges.length) return;
+    const ins = this.q(
+      `INSERT INTO sync_edges (run_id, direction, line, active, mono_us, clock, uncertainty_us, seq, session_id, trial_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.transactionNoWait(() => {
+      for (const e of edges)
+        ins.run(e.runId, e.direction, e.line, e.active ? 1 : 0, Math.round(e.monoUs), e.clock, e.uncertaintyUs, e.seq, e.sessionId, e.trialId);
+    });
+  }
+
+  /** A page of sync edges after edge id `sinceId` (exclusive), in order, each with its run's host and boot. */
+  syncEdgesPage(sinceId: number, limit: number, f: { direction?: 'in' | 'out'; line?: number } = {}): SyncEdgeRow[] {
+    return this.q(
+      `SELECT e.*, r.host, r.boot_id FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id
+       WHERE e.id > @since AND (@direction IS NULL OR e.direction = @direction) AND (@line IS NULL OR e.line = @line)
+       ORDER BY e.id LIMIT @limit`,
+    ).all({ since: sinceId, limit, direction: f.direction ?? null, line: f.line ?? null }) as SyncEdgeRow[];
+  }
+
+  /**
+   * The sync edges recorded while a session was open (each edge carries the session open at its time), in order:
+   * for a session's export.
+   */
+  syncEdgesOfSession(sessionId: number): SyncEdgeRow[] {
+    return this.q(
+      'SELECT e.*, r.host, r.boot_id FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id WHERE e.session_id = ? ORDER BY e.id',
+    ).all(sessionId) as SyncEdgeRow[];
+  }
+
+  /** Sync edges of one boot in a span of CLOCK_MONOTONIC (µs, inclusive): e.g. a trial's, with margins. */
+  syncEdgesInSpan(bootId: string, fromMonoUs: number, toMonoUs: number): SyncEdgeRow[] {
+    return this.q(
+      `SELECT e.*, r.host, r.boot_id FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id
+       WHERE r.boot_id = ? AND e.mono_us BETWEEN ? AND ? ORDER BY e.mono_us, e.id`,
+    ).all(bootId, fromMonoUs, toMonoUs) as SyncEdgeRow[];
+  }
+
+  /** The pulse trains stored: per boot, direction and line, the pulses (active edges) and their span, newest last. */
+  syncTrains(): Array<{ boot_id: string; direction: 'in' | 'out'; line: number; pulses: number; first_mono_us: number; last_mono_us: number }> {
+    return this.q(
+      `SELECT r.boot_id, e.direction, e.line, COUNT(*) AS pulses, MIN(e.mono_us) AS first_mono_us, MAX(e.mono_us) AS last_mono_us
+       FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id WHERE e.active = 1 GROUP BY r.boot_id, e.direction, e.line ORDER BY MAX(e.id)`,
+    ).all() as ReturnType<Store['syncTrains']>;
+  }
+
+  /** The pulse onsets (active edges, µs) of one train: one boot, direction and line, in time order. */
+  syncOnsets(bootId: string, direction: 'in' | 'out', line: number): number[] {
+    return this.q(
+      `SELECT e.mono_us FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id
+       WHERE r.boot_id = ? AND e.direction = ? AND e.line = ? AND e.active = 1 ORDER BY e.mono_us`,
+    ).pluck().all(bootId, direction, line) as number[];
+  }
+
+  /** Per line of the newest run: edges and pulses (active edges) seen, and the last edge. */
+  syncHealth(): SyncLineHealth[] {
+    return this.q(
+      `SELECT run_id, direction, line, COUNT(*) AS edges, SUM(active) AS pulses, MAX(mono_us) AS last_mono_us FROM sync_edges
+       WHERE run_id = (SELECT MAX(id) FROM sync_runs) GROUP BY run_id, direction, line ORDER BY direction, line`,
+    ).all() as SyncLineHealth[];
   }
 
   // ---- verify (rigcam verify) -------------------------------------------------------------------------

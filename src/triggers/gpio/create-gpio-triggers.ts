@@ -55,6 +55,8 @@ export function createGpioTriggers(config: GpioConfig, deps: GpioTriggerDeps): G
     edgeSource,
     recordingLine: config.outputs.recording ? output(config.outputs.recording) : undefined,
     statusLedLine: config.outputs.status_led ? output(config.outputs.status_led) : undefined,
+    syncOutLine: config.outputs.sync_out ? output(config.outputs.sync_out) : undefined,
+    inputClock: config.backend === 'sysfs' ? 'gpio-sysfs-userspace' : 'gpio-kernel',
     logger: deps.logger,
     settleMs: deps.settleMs,
   });

@@ -5,6 +5,7 @@ import { EdgeFilter, type LogicalEdge } from './edge-filter.ts';
 import type { GpioConfig, GpioInputConfig } from './gpio-config.ts';
 import type { EdgeEvent, EdgeSource, GpioStatus, OutputLine } from './gpio-hardware.ts';
 import { StatusLed } from './status-led.ts';
+import { SyncPulser, type SyncEdge } from './sync-pulser.ts';
 
 export interface GpioCommandRecord {
   command: string;
@@ -23,6 +24,8 @@ export interface GpioControllerStatus {
 export interface GpioTriggerEvents {
   status: [GpioControllerStatus];
   command: [GpioCommandRecord];
+  /** An edge of a `sync` input, or of the sync train out. */
+  sync_edge: [SyncEdge];
 }
 
 export interface GpioTriggerControllerOptions {
@@ -32,6 +35,10 @@ export interface GpioTriggerControllerOptions {
   /** Driven active while any camera records (see setRecording). */
   recordingLine?: OutputLine;
   statusLedLine?: OutputLine;
+  /** The sync train's output line (config outputs.sync_out). */
+  syncOutLine?: OutputLine;
+  /** The clock of the edge source's times: the kernel's (libgpiod) or user space (sysfs). */
+  inputClock?: 'gpio-kernel' | 'gpio-sysfs-userspace';
   logger?: Logger;
   /** See EdgeFilterOptions.settleMs. */
   settleMs?: number;
@@ -40,7 +47,8 @@ export interface GpioTriggerControllerOptions {
 interface LineRoute {
   input: GpioInputConfig;
   role: 'main' | 'stop';
-  filter: EdgeFilter;
+  /** Absent for a sync line without debounce: its raw edges are its edges. */
+  filter?: EdgeFilter;
 }
 
 /**
@@ -48,7 +56,8 @@ interface LineRoute {
  * - level: start_recording while the line is active, stop_recording when it goes inactive;
  * - toggle: each active edge starts or stops;
  * - start_stop: an active edge on `line` starts, one on `stop_line` stops;
- * - marker: each active edge sends `mark` with the input's label.
+ * - marker: each active edge sends `mark` with the input's label;
+ * - sync: no command; every edge (debounced only when debounce_ms is set) is emitted as `sync_edge`.
  * Every command carries the kernel time of the edge that caused it (triggerMonoUs), also
  * when debounce or the minimum pulse width made it wait.
  */
@@ -58,12 +67,21 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
   private readonly outputSources = new Map<string, GpioStatus>();
   private readonly logger: Logger;
   private readonly led?: StatusLed;
+  /** The sync train out, when configured. */
+  readonly syncOut?: SyncPulser;
   private queue: Promise<void> = Promise.resolve();
   private recording = false;
   private started = false;
   private readonly onEdge = (e: EdgeEvent) => this.handleEdge(e);
   private readonly onInputStatus = (s: GpioStatus) => this.handleStatus(this.inputSources, s);
   private readonly onOutputStatus = (s: GpioStatus) => this.handleStatus(this.outputSources, s);
+  /** The sync output changes level every pulse: only a change of its state is news. */
+  private readonly onSyncOutStatus = (s: GpioStatus) => {
+    const prev = this.outputSources.get(s.source);
+    if (prev && prev.state === s.state && prev.fault === s.fault) this.outputSources.set(s.source, s);
+    else this.handleStatus(this.outputSources, s);
+  };
+  private readonly onSyncOutEdge = (e: SyncEdge) => this.emit('sync_edge', e);
 
   constructor(private readonly opts: GpioTriggerControllerOptions) {
     super();
@@ -71,6 +89,10 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
     const settleMs = opts.settleMs ?? 15;
     for (const input of opts.config.inputs) {
       const makeRoute = (line: number, role: LineRoute['role']) => {
+        if (input.mode === 'sync' && input.debounce_ms === 0) {
+          this.routes.set(line, { input, role });
+          return;
+        }
         const filter = new EdgeFilter(
           { debounceUs: input.debounce_ms * 1000, minPulseUs: input.min_pulse_ms * 1000, settleMs },
           (edge) => this.handleLogical(line, input, role, edge),
@@ -81,6 +103,8 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
       if (input.stop_line !== undefined) makeRoute(input.stop_line, 'stop');
     }
     if (opts.statusLedLine) this.led = new StatusLed(opts.statusLedLine, this.logger);
+    const syncOut = opts.config.outputs.sync_out;
+    if (syncOut && opts.syncOutLine) this.syncOut = new SyncPulser(syncOut, opts.syncOutLine, this.logger);
   }
 
   start(): void {
@@ -90,6 +114,9 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
     this.opts.edgeSource.on('status', this.onInputStatus);
     this.opts.recordingLine?.on('status', this.onOutputStatus);
     this.opts.statusLedLine?.on('status', this.onOutputStatus);
+    this.opts.syncOutLine?.on('status', this.onSyncOutStatus);
+    this.syncOut?.on('edge', this.onSyncOutEdge);
+    this.syncOut?.start();
     this.led?.show('off');
     this.opts.recordingLine?.set(this.recording).catch(() => {});
     if (this.routes.size > 0) this.opts.edgeSource.start();
@@ -99,12 +126,15 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    for (const route of this.routes.values()) route.filter.dispose();
+    for (const route of this.routes.values()) route.filter?.dispose();
+    await this.syncOut?.stop();
+    this.syncOut?.off('edge', this.onSyncOutEdge);
     await this.opts.edgeSource.stop();
     this.opts.edgeSource.off('edge', this.onEdge);
     this.opts.edgeSource.off('status', this.onInputStatus);
     await this.queue;
-    await Promise.all([this.opts.recordingLine?.close(), this.led?.close()]);
+    await Promise.all([this.opts.recordingLine?.close(), this.led?.close(), this.opts.syncOutLine?.close()]);
+    this.opts.syncOutLine?.off('status', this.onSyncOutStatus);
     this.opts.recordingLine?.off('status', this.onOutputStatus);
     this.opts.statusLedLine?.off('status', this.onOutputStatus);
     this.emit('status', this.status);
@@ -145,7 +175,15 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
   private handleEdge(e: EdgeEvent): void {
     const route = this.routes.get(e.line);
     if (!route) return;
-    route.filter.push(e.rising !== route.input.active_low, e.monoUs, e.kernelDebounced);
+    const active = e.rising !== route.input.active_low;
+    // A sync line's edges are its edges (kernel-debounced ones too): the filter only debounces them in software.
+    if (route.input.mode === 'sync' && (!route.filter || e.kernelDebounced)) this.syncEdge(e.line, active, e.monoUs);
+    else route.filter?.push(active, e.monoUs, e.kernelDebounced);
+  }
+
+  private syncEdge(line: number, active: boolean, monoUs: number): void {
+    const clock = this.opts.inputClock ?? 'gpio-kernel';
+    this.emit('sync_edge', { direction: 'in', line, active, monoUs, clock, uncertaintyUs: null, seq: null });
   }
 
   private handleLogical(line: number, input: GpioInputConfig, role: LineRoute['role'], edge: LogicalEdge): void {
@@ -161,6 +199,8 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
       case 'marker':
         if (edge.active) this.dispatch(line, 'mark', { label: input.label ?? `gpio${input.line}` }, edge.monoUs);
         return;
+      case 'sync':
+        return this.syncEdge(line, edge.active, edge.monoUs);
     }
   }
 

@@ -19,3 +19,5 @@ export { GpiodEdgeSource } from './gpiod-edge-source.ts';
 export { GpiosetOutputLine } from './gpioset-output-line.ts';
 export { GpiodTools } from './gpiod-tools.ts';
 export { SysfsEdgeSource, SysfsOutputLine } from './sysfs-adapter.ts';
+export { SyncPulser, mulberry32, trainIntervals, type SyncEdge } from './sync-pulser.ts';
+export { syncOutSchema, type SyncOutConfig } from './gpio-config.ts';
