@@ -23,13 +23,45 @@ export interface CommandSpec {
   run(payload: unknown, ctx: ExecContext): Promise<CommandData>;
 }
 
-/** Validate completely, then run: a bad payload is an invalid_payload error naming the field and changes nothing. */
+/** A key as a refusal quotes it: hostile keys can be long or hold control characters. */
+const quoteKey = (k: string): string => JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}…` : k);
+/** At most this much of a refusal's text: a payload with thousands of bad fields gets a short answer. */
+const MAX_REFUSAL_CHARS = 500;
+
+/**
+ * Validate completely, then run: a bad payload is an invalid_payload error naming the field and changes nothing.
+ * An unknown key (every payload schema is strict) is named as the field, so a misspelt `lable` says `lable`.
+ */
 export function parsePayload<S extends z.ZodType>(schema: S, payload: unknown, what = 'payload'): z.infer<S> {
   const r = schema.safeParse(payload ?? {});
   if (r.success) return r.data;
-  const first = r.error.issues[0];
-  const field = first && first.path.length ? keyPath(first.path) : null;
-  throw new CommandError('invalid_payload', `invalid ${what}: ${formatIssues(r.error.issues).join('; ')}`, true, field);
+  // A misspelt key usually also leaves a required one missing: the field named is the unknown key, the cause.
+  const first = r.error.issues.find((i) => i.code === 'unrecognized_keys') ?? r.error.issues[0];
+  const problems = r.error.issues.map((i) => {
+    if (i.code !== 'unrecognized_keys') return formatIssues([i])[0]!;
+    const where = i.path.length ? `${keyPath(i.path)}: ` : '';
+    const shown = i.keys.slice(0, 5).map(quoteKey).join(', ');
+    return `${where}unknown key${i.keys.length > 1 ? 's' : ''} ${shown}${i.keys.length > 5 ? ` and ${i.keys.length - 5} more` : ''}`;
+  });
+  let message = `invalid ${what}: ${problems.join('; ')}`;
+  if (message.length > MAX_REFUSAL_CHARS) message = `${message.slice(0, MAX_REFUSAL_CHARS - 1)}…`;
+  const fieldPath = first ? (first.code === 'unrecognized_keys' ? [...first.path, first.keys[0] ?? ''] : first.path) : [];
+  const field = fieldPath.length ? keyPath(fieldPath.map((k) => (typeof k === 'string' && k.length > 64 ? `${k.slice(0, 64)}…` : k))) : null;
+  throw new CommandError('invalid_payload', message, true, field);
+}
+
+/** The most of a payload the journal keeps (a refused hostile payload can be 64 KB or nested thousands deep). */
+const MAX_JOURNAL_PAYLOAD_CHARS = 8 * 1024;
+
+/** A payload as the journal stores it: itself, or a note of what was left out when it is too big or too deep. */
+export function journalPayload(payload: unknown): unknown {
+  let text: string;
+  try {
+    text = JSON.stringify(payload ?? {});
+  } catch {
+    return { omitted: 'payload too deeply nested to journal' };
+  }
+  return text.length <= MAX_JOURNAL_PAYLOAD_CHARS ? (payload ?? {}) : { omitted: 'payload too large to journal', chars: text.length };
 }
 
 export function defineCommand<S extends z.ZodType>(schema: S, run: (p: z.infer<S>, ctx: ExecContext) => CommandData | Promise<CommandData>, internal = false): CommandSpec {
@@ -105,7 +137,7 @@ export class CommandBus implements CommandHandler {
       result = { ok: false, command, error: e.message, code: e.code, recoverable: e.recoverable, ...(e.field ? { field: e.field } : {}) };
       this.o.bus.report('error', { command, code: e.code, error: e.message, message: e.message, recoverable: e.recoverable }, null, ctx.commandId);
     }
-    this.o.bus.emit('command', { name: command, source: ctx.source, monoUs: ctx.triggerMonoUs, payload: payload ?? {}, result });
+    this.o.bus.emit('command', { name: command, source: ctx.source, monoUs: ctx.triggerMonoUs, payload: journalPayload(payload), result });
     return result;
   }
 }

@@ -21,7 +21,7 @@ const cameraRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, 'camera i
 const label = labelSchema(200);
 const metadata = z.record(z.string().max(64), z.union([z.string().max(2000), z.number(), z.boolean(), z.null()])).refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys');
 
-const cameraIdObject = z.object({ backend: z.string().max(32), stable_id: z.string().min(1).max(200) });
+const cameraIdObject = z.strictObject({ backend: z.string().max(32), stable_id: z.string().min(1).max(200) });
 
 /** A host string flag sent as a boolean or as "true"/"false" (the seed's settings window sends strings). */
 const boolish = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
@@ -73,15 +73,50 @@ export const assignDeviceSchema = z
   .catchall(z.union([z.string().max(300), z.number(), z.boolean(), z.null()]))
   .superRefine((p, ctx) => {
     for (const k of Object.keys(p))
-      if (!(k in assignKnown) && !/^camera_audio_[a-z0-9_]{1,40}$/.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `unknown field "${k}"` });
+      if (!(k in assignKnown) && !/^camera_audio_[a-z0-9_]{1,40}$/.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `unknown key "${k}"` });
   });
+/**
+ * The keys RPi_Logger's host sends that rigcam accepts and ignores: the one list (hw-fixtures/rpi-logger/SOURCE.md).
+ * Its assign_device (HEAD `command_protocol.py` L132-238) carries fields for serial, wireless, network and audio
+ * devices on every device kind (`device_type`, `port`, `baudrate`, `is_wireless`, `is_network`, then when set
+ * `network_address`, `network_port`, `sounddevice_index`, `audio_channels`, `audio_sample_rate`, `is_camera`), and
+ * camera fields rigcam has no use for (`camera_hw_model`, `camera_location`: it probes the device itself;
+ * `session_dir`: sessions come with start_session / record). Its framing keys (`timestamp`, `command_id`) are taken
+ * off by module mode (HOST_FRAMING_KEYS in module-mode.ts); its other commands' keys (`session_dir`,
+ * `trial_number`, `trial_label`; `device_id` of unassign_device) are all understood.
+ */
+export const HOST_IGNORED_ASSIGN_KEYS = [
+  'device_type',
+  'port',
+  'baudrate',
+  'is_wireless',
+  'is_network',
+  'is_camera',
+  'network_address',
+  'network_port',
+  'sounddevice_index',
+  'audio_channels',
+  'audio_sample_rate',
+  'camera_hw_model',
+  'camera_location',
+  'session_dir',
+] as const;
 const assignKnown: Record<string, true> = Object.fromEntries(
-  ['camera_id', 'descriptor', 'camera_dev_path', 'camera_stable_id', 'camera_name', 'display_name', 'camera_backend', 'camera_type', 'camera_index', 'device_id', 'device_type', 'port', 'baudrate', 'is_wireless', 'is_network', 'is_camera', 'network_address', 'network_port', 'sounddevice_index', 'audio_channels', 'audio_sample_rate', 'camera_hw_model', 'camera_location', 'session_dir'].map((k) => [k, true]),
+  [
+    ...['camera_id', 'descriptor', 'camera_dev_path', 'camera_stable_id', 'camera_name', 'display_name', 'camera_backend', 'camera_type', 'camera_index', 'device_id'],
+    ...HOST_IGNORED_ASSIGN_KEYS,
+  ].map((k) => [k, true]),
 );
 
-export const cameraTargetSchema = z.object({ camera_id: z.union([cameraRef, cameraIdObject]).optional(), camera_stable_id: z.string().max(200).optional() });
+/*
+ * Every payload below is strict (z.strictObject): an unknown or misspelt key (`lable`, `sesion_id`) is refused as
+ * invalid_payload naming it, and nothing changes. Keys only a host sends and the box does not use are named in the
+ * schema that accepts them (assign_device's host fields above); the host's framing keys (`timestamp`, `command_id`)
+ * are taken off by module mode (module-mode.ts HOST_FRAMING_KEYS) before a payload gets here.
+ */
+export const cameraTargetSchema = z.strictObject({ camera_id: z.union([cameraRef, cameraIdObject]).optional(), camera_stable_id: z.string().max(200).optional() });
 
-export const startRecordingSchema = z.object({
+export const startRecordingSchema = z.strictObject({
   session_prefix: sessionName.optional(),
   session: sessionName.optional(),
   trial_number: z.number().int().min(1).max(999_999).optional(),
@@ -96,17 +131,15 @@ export const startRecordingSchema = z.object({
   metadata: metadata.optional(),
 });
 
-export const emptySchema = z.object({}).passthrough();
+export const emptySchema = z.strictObject({});
 
 /**
  * Stop and pause: optionally the instant they take effect, on CLOCK_MONOTONIC µs (a client that stamped its own
  * event). Default: the trigger time (GPIO edge, first byte of the serial line, arrival of the HTTP request).
  */
-export const instantSchema = z
-  .object({ at_mono_us: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional() })
-  .passthrough();
+export const instantSchema = z.strictObject({ at_mono_us: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional() });
 
-export const startSessionSchema = z.object({
+export const startSessionSchema = z.strictObject({
   session_prefix: sessionName.optional(),
   session_id: sessionName.optional(),
   name: sessionName.optional(),
@@ -162,10 +195,10 @@ export const applyConfigSchema = z.strictObject({
     .optional(),
 });
 
-export const controlChangeSchema = z.object({
+export const controlChangeSchema = z.strictObject({
   camera_id: cameraRef.optional(),
   control: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'control names are letters, digits and _'),
   value: z.union([z.number(), z.boolean(), z.string().max(64)]),
 });
 
-export const markSchema = z.object({ label: label.min(1, 'a marker needs a label') });
+export const markSchema = z.strictObject({ label: label.min(1, 'a marker needs a label') });

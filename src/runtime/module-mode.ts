@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
@@ -33,7 +33,20 @@ const envelope = z
   })
   .passthrough();
 
-const MAX_LINE = 64 * 1024;
+/**
+ * The longest command line taken (characters). Longer ones are refused with one `error` as soon as they pass it,
+ * and the rest up to the line end is dropped unread into memory: a runaway writer cannot grow the module.
+ */
+export const MAX_LINE = 64 * 1024;
+
+/**
+ * The host's framing keys, on every command it sends (HEAD `command_protocol.py` L13-33 `CommandMessage.create`,
+ * hw-fixtures/rpi-logger/SOURCE.md): `timestamp` (the host's local clock, informational: the trigger instant is the
+ * line's arrival) and `command_id` (echoed on every status the command causes). Taken off here with `command` and
+ * the seed's nested `payload`; every other key the host sends is a payload key, and each command's strict schema
+ * (src/runtime/commands.ts) names it (assign_device's host-only fields are listed there as accepted and ignored).
+ */
+export const HOST_FRAMING_KEYS = ['command', 'timestamp', 'command_id', 'payload'] as const;
 
 /**
  * The host's names → the box's. The host's `pause` (and its stop_recording, which it sends as `pause`) ends the
@@ -222,8 +235,8 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
       lineError(`bad command line: ${env.error.issues.map((i) => `${i.path.join('.') || 'line'}: ${i.message}`).join('; ')}`);
       return;
     }
-    const { command: rawCommand, command_id, timestamp: _ts, payload: nested, ...flat } = env.data;
-    void _ts;
+    const { command: rawCommand, command_id, payload: nested } = env.data;
+    const flat: Data = Object.fromEntries(Object.entries(env.data).filter(([k]) => !(HOST_FRAMING_KEYS as readonly string[]).includes(k)));
     const command = rawCommand.toLowerCase();
     const commandId = command_id == null ? null : String(command_id);
     const payload: Data = { ...flat, ...(nested ?? {}) };
@@ -241,7 +254,14 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
         // The host names the device by its id.
         const dev = typeof payload.device_id === 'string' ? payload.device_id : undefined;
         const cam = dev !== undefined ? cameraOfDevice(dev) : undefined;
-        const r = await run('unassign_device', cam ? { camera_id: cam } : payload, commandId);
+        if (dev !== undefined && cam === undefined) {
+          // Not a device this module took: never the only camera by default.
+          refuse({ ok: false, command, code: 'not_found', error: `no device "${dev.slice(0, 200)}" is assigned to this module`, recoverable: true }, commandId);
+          return;
+        }
+        const { device_id: _dev, ...rest } = payload;
+        void _dev;
+        const r = await run('unassign_device', cam ? { ...rest, camera_id: cam } : rest, commandId);
         if (r.ok) status('device_unassigned', { device_id: dev ?? deviceId(r.data?.camera_id), port_released: true }, commandId);
         return;
       }
@@ -271,25 +291,52 @@ export function runModuleMode(o: ModeOptions): { done: Promise<void> } {
     await run(name, payload, commandId);
   };
 
-  const rl = createInterface({ input: o.input, crlfDelay: Infinity });
+  /** One complete line from the host (without its line end). */
+  const onLine = (line: string): void => {
+    if (!line.trim()) return;
+    if (resentAssign(line)) return;
+    queue = queue.then(() => handle(line)).catch((err: Error) => o.log.error({ err: err.message }, 'module command failed'));
+  };
+  // Lines end at \n, \r\n or \r (an empty line between \r and \n is skipped). Memory is bounded by MAX_LINE.
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  let overlong = false;
+  const onData = (chunk: Buffer | string): void => {
+    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      const piece = text.slice(start, i);
+      start = i + 1;
+      if (overlong) overlong = false;
+      else if (partial.length + piece.length > MAX_LINE) lineError(`line too long (over ${MAX_LINE} characters): refused`);
+      else onLine(partial + piece);
+      partial = '';
+    }
+    if (overlong) return;
+    const rest = text.slice(start);
+    if (partial.length + rest.length > MAX_LINE) {
+      overlong = true;
+      partial = '';
+      lineError(`line too long (over ${MAX_LINE} characters): refused`);
+    } else partial += rest;
+  };
+  const onEnd = (): void => {
+    if (!overlong && partial) onLine(partial);
+    partial = '';
+    // The host went away: release the cameras as if it had said quit.
+    void queue.then(() => quit(null));
+  };
   const done = new Promise<void>((resolve) => {
     finish = () => {
-      rl.close();
+      o.input.off('data', onData);
+      o.input.off('end', onEnd);
+      o.input.pause();
       resolve();
     };
-    rl.on('line', (line) => {
-      if (!line.trim()) return;
-      if (line.length > MAX_LINE) {
-        lineError('line too long');
-        return;
-      }
-      if (resentAssign(line)) return;
-      queue = queue.then(() => handle(line)).catch((err: Error) => o.log.error({ err: err.message }, 'module command failed'));
-    });
-    rl.on('close', () => {
-      // The host went away: release the cameras as if it had said quit.
-      void queue.then(() => quit(null));
-    });
+    o.input.on('data', onData);
+    o.input.once('end', onEnd);
   });
   if (o.cameraIndex !== undefined) {
     const n = o.cameraIndex;

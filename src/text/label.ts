@@ -27,6 +27,8 @@ export function labelProblem(s: string): string | null {
 export function labelSchema(max = 200) {
   return z
     .string()
+    // Cheap first (a code point is at most two UTF-16 units): a megabyte label is refused without scanning it.
+    .max(max * 2, { message: `at most ${max} characters`, abort: true })
     .refine((s) => [...s].length <= max, `at most ${max} characters`)
     .superRefine((s, ctx) => {
       const why = labelProblem(s);

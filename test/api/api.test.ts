@@ -146,6 +146,17 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
       ['POST', '/api/commands', json, '{"command": "start_recording", "payload": {"trial_number": "two"}}', 400, /^body\.payload\.trial_number$/],
       ['POST', '/api/commands', json, '{"command": "mark", "payload": {}}', 400, /^body\.payload\.label$/],
       ['POST', '/api/commands', json, '{"command": "stop_recording", "extra": 1}', 400, /^body\.extra$/],
+      // Every command payload is strict (#16): a misspelt key is refused naming it, over /api/commands too.
+      ['POST', '/api/commands', json, '{"command": "start_recording", "payload": {"sesion": "typo"}}', 400, /^body\.payload\.sesion$/],
+      ['POST', '/api/commands', json, '{"command": "record", "payload": {"lable": "x"}}', 400, /^body\.payload\.lable$/],
+      ['POST', '/api/commands', json, '{"command": "mark", "payload": {"label": "x", "lable": "x"}}', 400, /^body\.payload\.lable$/],
+      ['POST', '/api/commands', json, '{"command": "start_session", "payload": {"sesion_id": "typo"}}', 400, /^body\.payload\.sesion_id$/],
+      ['POST', '/api/commands', json, '{"command": "stop", "payload": {"reason": "x"}}', 400, /^body\.payload\.reason$/],
+      ['POST', '/api/commands', json, '{"command": "get_status", "payload": {"verbose": true}}', 400, /^body\.payload\.verbose$/],
+      ['POST', '/api/commands', json, '{"command": "reprobe", "payload": {"camera_id": "cam0", "force": true}}', 400, /^body\.payload\.force$/],
+      // Deeply nested metadata (20,000 levels, inside the 64 KB body limit): refused, not a stack overflow.
+      ['POST', '/api/commands', json, '{"command": "start_recording", "payload": {"metadata": {"a": ' + '['.repeat(20000) + ']'.repeat(20000) + '}}}', 400, /^body\.payload\.metadata\.a$/],
+      ['POST', '/api/commands', json, JSON.stringify({ command: 'mark', payload: { label: 'x'.repeat(1_000_000) } }), 413, /^body$/],
       ['GET', '/api/status?verbose=1', auth, undefined, 400, /^query\.verbose$/],
       ['GET', '/api/health?x=1', {}, undefined, 400, /^query\.x$/],
       ['GET', '/api/sessions?limit=5', auth, undefined, 400, /^query\.limit$/],
@@ -183,6 +194,25 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
       assert.doesNotMatch(r.body.toString(), /root:/, `${p} leaked a file`);
     }
     assert.equal(snapshot(), before, 'a bad request changed the box');
+  });
+
+  it('a 10 MB body is refused with 413 as it arrives, and the API keeps answering at once', async () => {
+    const before = snapshot();
+    const big = JSON.stringify({ command: 'mark', payload: { label: 'x'.repeat(10 * 1024 * 1024) } });
+    const t0 = performance.now();
+    // The server may answer and close before the whole body is sent: the answer is what counts.
+    const r = await raw(b.url, 'POST', '/api/commands', { ...auth, 'content-type': 'application/json' }, big).catch((err: NodeJS.ErrnoException) => ({ status: -1, headers: {}, body: Buffer.from(String(err.code)) }));
+    const ms = performance.now() - t0;
+    if (r.status !== -1) {
+      assert.equal(r.status, 413, r.body.toString().slice(0, 200));
+      assert.match(jsonOf(r).error as string, /too large/);
+    } else assert.match(r.body.toString(), /EPIPE|ECONNRESET/, 'the connection was cut, not left hanging');
+    assert.ok(ms < 5000, `refused in ${ms.toFixed(0)} ms`);
+    const h0 = performance.now();
+    const health = await raw(b.url, 'GET', '/api/health');
+    assert.equal(health.status, 200);
+    assert.ok(performance.now() - h0 < 1000, 'the API answers at once afterwards');
+    assert.equal(snapshot(), before);
   });
 
   it('status and cameras describe the box', async () => {

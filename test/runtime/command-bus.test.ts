@@ -119,7 +119,11 @@ describe('command bus: device loss and stop in one queue', () => {
     assert.equal((t.db.prepare("SELECT state FROM trials WHERE id = ?").get(trialId) as { state: string }).state, 'recording');
     const journalAfter = (t.db.prepare("SELECT COUNT(*) n FROM events WHERE kind = 'command' AND name = 'device_lost'").get() as { n: number }).n;
     assert.equal(journalAfter, journalBefore + 4, 'the refused attempts are journalled as such');
-    const stop = await t.box.handleCommand('stop_recording', { reason: 'a user cannot give a stop a reason' }, api);
+    const withReason = await t.box.handleCommand('stop_recording', { reason: 'a user cannot give a stop a reason' }, api);
+    assert.equal(withReason.code, 'invalid_payload', 'a stop takes no reason from a transport: refused, not stripped');
+    assert.equal(withReason.field, 'reason');
+    assert.equal(t.box.status().recording, true, 'the refused stop stopped nothing');
+    const stop = await t.box.handleCommand('stop_recording', {}, api);
     assert.equal(stop.ok, true, stop.error);
     assert.equal(t.store.recordingsOfTrial(trialId)[0]!.stop_reason, null);
   });
@@ -143,5 +147,91 @@ describe('command bus: device loss and stop in one queue', () => {
     }
     const bad = await t.box.handleCommand('start_recording', { trial_number: 'three' }, api);
     assert.equal(bad.field, 'trial_number', 'an invalid payload names its field');
+  });
+
+  it('every command payload is strict: an unknown or misspelt key is refused naming it, and changes nothing', async () => {
+    const count = (sql: string): number => (t.db.prepare(sql).get() as { n: number }).n;
+    const snapshot = (): string =>
+      JSON.stringify({
+        trials: count('SELECT COUNT(*) n FROM trials'),
+        sessions: t.db.prepare('SELECT name, stopped_at IS NULL AS open FROM sessions ORDER BY id').all(),
+        markers: count("SELECT COUNT(*) n FROM events WHERE kind = 'marker'"),
+        recording: t.box.status().recording,
+        paused: t.box.status().paused,
+        cameras: [...t.box.cameras.values()].map((c) => [c.id, c.state, c.config.armed]),
+      });
+    /** Each transport command with a payload that would run but for one wrong key. */
+    const idle: Array<[string, Record<string, unknown>, string]> = [
+      ['start_recording', { session_prefix: 'typo', sesion: 'typo' }, 'sesion'],
+      ['start_recording', { lable: 'baseline' }, 'lable'],
+      ['record', { trial_number: 7, trail: 8 }, 'trail'],
+      ['start_session', { session_id: 'typo2', sesion_id: 'typo2' }, 'sesion_id'],
+      ['stop_session', { now: true }, 'now'],
+      ['get_status', { verbose: true }, 'verbose'],
+      ['status', { all: 1 }, 'all'],
+      ['reprobe', { camera_id: 'cam1', force: true }, 'force'],
+      ['unassign_device', { camera_id: 'cam1', forced: true }, 'forced'],
+      ['unassign_all_devices', { all: true }, 'all'],
+      ['control_change', { camera_id: 'cam1', control: 'brightness', value: 1, camra_id: 'cam0' }, 'camra_id'],
+      ['assign_device', { camera_id: 'cam1', descriptor: { device_path: '/dev/null' }, devise_path: '/dev/null' }, 'devise_path'],
+      ['apply_config', { camera_id: 'cam1', fsp: 15 }, 'fsp'],
+    ];
+    const before = snapshot();
+    for (const [cmd, payload, key] of idle) {
+      const r = await t.box.handleCommand(cmd, payload, api);
+      assert.equal(r.code, 'invalid_payload', `${cmd} ${JSON.stringify(payload)}: ${r.error}`);
+      assert.equal(r.field, key, `${cmd}: the refusal names the key`);
+      assert.match(r.error!, new RegExp(`unknown key "${key}"`), `${cmd}: the message names the key`);
+    }
+    assert.equal(snapshot(), before, 'nothing changed while idle');
+    assert.equal(count("SELECT COUNT(*) n FROM sessions WHERE name LIKE 'typo%'"), 0, 'no session from a misspelt start');
+
+    const trialId = await startTrial(['cam0']);
+    const recording: Array<[string, Record<string, unknown>, string]> = [
+      ['mark', { label: 'reward', lable: 'reward' }, 'lable'],
+      ['marker', { lable: 'reward' }, 'lable'],
+      ['stop_recording', { at_mono_us_: 1 }, 'at_mono_us_'],
+      ['stop', { reason: 'x' }, 'reason'],
+      ['pause_recording', { at_mono: 5 }, 'at_mono'],
+      ['pause', { x: 1 }, 'x'],
+      ['start_recording', { session_prefix: 'race', sesion: 'race' }, 'sesion'],
+      ['resume_recording', { at_mono_us: 5 }, 'at_mono_us'],
+    ];
+    const during = snapshot();
+    for (const [cmd, payload, key] of recording) {
+      const r = await t.box.handleCommand(cmd, payload, api);
+      assert.equal(r.code, 'invalid_payload', `${cmd} ${JSON.stringify(payload)}: ${r.error}`);
+      assert.equal(r.field, key, `${cmd}: the refusal names the key`);
+    }
+    assert.equal(snapshot(), during, 'nothing changed while recording');
+    assert.equal(t.box.status().trial!.id, trialId);
+
+    // Hostile sizes and shapes: refused quickly with a short message, never a crash.
+    const deep: Record<string, unknown> = {};
+    let cur = deep;
+    for (let i = 0; i < 20_000; i++) cur = (cur.a = {}) as Record<string, unknown>;
+    const manyKeys = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`.padEnd(200, 'x'), i]));
+    const hostile: Array<[string, Record<string, unknown>, string]> = [
+      ['mark', { label: 'x'.repeat(1_000_000) }, 'label'],
+      ['mark', { label: 'ok', metadata: deep }, 'metadata'],
+      ['start_recording', { metadata: { nested: deep } }, 'metadata.nested'],
+      ['mark', manyKeys, 'label'],
+    ];
+    for (const [cmd, payload, key] of hostile) {
+      const t0 = performance.now();
+      const r = await t.box.handleCommand(cmd, payload, api);
+      const ms = performance.now() - t0;
+      assert.equal(r.code, 'invalid_payload', `${cmd}: ${r.error?.slice(0, 200)}`);
+      assert.ok(r.field?.startsWith(key) || r.error!.includes(key), `${cmd}: names ${key}: ${r.field} ${r.error?.slice(0, 200)}`);
+      assert.ok(r.error!.length <= 500, `a short refusal (${r.error!.length} chars)`);
+      assert.ok(ms < 500, `refused in ${ms.toFixed(0)} ms`);
+    }
+    assert.equal(snapshot(), during, 'nothing changed by hostile payloads');
+    const journalled = t.db.prepare("SELECT payload FROM events WHERE kind = 'command' AND name = 'mark' ORDER BY id DESC LIMIT 3").all() as Array<{ payload: string }>;
+    for (const j of journalled) assert.ok(j.payload.length <= 8 * 1024 + 100, `the journal keeps a bounded payload (${j.payload.length})`);
+    assert.match(journalled[1]!.payload, /too deeply nested/, 'the nested payload is noted, not lost silently');
+
+    const stop = await t.box.handleCommand('stop_recording', {}, api);
+    assert.equal(stop.ok, true, stop.error);
   });
 });

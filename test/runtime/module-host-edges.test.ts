@@ -223,3 +223,75 @@ describe('rigcam module: a host-assigned camera takes the YAML camera that match
     }
   });
 });
+
+describe('rigcam module: strict payloads and bounded lines (#16)', () => {
+  const m = new Module(cfg, ['--output-dir', root, '--instance-id', 'STRICT:1', '--log-level', 'warning']);
+  const session = path.join(root, 'session_20260106_100000');
+  after(() => m.child.kill('SIGKILL'));
+
+  it('an over-long line is refused once as it passes the limit (never buffered whole), and the module goes on', async () => {
+    await m.next('ready', 0);
+    let from = m.mark();
+    m.child.stdin.write(JSON.stringify({ command: 'mark', label: 'x'.repeat(1_000_000) }) + '\n');
+    m.send({ command: 'get_status', command_id: 'g:1' });
+    await m.next('status_report', from, (l) => l.command_id === 'g:1');
+    let errs = m.lines.slice(from).filter((l) => l.status === 'error');
+    assert.equal(errs.length, 1, m.statuses(from).join());
+    assert.match(String(errs[0]!.data.message), /line too long/);
+
+    // 10 MB without a line end, in pieces, then the end: one refusal, and the next line is read as a line.
+    from = m.mark();
+    const piece = 'y'.repeat(1024 * 1024);
+    m.child.stdin.write('{"command": "mark", "label": "');
+    for (let i = 0; i < 10; i++) m.child.stdin.write(piece);
+    m.child.stdin.write('"}\n');
+    m.send({ command: 'get_status', command_id: 'g:2' });
+    await m.next('status_report', from, (l) => l.command_id === 'g:2', 30_000);
+    errs = m.lines.slice(from).filter((l) => l.status === 'error');
+    assert.equal(errs.length, 1, m.statuses(from).join());
+    assert.match(String(errs[0]!.data.message), /line too long/);
+  });
+
+  it('a misspelt key is a command_nack naming it and changes nothing; the host’s own keys are all taken', async () => {
+    let from = m.mark();
+    m.send({ command: 'assign_device', command_id: 't:1', device_id: 'test:0', device_type: 'Test', port: '', baudrate: 0, is_wireless: false, is_network: false, is_camera: true, camera_type: 'test', camera_stable_id: 'test0', display_name: 'Pattern' });
+    await m.next('device_ready', from, (l) => l.command_id === 't:1');
+
+    from = m.mark();
+    m.send({ command: 'record', command_id: 'r:1', session_dir: session, trial_number: 1, trial_lable: 'baseline' });
+    const nack = await m.next('command_nack', from, (l) => l.command_id === 'r:1');
+    assert.equal(nack.data.code, 'invalid_payload');
+    assert.equal(nack.data.field, 'trial_lable');
+    assert.match(String(nack.data.message), /unknown key "trial_lable"/);
+    m.send({ command: 'start_session', command_id: 's:1', sesion_dir: session });
+    const nack2 = await m.next('command_nack', from, (l) => l.command_id === 's:1');
+    assert.equal(nack2.data.field, 'sesion_dir');
+    // An unassign of a device this module never took: refused, never "the only camera".
+    m.send({ command: 'unassign_device', command_id: 'u:1', device_id: 'usb:usb9-9' });
+    const nack3 = await m.next('command_nack', from, (l) => l.command_id === 'u:1');
+    assert.equal(nack3.data.code, 'not_found');
+    m.send({ command: 'get_status', command_id: 'g:3' });
+    const rep = await m.next('status_report', from, (l) => l.command_id === 'g:3');
+    assert.equal(rep.data.recording, false, 'nothing started');
+    assert.equal((rep.data.cameras as unknown[]).length, 1, 'the camera is still assigned');
+    assert.ok(!m.statuses(from).includes('recording_started') && !m.statuses(from).includes('error') && !m.statuses(from).includes('device_unassigned'), m.statuses(from).join());
+
+    // The host's own shapes (command_protocol.py: start_session, record with every field, pause, stop_session) pass.
+    from = m.mark();
+    m.send({ command: 'start_session', session_dir: session });
+    m.send({ command: 'record', session_dir: session, trial_number: 1, trial_label: 'baseline' });
+    await m.next('recording_started', from);
+    await sleep(800);
+    m.send({ command: 'mark', command_id: 'm:1', label: 'reward', lable: 'reward' });
+    assert.equal((await m.next('command_nack', from, (l) => l.command_id === 'm:1')).data.field, 'lable');
+    m.send({ command: 'pause' });
+    await m.next('recording_stopped', from);
+    m.send({ command: 'stop_session' });
+    await m.next('session_stopped', from);
+    assert.ok(!m.statuses(from).includes('error'), m.statuses(from).join());
+    m.send({ command: 'unassign_device', command_id: 'u:2', device_id: 'test:0' });
+    await m.next('device_unassigned', from, (l) => l.command_id === 'u:2');
+    m.send({ command: 'quit' });
+    assert.equal(await m.exit, 0, m.stderr.slice(-2000));
+  });
+});

@@ -85,4 +85,21 @@ describe('serial trigger → box: a trial started, marked and stopped from a ser
     const mono = (l: string): number => Number(l.split(',')[5]) * 1e6;
     assert.ok(mono(lines[at]!) >= marker.mono_us - 1 && mono(lines[at - 1]!) < marker.mono_us, 'between the previous frame and this one');
   });
+
+  it('a JSON line with a misspelt payload key is refused naming it and changes nothing; an over-long line is refused and the port goes on', async () => {
+    const trials = (): number => (t.db.prepare('SELECT COUNT(*) n FROM trials').get() as { n: number }).n;
+    const before = trials();
+    const typo = JSON.parse(await send('{"command": "start_recording", "payload": {"sesion": "typo"}}')) as Record<string, unknown>;
+    assert.equal(typo.ok, false);
+    assert.equal(typo.code, 'invalid_payload');
+    assert.equal(typo.field, 'sesion');
+    assert.match(String(typo.error), /unknown key "sesion"/);
+    const lable = JSON.parse(await send('{"command": "mark", "payload": {"label": "x", "lable": "y"}}')) as Record<string, unknown>;
+    assert.equal(lable.field, 'lable');
+    assert.equal(trials(), before, 'no trial started by the misspelt key');
+    assert.equal(t.box.status().recording, false);
+    // 8 KB on one line (the port's limit is max_line_bytes, 512 by default): one refusal, then the next line works.
+    assert.equal(await send(`{"command": "mark", "payload": {"label": "${'x'.repeat(8 * 1024)}"}}`), 'ERR line too long');
+    assert.match(await send('PING'), /^OK PONG/);
+  });
 });
