@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
+import { sidecarPathFor } from '../storage/sidecar.ts';
 import type { Store } from '../storage/store.ts';
 
 /**
@@ -20,7 +21,11 @@ export async function applyRetention(o: {
   while ((await o.freeBytes()) < o.keepFreeBytes) {
     const [rec] = o.store.offloadedOldestFirst(1, o.verifiedOnly ?? false);
     if (!rec) break;
-    for (const rel of [rec.path, rec.csv_path, rec.mp4_path]) {
+    // The videos first, then what describes them (CSV, JSON sidecar): a run cut short leaves at worst a sidecar
+    // without its video, which adoption ignores (it registers video files only), never a video without its sidecar.
+    const videos = [rec.path, rec.mp4_path].filter((p): p is string => Boolean(p));
+    const sidecars = [...new Set(videos.map((v) => sidecarPathFor(v)))];
+    for (const rel of [...videos, rec.csv_path, ...sidecars]) {
       if (!rel) continue;
       const abs = path.resolve(o.root, rel);
       const r = path.relative(o.root, abs);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
@@ -9,6 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { closeHttp, startHttp } from '../../src/api/server.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { applyRetention } from '../../src/disk/retention.ts';
+import { openDatabase } from '../../src/storage/database.ts';
+import { adoptOrphans } from '../../src/storage/open-store.ts';
+import { Store } from '../../src/storage/store.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
@@ -162,11 +165,11 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     await t.close();
   });
 
-  it('retention deletes only recordings marked offloaded, oldest first, never the others', async () => {
+  it('retention deletes only recordings marked offloaded, oldest first, never the others, with their .mp4, CSV and sidecar', async () => {
     const rec = smallFs(16);
     assert.ok(rec, 'tmpfs mount failed');
     const small = { ...cam, width: 320, height: 240, bitrate_kbps: 1000 };
-    const t = await startTestBox({ cameras: 0, extra: { cameras: [small], recordings_dir: rec, disk: { min_free_to_start: 0, warn_free: 0, stop_free: 0 } } });
+    const t = await startTestBox({ cameras: 0, extra: { cameras: [small], recordings_dir: rec, recording: { remux_mp4: true }, disk: { min_free_to_start: 0, warn_free: 0, stop_free: 0 } } });
     for (let i = 0; i < 3; i++) {
       await t.box.handleCommand('start_recording', { session_prefix: 'ret' }, { source: 'api' });
       await sleep(700);
@@ -179,6 +182,8 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /marked 2 of 2/);
     const paths = [1, 2, 3].map((id) => path.join(rec, t.store.recording(id)!.path));
+    await waitFor(() => [1, 2, 3].every((id) => t.store.recording(id)!.mp4_path !== null), 30_000, 'the three remuxes');
+    const sidecar1 = readFileSync(paths[0]!.replace(/\.ts$/, '.json'));
     // Ask for more free space than the disk can ever have: everything deletable goes, nothing else.
     const deleted = await applyRetention({
       store: t.store,
@@ -192,6 +197,19 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     });
     assert.deepEqual(deleted, [1, 2]);
     assert.deepEqual(paths.map((p) => existsSync(p)), [false, false, true]);
+    // Nothing of a deleted recording is left behind (video, remux, CSV, JSON sidecar); recording 3 keeps all of it.
+    const family = (p: string): string[] => ['.ts', '.mp4', '.csv', '.json'].map((ext) => p.replace(/\.ts$/, ext));
+    assert.deepEqual(paths.map((p) => family(p).map((f) => existsSync(f))), [[false, false, false, false], [false, false, false, false], [true, true, true, true]]);
+    assert.deepEqual(readdirSync(path.dirname(paths[0]!)).sort(), family(paths[2]!).map((f) => path.basename(f)).sort(), 'no orphan file of a deleted recording');
+    // A run cut short after the video went leaves a sidecar alone: it never brings the recording back, neither at a
+    // start with this database nor after a database loss (only video files are adopted).
+    writeFileSync(family(paths[0]!)[3]!, sidecar1);
+    assert.equal((await adoptOrphans(t.store, rec, silentLogger())).adopted, 0);
+    const lost = new Store(openDatabase(path.join(tmpDir('rigcam-lost-'), 'rigcam.db')));
+    const again = await adoptOrphans(lost, rec, silentLogger());
+    assert.equal(again.adopted, 1, 'only recording 3 (its video is there)');
+    assert.deepEqual([...lost.knownVideoPaths()].filter((p) => p.endsWith('.ts')), [t.store.recording(3)!.path]);
+    lost.close();
     assert.ok(t.store.recording(1)!.deleted_at, 'deletion recorded');
     assert.equal(t.store.recording(3)!.deleted_at, null);
     await t.close();
