@@ -4,9 +4,11 @@
 // is refused before anything is written, and nothing appears outside the recordings root.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { rewriteCsv } from '../../src/storage/reconcile.ts';
+import type { RecordingRow } from '../../src/storage/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sleep, startTestBox, type TestBox } from '../runtime/runtime-helpers.ts';
 
@@ -154,4 +156,22 @@ describe('files are created exclusively, never through a symlink, never outside 
     await sleep(300);
     assert.equal((await t.box.handleCommand('stop_recording', {}, api)).ok, true);
   });
+
+  it('the CSV rewrite (reconcile, adoption) creates its temporary exclusively: a symlink planted at it or as the session folder is never written through', async () => {
+    const rec = t.db.prepare("SELECT r.* FROM recordings r JOIN trials t ON t.id = r.trial_id JOIN sessions s ON s.id = t.session_id WHERE s.name = 'inside'").get() as RecordingRow;
+    const csv = path.join(t.root, rec.csv_path);
+    const stolen = path.join(outside, 'stolen.rebuild');
+    symlinkSync(stolen, `${csv}.rebuild`);
+    rewriteCsv(t.store, t.root, rec);
+    assert.equal(existsSync(stolen), false, 'nothing written through the planted link');
+    assert.equal(lstatSync(csv).isFile(), true);
+    assert.equal(readFileSync(csv, 'utf8').trim().split('\n').length, rec.frame_count + 1, 'the CSV rewritten whole');
+    // The session folder swapped for a symlink to a copy outside the root: refused, nothing created there.
+    const moved = path.join(outside, 'moved');
+    renameSync(path.join(t.root, 'inside'), moved);
+    symlinkSync(moved, path.join(t.root, 'inside'));
+    assert.throws(() => rewriteCsv(t.store, t.root, rec), /leads outside the recordings root/);
+    assert.deepEqual(readdirSync(moved).filter((f) => f.includes('rebuild')), []);
+  });
 });
+
