@@ -1,3 +1,4 @@
+import { unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { wallMonoPair, type WallMonoPair } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';
@@ -10,6 +11,15 @@ import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
+
+/** Remove a file this recording created itself (exclusively) when its start fails; nothing else is ever removed. */
+function removeOwn(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    /* already gone */
+  }
+}
 
 /** How long a close keeps retrying rows and the final update the database refuses (a lock held elsewhere). */
 const CLOSE_RETRY_MS = 3000;
@@ -116,7 +126,8 @@ export class RecordingFile implements TimedTsFile {
     try {
       this.csv = new TimingCsvWriter(csvFile, o.csv);
     } catch (err) {
-      void this.ts.close();
+      // A failed start removes what it made: the .ts was created exclusively just now, so it is ours and empty.
+      void this.ts.close().finally(() => removeOwn(o.file));
       throw err;
     }
     this.id = o.store.createRecording({
@@ -143,8 +154,9 @@ export class RecordingFile implements TimedTsFile {
     try {
       createSidecar(this.sidecarPath, this.sidecar); // its directory fsync covers the .csv's new entry too
     } catch (err) {
-      void this.ts.close();
-      void this.csv.close();
+      // The .ts and .csv were created exclusively just now (ours, no frame yet): removed; the sidecar is not ours.
+      void this.ts.close().finally(() => removeOwn(o.file));
+      void this.csv.close().finally(() => removeOwn(csvFile));
       o.store.finishRecording(this.id, { state: 'interrupted', frames: 0, dropped: 0, bytes: 0, reason: `sidecar not written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
       throw err;
     }

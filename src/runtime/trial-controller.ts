@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
@@ -132,8 +132,17 @@ export class TrialController {
     const cams = this.o.cameras.forTrial(p.camera_ids);
     const existingSession = this.o.store.sessionByName(name);
     const explicit = p.trial_number ?? p.trial;
-    const filesOf = (n: number): string[] => cams.map((rt) => insideRoot(this.o.root, name, `${recordingBaseName(name, n, rt.id)}.ts`));
-    const taken = (f: string): boolean => ['.ts', '.csv', '.json', '.mp4'].some((ext) => existsSync(f.replace(/\.ts$/, ext)));
+    const filesOf = (n: number): string[] =>
+      cams.map((rt) => {
+        try {
+          return insideRoot(this.o.root, name, `${recordingBaseName(name, n, rt.id)}.ts`);
+        } catch (err) {
+          // A session folder that is a symlink leading out of the root: refused before anything is created.
+          throw new CommandError('conflict', `cannot record in session ${name}: ${(err as Error).message}`);
+        }
+      });
+    // lstat, not exists: a dangling symlink at a target path takes it too (it is never written through).
+    const taken = (f: string): boolean => ['.ts', '.csv', '.json', '.mp4'].some((ext) => lstatSync(f.replace(/\.ts$/, ext), { throwIfNoEntry: false }) !== undefined);
     let number = explicit ?? (existingSession ? this.o.store.nextTrialNumber(existingSession.id) : 1);
     // A chosen number goes past what is on disk too (files the database lost are adopted at start, but never trust that alone).
     if (explicit === undefined) while (filesOf(number).some(taken)) number += 1;
@@ -167,10 +176,10 @@ export class TrialController {
         recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
       }
     } catch (err) {
-      // A camera that could not start must not leave the others recording an orphan trial.
-      for (const id of trial.cameras) void this.o.cameras.get(id)?.abortRecording('start failed');
-      this.o.store.setTrialState(row.id, 'interrupted');
-      throw new CommandError('unavailable', `could not start recording: ${(err as Error).message}`);
+      // A failed start removes what it made: the cameras that did start stop, their files (created exclusively
+      // by this start, so never anyone else's) are removed with the trial's rows, and the trial number is free.
+      const left = await this.discardFailedStart(row.id, trial.cameras);
+      throw new CommandError('unavailable', `could not start recording: ${(err as Error).message}${left.length ? ` (left on disk: ${left.join(', ')})` : ''}`);
     }
     this.trial = trial;
     // The time sync is read after the start (its tools take tens of ms; a trigger never waits on them).
@@ -185,6 +194,32 @@ export class TrialController {
     const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
     this.o.bus.report('recording_started', data);
     return data;
+  }
+
+  /** Undo a start that failed part-way; returns the files it could not remove (named in the refusal). */
+  private async discardFailedStart(trialId: number, started: string[]): Promise<string[]> {
+    const files: string[] = [];
+    for (const id of started) {
+      const summaries = await this.o.cameras.get(id)?.abortRecording('start failed', 'interrupted');
+      for (const r of summaries ?? []) files.push(r.path, r.csv, r.path.replace(/\.ts$/, '.json'));
+    }
+    const left: string[] = [];
+    for (const rel of files) {
+      const abs = path.resolve(this.o.root, rel);
+      try {
+        if (lstatSync(abs, { throwIfNoEntry: false })?.isFile()) unlinkSync(abs);
+      } catch {
+        left.push(path.relative(this.o.root, abs));
+      }
+    }
+    try {
+      this.o.store.discardTrial(trialId);
+    } catch (err) {
+      // The row stays, marked, rather than blocking as 'recording'.
+      this.o.store.setTrialState(trialId, 'interrupted');
+      left.push(`trial row (${(err as Error).message})`);
+    }
+    return left;
   }
 
   /**

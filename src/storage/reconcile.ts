@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import { PTS_HZ, PTS_WRAP } from '../pipeline/access-unit.ts';
@@ -137,8 +137,14 @@ export function rewriteCsv(store: Store, root: string, rec: RecordingRow): void 
   const kind = store.cameraRow(rec.camera_id)?.backend;
   const ctx = { trial: trial?.number ?? 0, module: moduleName(kind === 'v4l2' || kind === 'rpicam' ? kind : 'test'), deviceId: rec.camera_id, label: trial?.label ?? '' };
   const csv = path.resolve(root, rec.csv_path);
+  // Never written through a symlink: the folder must really be inside the root, and the temporary name is created
+  // exclusively (a leftover of a crash, or anything planted there, is unlinked first: unlink never follows a link).
+  const realDir = realpathSync(path.dirname(csv));
+  const fromRoot = path.relative(realpathSync(root), realDir);
+  if (fromRoot.startsWith('..') || path.isAbsolute(fromRoot)) throw new Error(`${rec.csv_path}: its folder leads outside the recordings root; CSV not rewritten`);
   const tmp = `${csv}.rebuild`;
-  const fd = openSync(tmp, 'w');
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o644);
   try {
     writeSync(fd, CSV_HEADER + '\n');
     let after = 0;

@@ -483,6 +483,18 @@ export class Store {
     ).run(c.mono0Us ?? null, c.wall0Us ?? null, c.uncertaintyUs ?? null, c.timeSync ?? null, c.triggerClock ?? null, id);
   }
 
+  /**
+   * Forget a trial whose start failed part-way: its frames, recordings and the trial row, in one durable
+   * transaction, so its number is free again (the caller has removed the files those recordings created).
+   */
+  discardTrial(id: number): void {
+    this.durably(() => {
+      this.q('DELETE FROM frames WHERE recording_id IN (SELECT id FROM recordings WHERE trial_id = ?)').run(id);
+      this.q('DELETE FROM recordings WHERE trial_id = ?').run(id);
+      this.q('DELETE FROM trials WHERE id = ?').run(id);
+    });
+  }
+
   setTrialState(id: number, state: TrialState): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     const st = this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?');
