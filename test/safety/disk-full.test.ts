@@ -13,6 +13,8 @@ import { applyRetention } from '../../src/disk/retention.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { adoptOrphans } from '../../src/storage/open-store.ts';
 import { Store } from '../../src/storage/store.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import { rigcamBin, runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
@@ -151,6 +153,45 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     await waitFor(() => existsSync(path.join(dir, 'rigcam.reserve')), 10_000, 'the reserve written again');
     assert.equal(await stopServe(box.child), 0);
     assert.equal(count("SELECT COUNT(*) n FROM recordings WHERE path = 'demo/demo_trial002_top.ts' AND state = 'complete'"), 1, 'the next trial number is past the adopted one');
+  });
+
+  it("the database's own volume is watched too: its free space refuses starts and stops trials, its size is counted", async () => {
+    const rec = smallFs(64);
+    const data = smallFs(16);
+    assert.ok(rec && data, 'tmpfs mount failed');
+    const config = parseConfig({ data_dir: data, recordings_dir: rec, cameras: [{ ...cam, width: 320, height: 240, bitrate_kbps: 500 }], disk: { min_free_to_start: '6MB', warn_free: '8MB', stop_free: '4MB', poll_idle_ms: 100, poll_recording_ms: 100 } });
+    const db = openDatabase(path.join(data, 'rigcam.db'));
+    const store = new Store(db);
+    const box = new BoxRuntime({ config, store, log: silentLogger(), root: rec });
+    const statuses: string[] = [];
+    box.on('status', (m) => statuses.push(`${m.status}:${String((m.data as { message?: unknown }).message ?? '')}`));
+    await box.initialize();
+    try {
+      const d0 = box.status().disk!;
+      assert.equal(d0.database!.same_volume, false);
+      assert.equal(d0.database!.path, data);
+      assert.ok(d0.database!.bytes > 0, 'the database (and its WAL) counted');
+      const r = await box.handleCommand('start_recording', { session_prefix: 'dbvol' }, { source: 'api' });
+      assert.equal(r.ok, true, r.error);
+      // The data volume (not the recordings one) fills up while recording: the trial stops cleanly.
+      const free = (await statfs(data)).bavail * (await statfs(data)).bsize;
+      writeFileSync(path.join(data, 'filler.bin'), Buffer.alloc(Math.floor(free - 3 * 1024 * 1024), 1));
+      await waitFor(() => !box.status().recording, 10_000, 'the trial stopped');
+      assert.ok(statuses.some((s) => /^error:disk almost full: .* on the database's volume/.test(s)), statuses.join('\n'));
+      const row = store.recording(1)!;
+      assert.equal(row.state, 'complete');
+      assert.equal(ffprobeCount(path.join(rec, row.path)), row.frame_count);
+      assert.equal(store.frameCount(1), row.frame_count);
+      const again = await box.handleCommand('start_recording', { session_prefix: 'dbvol' }, { source: 'api' });
+      assert.equal(again.ok, false);
+      assert.match(again.error!, /not enough free disk for the database/);
+      assert.ok(box.status().disk!.free_bytes > 50 * 1024 * 1024, 'while the recordings volume has plenty');
+      unlinkSync(path.join(data, 'filler.bin'));
+      await waitFor(() => box.status().disk!.start_refused === null, 5000, 'starts allowed again');
+    } finally {
+      await box.shutdown();
+      db.close();
+    }
   });
 
   it('stop_free: recordings stop cleanly before the disk is full; starts below min_free_to_start are refused', async () => {
