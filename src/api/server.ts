@@ -73,7 +73,7 @@ export function createApp(d: HttpDeps): express.Express {
     parsePart('query', noQuery, req.query);
     // ok is liveness; the disk guard's level says whether trials can record (stop: refused and stopped).
     const disk = d.box.status().disk;
-    res.json({ ok: true, auth_required: Boolean(d.config.http.token), disk_level: disk?.level ?? 'unknown', recording_allowed: disk !== null && disk.level !== 'stop' && disk.level !== 'unknown' && disk.free_bytes >= disk.min_free_to_start_bytes });
+    res.json({ ok: true, auth_required: Boolean(d.config.http.token), disk_level: disk?.level ?? 'unknown', recording_allowed: disk !== null && disk.level !== 'stop' && disk.level !== 'unknown' && disk.start_refused === null, ...(disk?.start_refused ? { reason: disk.start_refused } : {}) });
   });
   app.get('/api/openapi.json', (req, res) => {
     parsePart('query', noQuery, req.query);

@@ -8,7 +8,7 @@ import { checkSessionName } from '../recording/paths.ts';
 import { monoNowUs } from '../clock.ts';
 import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
-import { openStoreWithRecovery } from '../storage/open-store.ts';
+import { openBoxStore } from './open-box-store.ts';
 import { lockDataDir } from '../storage/data-lock.ts';
 
 export const recordArgsSchema = z.strictObject({
@@ -90,8 +90,8 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
   const root = recordingsRoot(cfg);
   const dbFile = path.resolve(cfg.data_dir, 'rigcam.db');
   const lock = lockDataDir(cfg.data_dir);
-  const { store } = await openStoreWithRecovery(dbFile, root, log);
-  const box = new BoxRuntime({ config: cfg, store, log, root });
+  const { store, pending, reserve } = await openBoxStore(cfg, dbFile, root, log);
+  const box = new BoxRuntime({ config: cfg, store, log, root, reserve, pendingRecovery: pending ? () => pending().then(() => undefined) : undefined });
   // A camera lost during the recording ends the wait early; its file is already finalised by the box.
   const failed = new Promise<void>((resolve) =>
     box.on('status', (m) => {

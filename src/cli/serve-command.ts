@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.ts';
 import { recordingsRoot } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
-import { openStoreWithRecovery } from '../storage/open-store.ts';
+import type { Recovered } from '../storage/open-store.ts';
+import { openBoxStore } from './open-box-store.ts';
 import { lockDataDir } from '../storage/data-lock.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import { mkdirSync } from 'node:fs';
@@ -34,11 +35,11 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
   // Held for the life of the process (the kernel drops it at exit): a second rigcam on this data dir refuses here.
   lockDataDir(config.data_dir);
-  const { store, quarantined, rebuilt, failed, reconciled } = await openStoreWithRecovery(dbFile, root, log);
+  const { store, quarantined, rebuilt, failed, reconciled, pending, reserve } = await openBoxStore(config, dbFile, root, log);
   if (failed.length) log.error({ failed }, 'recordings on disk that could not be registered (left untouched)');
   if (quarantined) log.error({ kept_as: quarantined, rebuilt }, 'the database was unreadable: kept aside and rebuilt from the recordings');
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
-  const box = new BoxRuntime({ config, store, log, root });
+  const box = new BoxRuntime({ config, store, log, root, reserve, pendingRecovery: pending ? () => pending().then(logRecovered(log)) : undefined });
   let server: Server | null = null;
   // Triggers talk to the box only through handleCommand, like every other transport; as extensions they start
   // once the cameras are ready and stop after the trial is finalised.
@@ -115,9 +116,9 @@ export async function runModule(config: Config, log: Logger, o: { dbFile: string
   const cfg = parseConfig({ ...config, cameras: [] });
   const root = recordingsRoot(cfg);
   mkdirSync(path.dirname(o.dbFile), { recursive: true });
-  const { store, reconciled } = await openStoreWithRecovery(o.dbFile, root, log);
+  const { store, reconciled, pending, reserve } = await openBoxStore(cfg, o.dbFile, root, log);
   if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
-  const box = new BoxRuntime({ config: cfg, store, log, root, cameraTemplates: config.cameras });
+  const box = new BoxRuntime({ config: cfg, store, log, root, cameraTemplates: config.cameras, reserve, pendingRecovery: pending ? () => pending().then(logRecovered(log)) : undefined });
   const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, root, readySent: true, cameraIndex: o.cameraIndex, onQuit: () => undefined });
   // A host stopped with Ctrl-C signals its whole process group, modules included: finalise as on SIGTERM.
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void box.shutdown().then(() => process.exit(0)));
@@ -125,4 +126,12 @@ export async function runModule(config: Config, log: Logger, o: { dbFile: string
   await done;
   store.close();
   process.exit(0);
+}
+
+/** What a recovery postponed by a full disk did, once it ran. */
+function logRecovered(log: Logger): (r: Recovered) => void {
+  return ({ failed, reconciled }) => {
+    if (failed.length) log.error({ failed }, 'recordings on disk that could not be registered (left untouched)');
+    if (reconciled.length) log.warn({ recordings: reconciled.map((r) => r.recordingId) }, 'interrupted recordings reconciled');
+  };
 }

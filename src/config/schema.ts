@@ -84,6 +84,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   telemetry: z.strictObject({ emit_interval_ms: z.number().int().min(100).max(60_000).default(1000) }).prefault({}),
+  /**
+   * The event journal (`events` table) is bounded: events older than max_age_days, and the oldest beyond max_rows,
+   * are deleted (at start and hourly) — never those of a trial or session whose recordings are not all offloaded.
+   */
+  journal: z
+    .strictObject({
+      max_age_days: z.number().int().min(1).max(3650).default(365),
+      max_rows: z.number().int().min(10_000).max(50_000_000).default(1_000_000),
+    })
+    .prefault({}),
   http: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),

@@ -7,6 +7,7 @@ import { monoNowUs } from '../clock.ts';
 import { CaptureClock } from './capture-clock.ts';
 import type { AccessUnit } from './access-unit.ts';
 import type { CapturedFrame } from './captured-frame.ts';
+import { ParameterSets } from './parameter-sets.ts';
 import { ByteRateMeter, FpsMeter } from './fps-meter.ts';
 import { PrerollRing } from './preroll-ring.ts';
 import { TsDemuxer, type DemuxWarning } from './ts-demux.ts';
@@ -141,9 +142,11 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
             for (const h of waiting) place(h.au, h.arrivalUs);
           }
         : null;
+      const params = new ParameterSets();
       this.demux = new TsDemuxer({
-        onAccessUnit: (au) => {
+        onAccessUnit: (raw) => {
           const arrivalUs = monoNowUs();
+          const au = params.complete(raw); // every keyframe carries SPS/PPS: recordings, segments, preview
           if (!held) return place(au, arrivalUs);
           held.push({ au, arrivalUs });
           if (held.length > rel!.maxHeldFrames) {

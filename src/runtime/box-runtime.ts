@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { CameraConfig, Config } from '../config/schema.ts';
+import type { SpaceReserve } from '../disk/reserve.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Store } from '../storage/store.ts';
 import { CameraRegistry } from './camera-registry.ts';
@@ -30,6 +31,10 @@ export interface BoxOptions {
   root: string;
   /** Module mode: cameras the host may assign take their settings from these (the YAML cameras), not started. */
   cameraTemplates?: readonly CameraConfig[];
+  /** Start-up work a full disk postponed (the disk extension runs it once there is room; trials wait for it). */
+  pendingRecovery?: () => Promise<void>;
+  /** The database's space reserve, written again when its volume has room. */
+  reserve?: SpaceReserve;
 }
 
 /**
@@ -54,7 +59,7 @@ export class BoxRuntime implements CommandHandler {
     const { config, store, log, root } = o;
     const bus = this.bus;
     this.registry = new CameraRegistry({ config, store, log, bus, templates: o.cameraTemplates });
-    this.disk = new DiskExtension({ config, store, log, bus, root, writeRate: () => this.registry.writeRate(this.trials.trialCameras), raise: (c, p) => void this.commands.raise(c, p) });
+    this.disk = new DiskExtension({ config, store, log, bus, root, pendingRecovery: o.pendingRecovery, reserve: o.reserve, writeRate: () => this.registry.writeRate(this.trials.trialCameras), raise: (c, p) => void this.commands.raise(c, p) });
     this.trials = new TrialController({ config, store, bus, cameras: this.registry, root, refuseStart: () => this.disk.refuseStart() });
     this.commands = new CommandBus({ table: commandTable({ cameras: this.registry, trials: this.trials, bus, root, status: () => this.status() }), aliases: ALIASES, bus, log });
 
@@ -68,7 +73,7 @@ export class BoxRuntime implements CommandHandler {
     this.registry.on('segment', (id, s) => void this.commands.raise('segment_started', { camera_id: id, segment: s.segment, recording_id: s.recordingId, gap_us: s.gapUs }));
 
     // The journal first: every status and command is on disk before anyone else hears of it.
-    this.use(new JournalExtension({ bus, store, log, context: () => this.trials.context() }));
+    this.use(new JournalExtension({ bus, store, log, context: () => this.trials.context(), retention: config.journal }));
     this.use(this.disk);
     this.use(new TelemetryExtension({ bus, cameras: this.registry, intervalMs: config.telemetry.emit_interval_ms, disk: () => this.disk.status }));
     if (config.recording.remux_mp4) this.use(new RemuxExtension({ bus, store, root, keepTs: config.recording.keep_ts }));

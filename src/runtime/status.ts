@@ -131,5 +131,8 @@ export type BoxStatus = {
   session: { id: number; name: string } | null;
   trial: { id: number; number: number; label: string; state: 'recording' | 'paused' | 'stopping'; cameras: string[]; trigger_source: string } | null;
   cameras: CameraStatus[];
-  disk: DiskStatus | null;
+  disk: BoxDiskStatus | null;
 };
+
+/** The disk guard's status as the box reports it: why a trial start would be refused now, and postponed recovery. */
+export type BoxDiskStatus = DiskStatus & { start_refused: string | null; recovery_pending: boolean };

@@ -28,8 +28,14 @@ export function lockDataDir(dataDir: string): DataDirLock {
     db = new Database(file);
     db.pragma('busy_timeout = 0');
     db.pragma('locking_mode = EXCLUSIVE');
-    // The first write takes the exclusive lock; in EXCLUSIVE locking mode it is kept until the connection closes.
-    db.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder; COMMIT;');
+    // BEGIN EXCLUSIVE takes the exclusive lock; in EXCLUSIVE locking mode it is kept until the connection closes.
+    // It writes nothing to a lock file that already has a table, so a box restarted on a full disk can still lock.
+    db.exec('BEGIN EXCLUSIVE; COMMIT;');
+    try {
+      db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER)'); // once, so later starts write nothing
+    } catch (err) {
+      if (!isFull(err)) throw err; // a new lock file on a full disk: still locked, the table comes at a later start
+    }
   } catch (err) {
     try {
       db?.close();
@@ -63,4 +69,8 @@ export function lockDataDir(dataDir: string): DataDirLock {
       if (conn.open) conn.close();
     },
   };
+}
+
+function isFull(err: unknown): boolean {
+  return /^SQLITE_FULL/.test(String((err as { code?: unknown }).code ?? ''));
 }

@@ -22,10 +22,32 @@ export interface OpenedStore {
   /** Recordings on disk that could not be registered, each with the reason (the others are registered). */
   failed: Array<{ path: string; error: string }>;
   reconciled: ReconcileReport[];
+  /** The adoption and reconcile a full disk postponed (`postpone`): run it once there is room. Null when done. */
+  pending: (() => Promise<Recovered>) | null;
+}
+
+/** What the start-up recovery did: orphan files adopted (a rebuild), failures, recordings reconciled. */
+export interface Recovered {
+  rebuilt: number;
+  failed: Array<{ path: string; error: string }>;
+  reconciled: ReconcileReport[];
 }
 
 /** The database exists but cannot be used for a reason that is not corruption (permission, lock, migration). */
-export class DatabaseOpenError extends Error {}
+export class DatabaseOpenError extends Error {
+  constructor(
+    message: string,
+    /** SQLite's or the file system's error code. */
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+
+  /** The volume is full (SQLite cannot even create the -shm of a WAL database then). */
+  get diskFull(): boolean {
+    return /^(SQLITE_FULL|SQLITE_IOERR_SHM|ENOSPC|EDQUOT)/.test(this.code ?? '');
+  }
+}
 
 const CORRUPT_CODES = /^SQLITE_(CORRUPT|NOTADB)/;
 
@@ -48,7 +70,7 @@ function markerOf(file: string): string {
  * every start, video files the database does not know are adopted (one transaction; a failed rebuild is retried at
  * the next start), and every recording left in state `recording` is reconciled with its file.
  */
-export async function openStoreWithRecovery(file: string, root: string, log: Logger): Promise<OpenedStore> {
+export async function openStoreWithRecovery(file: string, root: string, log: Logger, opts: { postpone?: boolean } = {}): Promise<OpenedStore> {
   let db: Db | null = null;
   let quarantined: string | null = null;
   try {
@@ -63,11 +85,12 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
     }
     db = null;
     if (!isCorruption(err) || !existsSync(file)) {
-      const code = (err as { code?: string }).code;
-      throw new DatabaseOpenError(
-        `cannot open the database ${file}: ${(err as Error).message}${code ? ` (${code})` : ''}. It was not moved: ` +
-          'check the permissions of the data directory and its rigcam.db* files, and that no other rigcam uses it.',
-      );
+      const code = (err as { code?: string }).code ?? null;
+      const e = new DatabaseOpenError(`cannot open the database ${file}: ${(err as Error).message}${code ? ` (${code})` : ''}. It was not moved: `, code);
+      e.message += e.diskFull
+        ? 'its volume is full. Free some space (or mark recordings offloaded so that retention may delete them) and start again.'
+        : 'check the permissions of the data directory and its rigcam.db* files, and that no other rigcam uses it.';
+      throw e;
     }
     quarantined = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     renameSync(file, quarantined);
@@ -79,16 +102,31 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
     db = openDatabase(file);
   }
   const store = new Store(db);
-  const marker = readMarker(file);
-  let salvage: Salvage | null = null;
-  if (marker?.salvage_from) {
-    salvage = salvageDatabase(marker.salvage_from, log);
-    quarantined ??= marker.salvage_from;
+  quarantined ??= readMarker(file)?.salvage_from ?? null;
+  const recover = (): Promise<Recovered> => recoverFromDisk(store, file, root, log);
+  // A full disk: the service still starts (it refuses trials and says why) and runs this once there is room.
+  if (opts.postpone) return { store, quarantined, rebuilt: 0, failed: [], reconciled: [], pending: recover };
+  try {
+    return { store, quarantined, ...(await recover()), pending: null };
+  } catch (err) {
+    // Did not commit (the disk filled, a lock held): the service starts anyway and retries it at a later poll.
+    log.error({ err: (err as Error).message }, 'recovering the recordings on disk failed: retried once there is room');
+    return { store, quarantined, rebuilt: 0, failed: (err as { failed?: Recovered['failed'] }).failed ?? [], reconciled: [], pending: recover };
   }
+}
+
+/**
+ * Adopt the video files the database does not know (salvaging from a quarantined database when a rebuild is owed),
+ * then reconcile every recording left in state `recording` with its file. Both write: database rows, CSVs, sidecars.
+ */
+async function recoverFromDisk(store: Store, file: string, root: string, log: Logger): Promise<Recovered> {
+  const marker = readMarker(file);
+  const salvage = marker?.salvage_from ? salvageDatabase(marker.salvage_from, log) : null;
   const { adopted, failed, committed } = await adoptOrphans(store, root, log, salvage);
   if (marker && committed) removeMarker(file);
+  if (!committed) throw Object.assign(new Error(`registering the recordings on disk did not commit: ${failed.at(-1)?.error ?? ''}`), { failed });
   const reconciled = await reconcileAll(store, root, log);
-  return { store, quarantined, rebuilt: adopted, failed, reconciled };
+  return { rebuilt: adopted, failed, reconciled };
 }
 
 function writeMarker(file: string, salvageFrom: string | null): void {

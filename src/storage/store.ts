@@ -313,6 +313,11 @@ export class Store {
 
   constructor(private readonly db: Db) {}
 
+  /** The database file (the disk guard watches its volume). */
+  get file(): string {
+    return this.db.name;
+  }
+
   /** The prepared statement for this SQL text, prepared on first use. */
   private q(sql: string): Statement {
     let st = this.statements.get(sql);
@@ -737,6 +742,33 @@ export class Store {
   }
 
   // ---- events ---------------------------------------------------------------------------------------
+  /**
+   * Journal retention over one window of event ids (`afterId` < id <= `afterId + window`, oldest first): events older
+   * than `beforeWallUs`, or beyond the newest `maxRows`, are deleted, except the journal of data still on the box and
+   * not known to be copied off it: an event of a trial or session with a recording not offloaded is kept, and a
+   * marker as long as its trial has a recording not deleted. Bounded work per call (the event loop stays free between
+   * windows). `more` is false once a window holds nothing old enough (events are appended in time order).
+   */
+  pruneJournal(o: { beforeWallUs: number; maxRows: number; afterId: number; window: number }): { deleted: number; nextAfterId: number; more: boolean } {
+    const over = this.q('SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?').get(o.maxRows) as { id: number } | undefined;
+    // The window starts at the next event that exists (deleted ranges leave gaps in the ids).
+    const next = this.q('SELECT MIN(id) id FROM events WHERE id > ?').get(o.afterId) as { id: number | null };
+    if (next.id === null) return { deleted: 0, nextAfterId: o.afterId, more: false };
+    const p = { before: o.beforeWallUs, overId: over?.id ?? 0, lo: next.id - 1, hi: next.id - 1 + o.window };
+    const old = this.q('SELECT COUNT(*) n FROM events WHERE id > @lo AND id <= @hi AND (wall_us < @before OR id <= @overId)').get(p) as { n: number };
+    const last = this.q('SELECT MAX(id) id FROM events').get() as { id: number | null };
+    const deleted = this.q(
+      `DELETE FROM events WHERE id IN (
+         SELECT e.id FROM events e
+         WHERE e.id > @lo AND e.id <= @hi AND (e.wall_us < @before OR e.id <= @overId)
+           AND NOT (e.trial_id IS NOT NULL AND EXISTS (SELECT 1 FROM recordings r WHERE r.trial_id = e.trial_id
+                      AND (r.offloaded_at IS NULL OR (e.kind = 'marker' AND r.deleted_at IS NULL))))
+           AND NOT (e.session_id IS NOT NULL AND EXISTS (SELECT 1 FROM trials t JOIN recordings r ON r.trial_id = t.id
+                      WHERE t.session_id = e.session_id AND r.offloaded_at IS NULL)))`,
+    ).run(p).changes;
+    return { deleted, nextAfterId: p.hi, more: old.n > 0 && p.hi < (last.id ?? 0) };
+  }
+
   addEvent(e: EventInput): number {
     const info = this.q(
       `INSERT INTO events (wall_us, mono_us, kind, name, source, camera_id, session_id, trial_id, payload, result)

@@ -104,9 +104,9 @@ function renderStatus(s) {
   const d = s.disk;
   const disk = $('disk');
   disk.textContent = d
-    ? `disk: ${fmtBytes(d.free_bytes)} free${d.minutes_left != null ? ` · ~${Math.floor(d.minutes_left)} min of recording left` : ''}`
+    ? `disk: ${fmtBytes(d.free_bytes)} free${d.minutes_left != null ? ` · ~${Math.floor(d.minutes_left)} min of recording left` : ''}${d.start_refused ? ` · no trial can start: ${d.start_refused}` : ''}`
     : 'disk: unknown';
-  disk.className = `disk ${d?.level ?? ''}`;
+  disk.className = `disk ${d?.start_refused && d.level === 'ok' ? 'warn' : d?.level ?? ''}`;
   for (const c of s.cameras || []) renderCameraStats(c);
 }
 

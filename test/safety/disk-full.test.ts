@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
@@ -12,7 +13,9 @@ import { applyRetention } from '../../src/disk/retention.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { adoptOrphans } from '../../src/storage/open-store.ts';
 import { Store } from '../../src/storage/store.ts';
-import { runCli } from '../helpers/cli.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
+import { rigcamBin, runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
 
@@ -69,6 +72,126 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     assert.equal(t.store.frameCount(id), row.frame_count);
     assert.equal(t.box.status().recording, false);
     await t.close();
+  });
+
+  it('a start on a full disk (database and recordings on it, database lost): up, refuses trials saying why, recovers by itself when space returns', async () => {
+    const dir = smallFs(24);
+    assert.ok(dir, 'tmpfs mount failed');
+    const cfg = path.join(tmpDir('rigcam-cfg-'), 'rigcam.yaml');
+    // min_free_to_start above the 4 MB reserve: the reserve given back to open the database is not room for a trial.
+    writeFileSync(cfg, `data_dir: ${dir}\nhttp:\n  host: 127.0.0.1\n  port: 0\ndisk:\n  min_free_to_start: 8MB\n  warn_free: 10MB\n  stop_free: 6MB\n  poll_idle_ms: 200\ncameras:\n  - id: top\n    width: 320\n    height: 240\n    fps: 15\n    bitrate_kbps: 400\n`);
+    const serve = async (args: string[]): Promise<{ child: ChildProcess; url: string; out: () => string }> => {
+      const child = spawn(process.execPath, [rigcamBin, 'serve', ...args, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor(() => /"rigcam serving"/.test(out) || child.exitCode !== null, 60_000, 'rigcam serving');
+      assert.equal(child.exitCode, null, `serve exited: ${out}`);
+      const url = /"url":"(http:\/\/[^"]+?)\/?"/.exec(out)![1]!;
+      return { child, url, out: () => out };
+    };
+    const stopServe = async (child: ChildProcess): Promise<number | null> => {
+      child.kill('SIGTERM');
+      return child.exitCode ?? (await new Promise<number | null>((r) => child.on('close', r)));
+    };
+    // A first run records a trial and writes the database's reserve.
+    const first = await serve(['--demo', '2']);
+    await waitFor(() => /demo trial recorded/.test(first.out()), 60_000, 'the demo trial');
+    await waitFor(() => existsSync(path.join(dir, 'rigcam.reserve')), 10_000, 'the reserve');
+    assert.equal(await stopServe(first.child), 0);
+    const video = path.join(dir, 'recordings', 'demo', 'demo_trial001_top.ts');
+    const frames = ffprobeCount(video);
+    assert.ok(frames > 10, `frames recorded: ${frames}`);
+    // The database is lost (its recording must be adopted: that writes), then the volume fills up completely.
+    for (const f of readdirSync(dir)) if (f.startsWith('rigcam.db')) unlinkSync(path.join(dir, f));
+    const filler = path.join(dir, 'filler.bin');
+    const fd = openSync(filler, 'w');
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(1 << 20, 3));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok((await statfs(dir)).bavail < 8, 'the volume is full');
+
+    const box = await serve([]);
+    const health = async (): Promise<Record<string, unknown>> => (await (await fetch(`${box.url}/api/health`)).json()) as Record<string, unknown>;
+    const h = await health();
+    assert.equal(h.ok, true);
+    assert.equal(h.recording_allowed, false);
+    assert.match(String(h.reason), /disk was full/);
+    assert.equal((await fetch(`${box.url}/`)).status, 200, 'the page is served');
+    const st = (await (await fetch(`${box.url}/api/status`)).json()) as { disk: { recovery_pending: boolean; start_refused: string; database: { bytes: number } } };
+    assert.equal(st.disk.recovery_pending, true);
+    assert.ok(st.disk.database.bytes > 0, 'the database is counted');
+    const refused = await fetch(`${box.url}/api/trials/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(refused.status, 507);
+    assert.equal(((await refused.json()) as { code: string }).code, 'disk_full');
+    const db = (): Database.Database => new Database(path.join(dir, 'rigcam.db'), { readonly: true });
+    const count = (sql: string): number => {
+      const d = db();
+      try {
+        return (d.prepare(sql).get() as { n: number }).n;
+      } finally {
+        d.close();
+      }
+    };
+    assert.equal(count('SELECT COUNT(*) n FROM recordings'), 0, 'adoption postponed');
+    assert.equal(count('SELECT COUNT(*) n FROM trials'), 0, 'the refused start left no junk trial');
+    // Space comes back (the user deletes a file): no restart needed.
+    unlinkSync(filler);
+    await waitFor(async () => (await health()).recording_allowed === true, 15_000, 'trials allowed again');
+    assert.equal(count("SELECT COUNT(*) n FROM recordings WHERE path = 'demo/demo_trial001_top.ts'"), 1, 'the recording on disk adopted');
+    assert.equal(count('SELECT frame_count n FROM recordings'), frames);
+    assert.equal(count('SELECT COUNT(*) n FROM frames'), frames, 'a row per frame of the file');
+    assert.equal(readFileSync(video.replace(/\.ts$/, '.csv'), 'utf8').trim().split('\n').length - 1, frames, 'a CSV row per frame');
+    const ok = await fetch(`${box.url}/api/trials/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ session: 'demo' }) });
+    assert.equal(ok.status, 200, await ok.text());
+    await sleep(1500);
+    assert.equal((await fetch(`${box.url}/api/trials/stop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 200);
+    await waitFor(() => existsSync(path.join(dir, 'rigcam.reserve')), 10_000, 'the reserve written again');
+    assert.equal(await stopServe(box.child), 0);
+    assert.equal(count("SELECT COUNT(*) n FROM recordings WHERE path = 'demo/demo_trial002_top.ts' AND state = 'complete'"), 1, 'the next trial number is past the adopted one');
+  });
+
+  it("the database's own volume is watched too: its free space refuses starts and stops trials, its size is counted", async () => {
+    const rec = smallFs(64);
+    const data = smallFs(16);
+    assert.ok(rec && data, 'tmpfs mount failed');
+    const config = parseConfig({ data_dir: data, recordings_dir: rec, cameras: [{ ...cam, width: 320, height: 240, bitrate_kbps: 500 }], disk: { min_free_to_start: '6MB', warn_free: '8MB', stop_free: '4MB', poll_idle_ms: 100, poll_recording_ms: 100 } });
+    const db = openDatabase(path.join(data, 'rigcam.db'));
+    const store = new Store(db);
+    const box = new BoxRuntime({ config, store, log: silentLogger(), root: rec });
+    const statuses: string[] = [];
+    box.on('status', (m) => statuses.push(`${m.status}:${String((m.data as { message?: unknown }).message ?? '')}`));
+    await box.initialize();
+    try {
+      const d0 = box.status().disk!;
+      assert.equal(d0.database!.same_volume, false);
+      assert.equal(d0.database!.path, data);
+      assert.ok(d0.database!.bytes > 0, 'the database (and its WAL) counted');
+      const r = await box.handleCommand('start_recording', { session_prefix: 'dbvol' }, { source: 'api' });
+      assert.equal(r.ok, true, r.error);
+      // The data volume (not the recordings one) fills up while recording: the trial stops cleanly.
+      const free = (await statfs(data)).bavail * (await statfs(data)).bsize;
+      writeFileSync(path.join(data, 'filler.bin'), Buffer.alloc(Math.floor(free - 3 * 1024 * 1024), 1));
+      await waitFor(() => !box.status().recording, 10_000, 'the trial stopped');
+      assert.ok(statuses.some((s) => /^error:disk almost full: .* on the database's volume/.test(s)), statuses.join('\n'));
+      const row = store.recording(1)!;
+      assert.equal(row.state, 'complete');
+      assert.equal(ffprobeCount(path.join(rec, row.path)), row.frame_count);
+      assert.equal(store.frameCount(1), row.frame_count);
+      const again = await box.handleCommand('start_recording', { session_prefix: 'dbvol' }, { source: 'api' });
+      assert.equal(again.ok, false);
+      assert.match(again.error!, /not enough free disk for the database/);
+      assert.ok(box.status().disk!.free_bytes > 50 * 1024 * 1024, 'while the recordings volume has plenty');
+      unlinkSync(path.join(data, 'filler.bin'));
+      await waitFor(() => box.status().disk!.start_refused === null, 5000, 'starts allowed again');
+    } finally {
+      await box.shutdown();
+      db.close();
+    }
   });
 
   it('stop_free: recordings stop cleanly before the disk is full; starts below min_free_to_start are refused', async () => {

@@ -14,18 +14,60 @@ export class JournalExtension implements Extension {
   private readonly onStatus = (m: StatusMessage): void => this.status(m);
   private readonly onCommand = (c: CommandRecord): void => this.command(c);
 
+  private timer: NodeJS.Timeout | null = null;
+  private pruning: Promise<number> | null = null;
+
   constructor(
-    private readonly o: { bus: EventBus; store: Store; log: Logger; context: () => { sessionId: number | null; trialId: number | null } },
+    private readonly o: {
+      bus: EventBus;
+      store: Store;
+      log: Logger;
+      context: () => { sessionId: number | null; trialId: number | null };
+      /** Journal retention bounds (config `journal`). */
+      retention: { max_age_days: number; max_rows: number };
+      /** How often retention runs (after once at start). */
+      pruneEveryMs?: number;
+    },
   ) {}
 
   start(): void {
     this.o.bus.prependListener('status', this.onStatus);
     this.o.bus.prependListener('command', this.onCommand);
+    void this.prune();
+    this.timer = setInterval(() => void this.prune(), this.o.pruneEveryMs ?? 3_600_000);
+    this.timer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.o.bus.off('status', this.onStatus);
     this.o.bus.off('command', this.onCommand);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.pruning;
+  }
+
+  /**
+   * Delete what the journal retention allows (Store.pruneJournal says what is kept), in small batches with the event
+   * loop free between them; one run at a time. Resolves to the number of events deleted.
+   */
+  prune(): Promise<number> {
+    this.pruning ??= (async () => {
+      const beforeWallUs = (Date.now() - this.o.retention.max_age_days * 86_400_000) * 1000;
+      let total = 0;
+      try {
+        for (let afterId = 0, more = true; more; ) {
+          const r = this.o.store.pruneJournal({ beforeWallUs, maxRows: this.o.retention.max_rows, afterId, window: 5000 });
+          total += r.deleted;
+          ({ nextAfterId: afterId, more } = r);
+          await new Promise((res) => setImmediate(res));
+        }
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'journal retention failed: retried later');
+      }
+      if (total) this.o.log.info({ deleted_events: total, ...this.o.retention }, 'journal retention');
+      return total;
+    })().finally(() => (this.pruning = null));
+    return this.pruning;
   }
 
   private write(e: Parameters<Store['addEvent']>[0]): void {
