@@ -151,7 +151,17 @@ async function rpicamCheck(env: NodeJS.ProcessEnv, csiFound: number): Promise<Do
   const problem = rpicamVersionProblem(v);
   const name = v.apps ? `${tool} v${v.apps.join('.')}` : `${tool} (${v.buildLine})`;
   const lib = v.libcamera ? `, libcamera ${v.libcamera}` : '';
-  if (problem) return bad(`${name}${lib}: ${problem}`, v.libav === false ? 'sudo apt install rpicam-apps (replaces rpicam-apps-lite)' : 'sudo apt update && sudo apt full-upgrade');
+  if (problem) {
+    // A build that does not list its capabilities may be the -lite one (no libav output): `apt install
+    // rpicam-apps` both upgrades the full build and replaces the lite one; a full-upgrade would keep lite.
+    const fix =
+      v.libav === false
+        ? 'sudo apt install rpicam-apps (replaces rpicam-apps-lite)'
+        : v.libav === null
+          ? 'sudo apt update && sudo apt install rpicam-apps (the build with libav output; replaces rpicam-apps-lite)'
+          : 'sudo apt update && sudo apt full-upgrade';
+    return bad(`${name}${lib}: ${problem}`, fix);
+  }
   if (!hello) return warn('rpicam-apps', `${name}${lib}, but no rpicam-hello: CSI cameras cannot be listed`, fixInstall);
   return ok('rpicam-apps', `${name}${lib}${v.libav ? ', libav output' : ''}`);
 }

@@ -166,6 +166,27 @@ describe('rigcam doctor', () => {
     assert.equal(r.ok, false);
   });
 
+  it('a CSI box with the rpicam-apps-lite build (no capabilities line): fails and names the package with libav output', async () => {
+    const root = await fakeRoot('Raspberry Pi 4 Model B Rev 1.5', PI4);
+    const tools = systemTools({ chrony: { out: CHRONY_SYNCED, code: 0 }, user: 'pi', groups: PI_GROUPS });
+    const env = {
+      ...process.env,
+      PATH: [STANDINS, tools, process.env.PATH].join(path.delimiter),
+      RIGCAM_FIXTURE_DIR: PI4,
+      RIGCAM_RPICAM_FIXTURE: path.join(FIXTURES, 'rpicam/pi4-imx708-wide/list-cameras.txt'),
+      RIGCAM_RPICAM_VERSION: path.join(FIXTURES, 'rpicam-vid/version-v1.5.2-lite.txt'),
+      GPIOD_STANDIN_VERSION: '2',
+    };
+    const r = await runDoctor({ env, rootDir: root, dataDir: tmpDir() });
+    assertShape(r);
+    // `apt full-upgrade` would keep the lite build: the fix must install the full one.
+    assert.equal(
+      line(r, 'rpicam-apps'),
+      'FAIL rpicam-apps: rpicam-vid v1.5.2, libcamera v0.3.2+27-7330f29b: rpicam-apps v1.5.2 does not report frame capture times (needs 1.8.0 or newer) — fix: sudo apt update && sudo apt install rpicam-apps (the build with libav output; replaces rpicam-apps-lite)',
+    );
+    assert.equal(r.ok, false);
+  });
+
   it('falls back to systemd-timesyncd when chronyd is not running', async () => {
     for (const [synced, expected] of [
       ['yes', 'OK  clock sync: systemd-timesyncd: NTPSynchronized=yes'],
