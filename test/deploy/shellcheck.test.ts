@@ -10,6 +10,7 @@ const scripts = [
   'deploy/image/firstboot.sh',
   'scripts/release.sh',
   'scripts/release-offline.sh',
+  'scripts/pull-fleet.sh',
   'scripts/rig/build-image.sh',
   'scripts/rig/guest/setup.sh',
   'scripts/rig/guest/rig-devices.sh',
