@@ -107,7 +107,21 @@ function renderStatus(s) {
     ? `disk: ${fmtBytes(d.free_bytes)} free${d.minutes_left != null ? ` · ~${Math.floor(d.minutes_left)} min of recording left` : ''}${d.start_refused ? ` · no trial can start: ${d.start_refused}` : ''}`
     : 'disk: unknown';
   disk.className = `disk ${d?.start_refused && d.level === 'ok' ? 'warn' : d?.level ?? ''}`;
+  renderSync(s.sync);
   for (const c of s.cameras || []) renderCameraStats(c);
+}
+
+/** Sync pulse health: per sync line, pulses seen and how long ago the last edge was (stale after 10 s). */
+function renderSync(sync) {
+  const span = $('sync');
+  span.hidden = !sync;
+  if (!sync) return;
+  const lines = sync.lines || [];
+  const stale = !lines.length || lines.some((l) => l.last_age_s > 10);
+  span.textContent = lines.length
+    ? `sync: ${lines.map((l) => `${l.direction} ${l.line}: ${l.pulses} pulses, last ${l.last_age_s < 60 ? `${l.last_age_s.toFixed(1)} s` : `${Math.round(l.last_age_s / 60)} min`} ago`).join(' · ')}`
+    : 'sync: no pulses yet';
+  span.className = `sync${stale ? ' stale' : ''}`;
 }
 
 function renderCameraStats(c) {

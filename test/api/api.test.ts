@@ -72,7 +72,7 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
       '/api/cameras/{id}/snapshot.jpg', '/api/commands', '/api/trials/start', '/api/trials/stop', '/api/markers', '/api/events',
       '/api/sessions', '/api/sessions/{id}', '/api/recordings/{id}', '/api/recordings/{id}/video', '/api/recordings/{id}/frames.csv',
       '/api/recordings/{id}/series', '/api/recordings/{id}/summary', '/api/sessions/{id}/quality',
-      '/api/recordings/{id}/checksums', '/api/recordings/{id}/offloaded', '/api/offload/manifest', '/api/sessions/{id}/export',
+      '/api/recordings/{id}/checksums', '/api/recordings/{id}/offloaded', '/api/offload/manifest', '/api/sessions/{id}/export', '/api/sync/edges',
     ];
     assert.deepEqual(Object.keys(doc.paths).sort(), expected.sort(), 'documented paths');
     const startBody = (doc.paths['/api/trials/start']!.post as { requestBody: { content: Record<string, { schema: { properties: Record<string, unknown>; additionalProperties: boolean } }> } }).requestBody.content['application/json']!.schema;
@@ -82,7 +82,7 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
 
   it('refuses every protected route without the token, or with a wrong one, and changes nothing', async () => {
     const before = snapshot();
-    const gets = ['/api/status', '/api/cameras', '/api/cameras/cam0', '/api/sessions', '/api/sessions/1', '/api/recordings/1', '/api/recordings/1/video', '/api/recordings/1/frames.csv', '/api/events', '/api/cameras/cam0/preview.mjpeg', '/api/cameras/cam0/snapshot.jpg'];
+    const gets = ['/api/status', '/api/cameras', '/api/cameras/cam0', '/api/sessions', '/api/sessions/1', '/api/recordings/1', '/api/recordings/1/video', '/api/recordings/1/frames.csv', '/api/events', '/api/cameras/cam0/preview.mjpeg', '/api/cameras/cam0/snapshot.jpg', '/api/sync/edges'];
     const posts: Array<[string, unknown]> = [['/api/commands', { command: 'start_recording' }], ['/api/trials/start', {}], ['/api/trials/stop', {}], ['/api/markers', { label: 'x' }]];
     for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` }, { authorization: `Bearer ${TOKEN}x` }]) {
       for (const p of gets) {

@@ -83,7 +83,7 @@ function recording(b: ReturnType<typeof box>, session: string, capturesUs: reado
 }
 
 describe('rigcam align', () => {
-  it('two boxes fed the same train, B 12.345 s ahead and 50 ppm fast: offset and drift within 100 µs, every frame of B on A\'s clock', async () => {
+  it('two boxes fed the same train, B 12.345 s ahead and 50 ppm fast: offset and drift within 100 µs, every frame of B on A\'s clock', async (t) => {
     const a = box('a');
     const b = box('b');
     const startUs = 3_600_000_000; // an hour after boot
@@ -99,6 +99,9 @@ describe('rigcam align', () => {
     const recB = recording(b, 'ses', bCaps);
     // A recording of an earlier boot: its monotonic times mean nothing against these pulses.
     const old = recording(b, 'old', bCaps.slice(0, 30), '00000000-0000-0000-0000-000000000000');
+    // B's edges exported as a CSV (both edges, as the API lists them), for an input without a database.
+    const edgeCsv = path.join(b.dir, 'b-edges.csv');
+    writeFileSync(edgeCsv, 'id,direction,line,active,mono_us\n' + b.store.syncEdgesPage(0, 10_000).map((e) => `${e.id},${e.direction},${e.line},${e.active ? 'true' : 'false'},${e.mono_us}`).join('\n') + '\n');
     a.store.close();
     b.store.close();
 
@@ -132,6 +135,7 @@ describe('rigcam align', () => {
       assert.ok(err < periodUs, `frame ${k + 1}: ${err} µs off`);
     });
     assert.ok(worst < 100, `worst frame ${worst} µs off`);
+    t.diagnostic(`offset error ${(fb.offset_us - OFFSET_US).toFixed(3)} µs, drift error ${(fb.drift_ppm - DRIFT * 1e6).toFixed(5)} ppm, residual max ${fb.residual_max_us} µs rms ${fb.residual_rms_us} µs, worst frame ${worst.toFixed(2)} µs`);
     // The recorded CSV is untouched; the aligned one is beside it, its rows the recorded ones plus two columns.
     assert.equal(readFileSync(recB.csv, 'utf8'), recB.text);
     assert.equal(path.dirname(outB.aligned_csv), path.dirname(recB.csv));
@@ -164,6 +168,17 @@ describe('rigcam align', () => {
     assert.ok(Math.abs(da.drift_ppm) < 0.05, `A drift ${da.drift_ppm}`);
     assert.ok(Math.abs(toReferenceUs({ offsetUs: db.offset_us, driftPpm: db.drift_ppm }, toB(startUs)) - (startUs - 2_500_000)) < 100);
     assert.ok(existsSync(recB.csv.replace(/\.csv$/, '.aligned-pulses.csv')));
+
+    // B as an exported edge CSV, and the reference: A's frames go onto B's clock (the inverse fit).
+    const viaCsv = await runCli(['align', `A=${path.join(a.dir, 'rigcam.db')}`, `Bx=${edgeCsv}`, '--reference', 'Bx']);
+    assert.equal(viaCsv.code, 0, viaCsv.stderr);
+    const vr = JSON.parse(viaCsv.stdout) as typeof report;
+    assert.equal(vr.boxes.find((x) => x.name === 'Bx')!.matched, 300);
+    const onBx = vr.boxes.find((x) => x.name === 'A')!.recordings.find((x) => x.recording_id === recA.id)!;
+    readCsv(readFileSync(onBx.aligned_csv, 'utf8')).rows.forEach((row, k) => {
+      const err = Math.abs(Number(row.ref_time_s) * 1e6 - toB(aCaps[k]!));
+      assert.ok(err < 100, `A frame ${k + 1} on B's clock: ${err} µs off`);
+    });
   });
 
   it('refuses an ambiguous fixed-rate train and writes nothing', async () => {
