@@ -215,10 +215,14 @@ export function openApiDocument(version: string): Json {
       },
       '/api/sessions/{id}/quality': {
         get: {
-          summary: 'one row per trial: duration, frames, drops (count, %), marker count, recordings',
+          summary: 'one row per trial: duration, frames, drops (count, %), marker count, recordings; paged like the session: trials_total, next_after_trial',
           ...secured,
-          parameters: [idParam('session')],
-          responses: { '200': ok('trials'), '400': err('bad id'), ...denied, '404': err('no such session') },
+          parameters: [
+            idParam('session'),
+            { name: 'after_trial', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'only trials numbered above this' },
+            { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          ],
+          responses: { '200': ok('trials'), '400': err('bad id or query'), ...denied, '404': err('no such session') },
         },
       },
       '/api/recordings/{id}/frames.csv': {

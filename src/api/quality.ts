@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { RecordingRow, SeriesBucket, Store } from '../storage/store.ts';
+import type { RecordingRow, SeriesBucket, Store, TrialRow } from '../storage/store.ts';
 import { fileInRoot } from './file-in-root.ts';
 
 /**
@@ -283,8 +283,19 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
  * marker count, and its recordings. Counts come from the recording rows (kept current while recording), the
  * duration from each recording's first and last frame (two key lookups): no frame is scanned.
  */
-export function sessionQuality(store: Store, sessionId: number): Array<Record<string, unknown>> {
-  return store.trialsOfSession(sessionId).map((t) => {
+/**
+ * A page of a session's per-trial quality rows: the trials numbered above `afterTrial`, at most `limit` (the same
+ * paging as GET /api/sessions/:id), and the session's trial count. A session of hundreds of trials is never read
+ * whole in one request: each row costs two indexed lookups per recording.
+ */
+export function sessionQualityPage(store: Store, sessionId: number, afterTrial: number, limit: number): { rows: Array<Record<string, unknown>>; total: number; next: number | null } {
+  const { trials, total } = store.trialsPage(sessionId, afterTrial, limit);
+  const last = trials.at(-1)?.number;
+  return { rows: qualityRows(store, trials), total, next: trials.length === limit && last !== undefined ? last : null };
+}
+
+function qualityRows(store: Store, trials: readonly TrialRow[]): Array<Record<string, unknown>> {
+  return trials.map((t) => {
     const recs = store.recordingsOfTrial(t.id).map((r) => {
       const e = store.frameExtent(r.id);
       return {

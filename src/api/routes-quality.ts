@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
-import { recordingSeries, recordingSummary, sessionQuality } from './quality.ts';
-import { idParams, noQuery } from './schemas.ts';
+import { recordingSeries, recordingSummary, sessionQualityPage } from './quality.ts';
+import { idParams, noQuery, sessionQuery } from './schemas.ts';
 
 const captureUs = z.string().regex(/^-?[0-9]{1,16}$/, 'must be an integer (µs on the capture clock)').transform(Number);
 
@@ -49,13 +49,34 @@ export function qualityRoutes(c: ApiContext): Router {
     res.json(await recordingSummary(c.store, c.root, rec));
   });
 
-  r.get('/sessions/:id/quality', auth, (req, res) => {
+  r.get('/sessions/:id/quality', auth, async (req, res) => {
     const { id } = parsePart('params', idParams, req.params);
-    parsePart('query', noQuery, req.query);
+    const q = parsePart('query', sessionQuery, req.query);
     const s = c.store.session(id);
     if (!s) throw new HttpError(404, `no session ${id}`, 'params.id');
+    // Paged like GET /api/sessions/:id (after_trial, limit; default 50) and written a few trials at a time with a
+    // turn of the event loop between them, so a long session never holds the loop.
+    const limit = q.limit ?? 50;
+    const first = q.after_trial ?? 0;
+    const { total } = c.store.trialsPage(s.id, first, 0);
     res.setHeader('cache-control', 'no-store');
-    res.json({ session: { id: s.id, name: s.name }, trials: sessionQuality(c.store, s.id) });
+    res.type('application/json');
+    res.write(`{"session":${JSON.stringify({ id: s.id, name: s.name })},"trials_total":${total},"trials":[`);
+    let after = first;
+    let written = 0;
+    let next: number | null = null;
+    while (written < limit) {
+      if (res.destroyed) return;
+      const page = sessionQualityPage(c.store, s.id, after, Math.min(5, limit - written));
+      if (!page.rows.length) break;
+      res.write((written ? ',' : '') + page.rows.map((r) => JSON.stringify(r)).join(','));
+      written += page.rows.length;
+      after = page.rows.at(-1)!.number as number;
+      if (page.next === null) break;
+      if (written === limit) next = after;
+      await new Promise((r) => setImmediate(r));
+    }
+    res.end(`],"next_after_trial":${JSON.stringify(next)}}`);
   });
 
   return r;

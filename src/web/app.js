@@ -274,12 +274,18 @@ function renderTrial(t, quality, maxDuration) {
 
 async function openSession(details, id) {
   const body = details.querySelector('.trials');
+  // The quality rows are paged like the trials (same after_trial): each page of trials comes with its rows.
   const [{ status, data }, quality] = await Promise.all([api(`/api/sessions/${id}`), api(`/api/sessions/${id}/quality`)]);
   if (status !== 200) {
     body.textContent = data.error;
     return;
   }
-  const q = new Map(quality.status === 200 ? quality.data.trials.map((r) => [r.trial_id, r]) : []);
+  const q = new Map();
+  const addQuality = (page) => {
+    if (page.status === 200) for (const r of page.data.trials) q.set(r.trial_id, r);
+  };
+  addQuality(quality);
+  // Bars are scaled to the longest trial of the first page; a longer one later fills its bar.
   const maxDuration = Math.max(0, ...[...q.values()].map((r) => r.duration_s));
   body.replaceChildren(...(data.trials.length ? data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)) : [el('div', { className: 'trial', text: 'no trials' })]));
   // Sessions are paged on the box: a long one loads its next trials on request.
@@ -288,9 +294,10 @@ async function openSession(details, id) {
     if (after === null) return;
     const button = el('button', { className: 'more-trials', text: `more trials (${data.trials_total} in all)` });
     button.addEventListener('click', async () => {
-      const page = await api(`/api/sessions/${id}?after_trial=${after}`);
+      const [page, pageQuality] = await Promise.all([api(`/api/sessions/${id}?after_trial=${after}`), api(`/api/sessions/${id}/quality?after_trial=${after}`)]);
       button.remove();
       if (page.status !== 200) return;
+      addQuality(pageQuality);
       body.append(...page.data.trials.map((t) => renderTrial(t, q.get(t.id), maxDuration)));
       after = page.data.next_after_trial;
       more();

@@ -19,7 +19,7 @@ function trialQualityClass(q) {
 
 /** The quality line of a trial: a duration bar (scaled to the longest trial of the session) coloured by drops. */
 function trialQualityRow(q, maxDuration) {
-  const pct = maxDuration > 0 ? Math.max(2, (q.duration_s / maxDuration) * 100) : 0;
+  const pct = maxDuration > 0 ? Math.min(100, Math.max(2, (q.duration_s / maxDuration) * 100)) : 0;
   const cls = trialQualityClass(q);
   const bar = el('span');
   bar.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: the page's CSP refuses inline styles

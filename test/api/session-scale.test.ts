@@ -90,4 +90,44 @@ describe('session view at scale', () => {
     assert.equal(small.trials.length, 2);
     assert.equal(small.next_after_trial, null);
   });
+
+  it('the session quality rows are paged like the session (after_trial, limit): every trial once, totals equal the sum of the pages', async () => {
+    interface QPage { trials: Array<{ number: number; frames: number; dropped: number; markers: number }>; trials_total: number; next_after_trial: number | null }
+    // One finished recording per trial, with n frames and n % 7 dropped.
+    b.store.transaction(() => {
+      for (const t of b.store.trialsOfSession(sessionId)) {
+        const n = t.number;
+        const rec = b.store.createRecording({
+          trialId: t.id, cameraId: 'cam0', segment: 0, path: `big-session/big-session_trial${n}_cam0.ts`, csvPath: `big-session/big-session_trial${n}_cam0.csv`,
+          codec: 'h264', encoder: 'libx264', width: 320, height: 240, fpsNominal: 30, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: 'api', triggerMonoUs: n * 1e6,
+        });
+        b.store.finishRecording(rec, { state: 'complete', frames: n, dropped: n % 7, bytes: 0, reason: null });
+      }
+    });
+    const first = (await (await b.api(`/api/sessions/${sessionId}/quality`)).json()) as QPage;
+    assert.equal(first.trials_total, 500);
+    assert.equal(first.trials.length, 50, 'a page, not the whole session');
+    assert.equal(first.next_after_trial, 50);
+    const rows = [...first.trials];
+    let afterTrial: number | null = first.next_after_trial;
+    let pages = 1;
+    while (afterTrial !== null) {
+      const page = (await (await b.api(`/api/sessions/${sessionId}/quality?after_trial=${afterTrial}&limit=64`)).json()) as QPage;
+      assert.ok(page.trials.length <= 64);
+      assert.equal(page.trials_total, 500);
+      rows.push(...page.trials);
+      afterTrial = page.next_after_trial;
+      pages += 1;
+    }
+    assert.equal(pages, 1 + Math.ceil(450 / 64));
+    assert.deepEqual(rows.map((r) => r.number), Array.from({ length: 500 }, (_, i) => i + 1), 'every trial once, in order');
+    const sum = (f: (n: number) => number): number => Array.from({ length: 500 }, (_, i) => f(i + 1)).reduce((a, v) => a + v, 0);
+    assert.equal(rows.reduce((a, r) => a + r.frames, 0), sum((n) => n), 'frames over the pages = frames of the session');
+    assert.equal(rows.reduce((a, r) => a + r.dropped, 0), sum((n) => n % 7), 'drops over the pages = drops of the session');
+    assert.ok(rows.every((r) => r.markers === 100), 'each row counts its markers');
+    const tail = (await (await b.api(`/api/sessions/${sessionId}/quality?after_trial=495&limit=7`)).json()) as QPage;
+    assert.deepEqual(tail.trials.map((r) => r.number), [496, 497, 498, 499, 500]);
+    assert.equal(tail.next_after_trial, null);
+    for (const q of ['limit=0', 'limit=5000', 'after_trial=-1', 'limt=5']) assert.equal((await b.api(`/api/sessions/${sessionId}/quality?${q}`)).status, 400, q);
+  });
 });
