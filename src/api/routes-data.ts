@@ -58,6 +58,7 @@ export function recordingView(root: string, r: RecordingRow): Record<string, unk
     started_at: r.started_at,
     stopped_at: r.stopped_at,
     offloaded_at: r.offloaded_at,
+    offload_verified_at: r.offload_verified_at ?? null,
     deleted_at: r.deleted_at ?? null,
     urls: { self: base, video: `${base}/video`, video_ts: `${base}/video?format=ts`, frames_csv: `${base}/frames.csv` },
   };
