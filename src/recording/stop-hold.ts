@@ -8,12 +8,13 @@ export const STOP_HOLD_MARGIN_MS = 250;
 
 export interface HoldInputs {
   recording: { stop_hold_ms: number | null };
-  gpio: { inputs: ReadonlyArray<{ min_pulse_ms: number; debounce_ms: number }> };
+  gpio: { inputs: ReadonlyArray<{ min_pulse_ms: number; debounce_ms: number; mode?: string }> };
 }
 
 /** The configured hold, or the longest GPIO input delay plus a margin for the command queue. */
 export function stopHoldMs(c: HoldInputs): number {
   if (c.recording.stop_hold_ms !== null) return c.recording.stop_hold_ms;
-  const gpio = Math.max(0, ...c.gpio.inputs.map((i) => i.min_pulse_ms + i.debounce_ms));
+  // Sync lines send no command: their debounce delays no stop.
+  const gpio = Math.max(0, ...c.gpio.inputs.filter((i) => i.mode !== 'sync').map((i) => i.min_pulse_ms + i.debounce_ms));
   return gpio + STOP_HOLD_MARGIN_MS;
 }
