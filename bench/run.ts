@@ -20,6 +20,7 @@ const BENCHES: Array<[string, number]> = [
   ['quality-series', 40],
   ['trigger-latency', 45],
   ['api-load', 30],
+  ['session-scale', 60],
   ['churn', 230],
   ['high-rate', 320],
   ['pipeline-overhead', 180],
