@@ -75,7 +75,9 @@ export class SyncRecorder implements Extension {
 
   private record(e: SyncEdge): void {
     if (!this.run) {
+      // Before the run exists (or when it could not be created): kept, bounded like the pending ones.
       this.early.push(e);
+      if (this.early.length > MAX_PENDING) this.early.shift();
       return;
     }
     const ctx = this.o.context();
