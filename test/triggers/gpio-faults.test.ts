@@ -95,7 +95,7 @@ async function rig(
   const config = gpioConfigSchema.parse(opts.config);
   const tools = new GpiodTools(env);
   const lines = config.inputs.flatMap((i) => {
-    const spec = { bias: i.bias, debounceUs: i.debounce_ms * 1000 };
+    const spec = { bias: i.bias };
     return i.stop_line === undefined ? [{ line: i.line, ...spec }] : [{ line: i.line, ...spec }, { line: i.stop_line, ...spec }];
   });
   const edgeSource = new GpiodEdgeSource(tools, config.chip, lines, logger, BACKOFF);
@@ -243,21 +243,19 @@ test('libgpiod 1 without debounce: every bounce that becomes active is a marker'
   );
 });
 
-test('libgpiod 2: the kernel debounces, and the edge keeps the time the line settled', async (t) => {
+test('libgpiod 2: raw edges from the kernel (never its debounce, which stamps late), debounced by rigcam', async (t) => {
   const r = await rig(t, { gen: 2, config: { inputs: [{ line: 16, mode: 'marker', active_low: true, debounce_ms: 5 }] }, fixture: BOUNCE, speed: 5 });
   r.controller.start();
   await until('the marker', () => r.handler.calls.length >= 1);
+  await until('all edges seen', () => r.edges.length >= 9);
   await new Promise((res) => setTimeout(res, 100));
-  // gpiomon stamps the debounced edge at 134.664500621 (5 ms after it settled); rigcam takes the period back off.
+  // The two bounce bursts end where they began (nothing); the clean falling edge keeps its interrupt time.
   assert.deepEqual(r.handler.summary(), [['mark', { label: 'gpio16' }, 134659500]]);
-  assert.deepEqual(
-    r.edges.map((e) => [e.edge.rising, e.edge.monoUs, e.edge.kernelDebounced]),
-    [[false, 134659500, true]],
-  );
+  assert.equal(r.edges.length, 9, 'every raw edge comes through');
   const monitor = (await r.invocations()).find((i) => i.kind === 'monitor')!;
   assert.deepEqual(monitor.args, [
     '--chip', 'gpiochip0', '--consumer', 'rigcam', '--edges', 'both', '--event-clock', 'monotonic',
-    '--format', '%o %e %S', '--bias', 'pull-up', '--debounce-period', '5000us', '16',
+    '--format', '%o %e %S', '--bias', 'pull-up', '16',
   ]);
 });
 

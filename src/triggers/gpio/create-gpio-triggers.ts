@@ -29,7 +29,8 @@ export interface GpioTriggerDeps {
 export function createGpioTriggers(config: GpioConfig, deps: GpioTriggerDeps): GpioTriggerController {
   const logger = (deps.logger ?? silentLogger()).child({ component: 'gpio' });
   const lines = config.inputs.flatMap((input) => {
-    const spec = { bias: input.bias, debounceUs: input.debounce_ms * 1000 };
+    // Debounce is rigcam's (EdgeFilter), on raw edges: see GpiodEdgeSource for why never the kernel's.
+    const spec = { bias: input.bias };
     const main = { line: input.line, ...spec };
     return input.stop_line === undefined ? [main] : [main, { line: input.stop_line, ...spec }];
   });

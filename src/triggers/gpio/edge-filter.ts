@@ -38,9 +38,9 @@ export class EdgeFilter {
     private readonly onEdge: (edge: LogicalEdge) => void,
   ) {}
 
-  push(active: boolean, monoUs: number, kernelDebounced = false): void {
+  push(active: boolean, monoUs: number): void {
     if (this.disposed) return;
-    const debounceUs = kernelDebounced ? 0 : this.opts.debounceUs;
+    const debounceUs = this.opts.debounceUs;
     if (debounceUs === 0) {
       this.endBurst();
       this.raw = active;

@@ -20,9 +20,9 @@ const gpioInputRawSchema = z.strictObject({
   /** Unset: pull towards the inactive level (pull-up when active_low), so an unplugged cable reads inactive. */
   bias: gpioBiasSchema.optional(),
   /**
-   * Edges must hold this long to count (kernel debounce on libgpiod 2, software on libgpiod 1 and sysfs). Default 5,
-   * and 0 for mode `sync`: a sync line's edges are stored as the kernel stamped them, filtered only when the wiring
-   * needs it.
+   * Edges must hold this long to count (debounced by rigcam on raw kernel edges, so a change keeps the interrupt time
+   * of its first edge). Default 5, and 0 for mode `sync`: a sync line's edges are stored as the kernel stamped them,
+   * filtered only when the wiring needs it.
    */
   debounce_ms: z.number().min(0).max(1000).optional(),
   /** Active pulses shorter than this are ignored; actions wait for it and keep the original edge time. */

@@ -11,8 +11,6 @@ export interface EdgeEvent {
   rising: boolean;
   /** Kernel event time, CLOCK_MONOTONIC in microseconds (the clock of process.hrtime). */
   monoUs: number;
-  /** The kernel already debounced this line (libgpiod 2 with --debounce-period). */
-  kernelDebounced?: boolean;
 }
 
 export type GpioFault =

@@ -176,9 +176,9 @@ export class GpioTriggerController extends EventEmitter<GpioTriggerEvents> {
     const route = this.routes.get(e.line);
     if (!route) return;
     const active = e.rising !== route.input.active_low;
-    // A sync line's edges are its edges (kernel-debounced ones too): the filter only debounces them in software.
-    if (route.input.mode === 'sync' && (!route.filter || e.kernelDebounced)) this.syncEdge(e.line, active, e.monoUs);
-    else route.filter?.push(active, e.monoUs, e.kernelDebounced);
+    // A sync line without debounce has no filter: its raw edges are its edges.
+    if (!route.filter) this.syncEdge(e.line, active, e.monoUs);
+    else route.filter.push(active, e.monoUs);
   }
 
   private syncEdge(line: number, active: boolean, monoUs: number): void {

@@ -9,12 +9,16 @@ import { GpiomonProcess } from './gpiomon-process.ts';
 export interface GpiodInputLine {
   line: number;
   bias: GpioBias;
-  debounceUs: number;
 }
 
 /**
  * Edge source on the GPIO character device through `gpiomon`. One gpiomon per set of lines
- * that share bias and debounce (the tools apply those to all the lines of one request).
+ * that share a bias (the tools apply it to all the lines of one request). The kernel is never asked
+ * to debounce (libgpiod 2's --debounce-period): on chips without hardware debounce (every Pi up to
+ * the 4, gpio-sim) it debounces in a workqueue and stamps the event when that work runs, a tick or
+ * more after the edge (on the virtual rig this put frames after a stop edge into the file). Raw
+ * edges keep the time stamped in the edge's interrupt; the EdgeFilter debounces them and keeps the
+ * first edge's time.
  */
 export class GpiodEdgeSource extends EventEmitter<EdgeSourceEvents> implements EdgeSource {
   private readonly processes: GpiomonProcess[] = [];
@@ -29,13 +33,13 @@ export class GpiodEdgeSource extends EventEmitter<EdgeSourceEvents> implements E
     super();
     const groups = new Map<string, GpiodInputLine[]>();
     for (const l of lines) {
-      const key = `${l.bias}/${l.debounceUs}`;
+      const key = l.bias;
       groups.set(key, [...(groups.get(key) ?? []), l]);
     }
     for (const group of groups.values()) {
       const proc = new GpiomonProcess(
         tools,
-        { chip, lines: group.map((l) => l.line), bias: group[0]!.bias, debounceUs: group[0]!.debounceUs },
+        { chip, lines: group.map((l) => l.line), bias: group[0]!.bias },
         logger,
         backoff,
       );

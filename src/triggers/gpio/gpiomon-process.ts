@@ -13,8 +13,6 @@ export interface GpiomonGroup {
   chip: string;
   lines: readonly number[];
   bias: GpioBias;
-  /** Asked of the kernel when the tools are libgpiod 2; libgpiod 1 edges come raw. */
-  debounceUs: number;
 }
 
 type GpiomonSpec = ChildSpec & { major: 1 | 2 };
@@ -53,7 +51,7 @@ export class GpiomonProcess extends EventEmitter<EdgeSourceEvents> {
         const version = await tools.detectVersion();
         const chip = await tools.resolveChip(group.chip);
         const major = version.major;
-        const args = buildGpiomonArgs(version, { ...group, chip, debounceUs: major === 2 ? group.debounceUs : 0 });
+        const args = buildGpiomonArgs(version, { ...group, chip, debounceUs: 0 });
         return { command: 'gpiomon', args, env: tools.env, major };
       },
       backoff,
@@ -104,11 +102,7 @@ export class GpiomonProcess extends EventEmitter<EdgeSourceEvents> {
       this.logger.debug({ line }, 'gpiomon output ignored');
       return;
     }
-    // The kernel stamps a debounced edge when its debounce timer expires, one period after
-    // the last bounce: take the period back off to get the time the line settled.
-    const kernelDebounceUs = this.major === 2 ? this.group.debounceUs : 0;
-    const edge: EdgeEvent = { line: event.offset, rising: event.rising, monoUs: event.monoUs - kernelDebounceUs };
-    if (kernelDebounceUs > 0) edge.kernelDebounced = true;
+    const edge: EdgeEvent = { line: event.offset, rising: event.rising, monoUs: event.monoUs };
     this.emit('edge', edge);
   }
 
