@@ -60,8 +60,12 @@ const HOST_COMMANDS: Readonly<Record<string, string>> = {
   stop_record: 'stop_recording',
   stop: 'stop_recording',
 };
-/** Host commands that concern a GUI module or other device kinds: nothing to do, said so (no state changes). */
-const NOT_APPLICABLE = new Set(['show_window', 'hide_window', 'get_geometry', 'take_snapshot', 'set_log_level', 'xbee_data', 'xbee_send_result']);
+/**
+ * Host commands that concern a GUI module or other device kinds: nothing to do, said so (no state changes). A nack,
+ * never an `error` status, which would put the host's module into ERROR. `toggle_preview` is in the host's protocol
+ * (command_protocol.py L121) though nothing at HEAD sends it; the preview here is served over HTTP.
+ */
+const NOT_APPLICABLE = new Set(['show_window', 'hide_window', 'get_geometry', 'take_snapshot', 'set_log_level', 'xbee_data', 'xbee_send_result', 'toggle_preview']);
 
 export interface ModeOptions {
   box: BoxRuntime;

@@ -89,6 +89,16 @@ describe('rigcam module: the host flow around pause, refusals and signals', () =
     assert.deepEqual(un.data, { device_id: '', port_released: false });
   });
 
+  it('the host commands that concern a window or other devices are each a command_nack, never an error status', async () => {
+    for (const command of ['show_window', 'hide_window', 'get_geometry', 'take_snapshot', 'set_log_level', 'xbee_data', 'xbee_send_result', 'toggle_preview']) {
+      const from = m.mark();
+      m.send({ command, command_id: `na-${command}`, camera_id: 0, enabled: true });
+      const nack = await m.next('command_nack', from, (l) => l.command_id === `na-${command}`, 5000);
+      assert.equal(nack.data.code, 'unknown_command', command);
+      assert.ok(!m.statuses(from).includes('error'), `${command}: ${m.statuses(from).join(', ')}`);
+    }
+  });
+
   it('a real camera that cannot be served is device_error with data.error and the host device_id, and a command_nack — never device_ready, never error', async () => {
     let from = m.mark();
     m.send({ command: 'assign_device', command_id: 'u:1', device_id: 'usb:usb1-1.4', device_type: 'USB_Camera', port: '', baudrate: 0, is_wireless: false, is_network: false, is_camera: true, camera_type: 'usb', camera_stable_id: 'usb1-1.4' });
