@@ -90,10 +90,11 @@ describe('rigcam module: the host flow around pause, refusals and signals', () =
   });
 
   it('the host commands that concern a window or other devices are each a command_nack, never an error status', async () => {
+    await m.next('ready', 0, () => true, 30_000);
     for (const command of ['show_window', 'hide_window', 'get_geometry', 'take_snapshot', 'set_log_level', 'xbee_data', 'xbee_send_result', 'toggle_preview']) {
       const from = m.mark();
       m.send({ command, command_id: `na-${command}`, camera_id: 0, enabled: true });
-      const nack = await m.next('command_nack', from, (l) => l.command_id === `na-${command}`, 5000);
+      const nack = await m.next('command_nack', from, (l) => l.command_id === `na-${command}`, 30_000);
       assert.equal(nack.data.code, 'unknown_command', command);
       assert.ok(!m.statuses(from).includes('error'), `${command}: ${m.statuses(from).join(', ')}`);
     }
