@@ -17,6 +17,9 @@ import { makeFakeRelease } from './fake-release.ts';
  * prefix folders on this machine; apt/user/systemctl are off (rigcam_manage_system: false), the
  * service is (re)started by a stand-in for `systemctl restart` and is a small stand-in server that
  * answers /api/health and /api/status, so the rollout logic runs against real HTTP.
+ *
+ * Root logs in with a HOME of its own under the test folder (sshd's SetEnv): bash sources ~/.bashrc
+ * for every command over SSH, and a developer's (pyenv init: ~1 s) ran for each of the role's tasks.
  */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -165,6 +168,8 @@ describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
     }
     writeFileSync(path.join(sshDir, 'authorized_keys'), readFileSync(path.join(sshDir, 'client_key.pub')));
     const sshPort = await freePort();
+    const home = path.join(dir, 'home');
+    mkdirSync(home, { mode: 0o700 });
     writeFileSync(
       path.join(sshDir, 'sshd_config'),
       [
@@ -179,6 +184,7 @@ describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
         'UsePAM no',
         'StrictModes no',
         'Subsystem sftp internal-sftp',
+        `SetEnv HOME=${home}`,
         '',
       ].join('\n'),
     );
@@ -193,7 +199,10 @@ describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
       throw new Error(`${err.message}; sshd said: ${sshdLog}`);
     });
 
-    // Stand-in for `systemctl restart rigcam`: stop the running service, start current/bin/rigcam.js serve.
+    // Stand-ins for systemd. `systemctl restart rigcam` (Type=notify): stop the running service, start
+    // current/bin/rigcam.js serve, wait until it listens (ready) or dies. A start that dies leaves the unit
+    // failed at its start limit (the real unit: 5 quick failures), and every later start is refused until
+    // `systemctl reset-failed rigcam` (the second script) clears it.
     const restart = path.join(dir, 'restart.sh');
     writeFileSync(
       restart,
@@ -201,16 +210,35 @@ describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
 set -eu
 p="$1"
 mkdir -p "$p/run"
+if [ -e "$p/run/start-limit-hit" ]; then
+  echo "Job for rigcam.service failed: start request repeated too quickly (start-limit-hit); see systemctl reset-failed" >&2
+  exit 1
+fi
 if [ -f "$p/run/rigcam.pid" ]; then
   pid="$(cat "$p/run/rigcam.pid")"
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 fi
+port="$(sed -n 's/^ *port: *\\([0-9]*\\)$/\\1/p' "$p/etc/rigcam/rigcam.yaml" | head -n 1)"
 RIGCAM_CONFIG="$p/etc/rigcam/rigcam.yaml" setsid "${process.execPath}" "$p/opt/rigcam/current/bin/rigcam.js" serve >>"$p/run/rigcam.log" 2>&1 </dev/null &
-echo $! >"$p/run/rigcam.pid"
+pid=$!
+echo "$pid" >"$p/run/rigcam.pid"
+for _ in $(seq 600); do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    touch "$p/run/start-limit-hit"
+    echo "rigcam.service: main process exited at start; start limit hit" >&2
+    exit 1
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exit 0; fi
+  sleep 0.1
+done
+echo "rigcam.service: not ready after 60 s" >&2
+exit 1
 `,
       { mode: 0o755 },
     );
+    const resetFailed = path.join(dir, 'reset-failed.sh');
+    writeFileSync(resetFailed, '#!/bin/sh\nrm -f "$1/run/start-limit-hit"\n', { mode: 0o755 });
 
     ports.box1 = await freePort();
     ports.box2 = await freePort();
@@ -233,6 +261,7 @@ echo $! >"$p/run/rigcam.pid"
                 rigcam_npm_ci: false,
                 rigcam_node: process.execPath,
                 rigcam_service_restart_command: `${restart} {{ rigcam_prefix }}`,
+                rigcam_service_reset_failed_command: `${resetFailed} {{ rigcam_prefix }}`,
                 rigcam_recording_wait_seconds: 2,
                 rigcam_recording_poll_seconds: 1,
                 rigcam_health_retries: 4,
@@ -331,15 +360,70 @@ echo $! >"$p/run/rigcam.pid"
     assert.equal((await getJson(ports.box2, '/api/health')).version, '1.1.0');
   });
 
-  it('rolls a box back when the new release fails its health check, and stops the rollout', async () => {
+  // Only a refused connection (service not running) means "not recording". Every other answer cannot
+  // tell, so the box is neither restarted nor switched, and the play fails for it with the reason.
+  const answerBadly = (name: string, answer: string | null): void => {
+    const f = path.join(box(name), 'var/lib/rigcam/status-answer');
+    if (answer === null) rmSync(f, { force: true });
+    else writeFileSync(f, answer);
+  };
+  const assertLeftAlone = (run: PlayResult, name: string, pid: number | null, live: string, why: RegExp): void => {
+    assert.match(run.output, new RegExp(`cannot tell whether ${name} is recording: /api/status ${why.source}\\.\\s+NOT restarted; rigcam \\S+ is unpacked but not activated\\s+\\(live: ${live.replaceAll('.', '\\.')}\\)`), run.output);
+    assert.equal(run.recap.get(name)?.failed, 1, `${name}: ${JSON.stringify(run.recap.get(name))}`);
+    assert.equal(servicePid(name), pid, `${name} kept running`);
+    assert.equal(readlinkSync(path.join(box(name), 'opt/rigcam/current')), `releases/${live}`);
+  };
+
+  it('never restarts a box whose status it cannot read (401 after a token change, a body that is not JSON): fails loudly instead', async () => {
+    // box1 is still recording, but the play now carries another token than the box: /api/status answers 401.
+    // box2 (no token on the box, so it ignores the header) answers 200 with a JSON content type and a broken body.
+    // Both boxes are in one batch, so both are asked and both fail.
+    const pids = { box1: servicePid('box1'), box2: servicePid('box2') };
+    answerBadly('box2', 'garbage');
+    const run = playbook('1.1.0', ['-e', 'rigcam_http_token=another-token-0123456789']);
+    assert.notEqual(run.status, 0, `an unknown recording state must fail the play:\n${run.output}`);
+    assertLeftAlone(run, 'box1', pids.box1, '1.0.0', /answered 401 \(HTTP Error 401: Unauthorized\)/);
+    assertLeftAlone(run, 'box2', pids.box2, '1.1.0', /answered 200 without a true\/false recording field/);
+    assert.equal((await getJson(ports.box1, '/api/status', TOKEN_1)).version, '1.0.0');
+  });
+
+  it('fails closed on a 5xx and on a time-out', async () => {
+    releases['1.3.0'] = makeFakeRelease(dir, '1.3.0');
+    const pids = { box1: servicePid('box1'), box2: servicePid('box2') };
+    answerBadly('box1', 'hang');
+    answerBadly('box2', '500');
+    const run = playbook('1.3.0');
+    answerBadly('box1', null);
+    answerBadly('box2', null);
+    assert.notEqual(run.status, 0, run.output);
+    assertLeftAlone(run, 'box1', pids.box1, '1.0.0', /did not answer \([^)]*timed out[^)]*\)/);
+    assertLeftAlone(run, 'box2', pids.box2, '1.1.0', /answered 500 \(HTTP Error 500: Internal Server Error\)/);
+    assert.equal((await getJson(ports.box2, '/api/health')).version, '1.1.0');
+  });
+
+  it('updates the box it left alone once it is idle, and nothing else', async () => {
     rmSync(path.join(box('box1'), 'var/lib/rigcam/recording'));
+    const pids = { box1: servicePid('box1'), box2: servicePid('box2') };
+    const run = playbook('1.1.0');
+    assert.equal(run.status, 0, run.output);
+    assert.equal(readlinkSync(path.join(box('box1'), 'opt/rigcam/current')), 'releases/1.1.0');
+    assert.notEqual(servicePid('box1'), pids.box1, 'box1 restarted into 1.1.0');
+    assert.equal((await getJson(ports.box1, '/api/health', TOKEN_1)).version, '1.1.0');
+    assert.equal(run.recap.get('box2')?.changed, 0, run.output);
+    assert.equal(servicePid('box2'), pids.box2);
+  });
+
+  it('rolls a box back when the new release fails its health check, and stops the rollout', async () => {
     const pid2 = servicePid('box2');
     const run = playbook('1.2.0', ['-e', 'rigcam_batch_size=1']);
     assert.notEqual(run.status, 0, 'a failed box fails the play');
-    assert.match(run.output, /rigcam 1\.2\.0 failed its health check on box1\.\s+Rolled back to 1\.0\.0, which is\s+healthy\./);
+    // The broken start left the (stand-in) unit at its start limit: the rollback clears it, or the
+    // previous release could not start either.
+    assert.match(run.output, /rigcam 1\.2\.0 failed its health check on box1\.\s+Rolled back to 1\.1\.0, which is\s+healthy\./);
     assert.equal(run.recap.get('box1')?.failed, 1);
-    assert.equal(readlinkSync(path.join(box('box1'), 'opt/rigcam/current')), 'releases/1.0.0');
-    assert.equal((await getJson(ports.box1, '/api/health', TOKEN_1)).version, '1.0.0');
+    assert.equal(readlinkSync(path.join(box('box1'), 'opt/rigcam/current')), 'releases/1.1.0');
+    assert.equal((await getJson(ports.box1, '/api/health', TOKEN_1)).version, '1.1.0');
+    assert.ok(!existsSync(path.join(box('box1'), 'run/start-limit-hit')), 'the failed state was cleared');
     // max_fail_percentage 0 with one box per batch: box2 is never touched.
     assert.equal(run.recap.get('box2'), undefined, 'box2 was not in the play');
     assert.equal(servicePid('box2'), pid2);

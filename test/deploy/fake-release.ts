@@ -9,7 +9,9 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * `rigcam serve` stand-in for deployment tests: the HTTP surface the rollout relies on
  * (GET /api/health, GET /api/status with `recording`), reading the config the role wrote.
  * `recording` is true while <data_dir>/recording exists. With http.token set, both routes want it
- * (the role sends it). A broken release exits at once.
+ * (the role sends it). <data_dir>/status-answer, when present, makes /api/status answer badly:
+ * `500`, `garbage` (200, a JSON content type, a body that is not JSON) or `hang` (never answers).
+ * A broken release exits at once.
  */
 function serverSource(broken: boolean): string {
   return `#!/usr/bin/env node
@@ -22,12 +24,18 @@ ${broken ? "console.error('broken release'); process.exit(1);" : ''}
 const text = readFileSync(process.env.RIGCAM_CONFIG, 'utf8');
 const port = Number(/^\\s+port: (\\d+)$/m.exec(text)[1]);
 const dataDir = /^data_dir: (.+)$/m.exec(text)[1].trim();
-const token = (/^\s+token: (.+)$/m.exec(text)?.[1] ?? 'null').trim();
+const token = (/^\\s+token: (.+)$/m.exec(text)?.[1] ?? 'null').trim();
 const json = (res, body) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)); };
 createServer((req, res) => {
   if (token !== 'null' && req.headers.authorization !== 'Bearer ' + token) { res.statusCode = 401; return res.end(); }
   if (req.url === '/api/health') return json(res, { ok: true, version, pid: process.pid });
-  if (req.url === '/api/status') return json(res, { recording: existsSync(path.join(dataDir, 'recording')), version, pid: process.pid });
+  if (req.url === '/api/status') {
+    const answer = existsSync(path.join(dataDir, 'status-answer')) ? readFileSync(path.join(dataDir, 'status-answer'), 'utf8').trim() : '';
+    if (answer === 'hang') return;
+    if (answer === '500') { res.statusCode = 500; return res.end('internal error'); }
+    if (answer === 'garbage') { res.setHeader('content-type', 'application/json'); return res.end('{"recording": fal'); }
+    return json(res, { recording: existsSync(path.join(dataDir, 'recording')), version, pid: process.pid });
+  }
   res.statusCode = 404;
   res.end();
 }).listen(port, '127.0.0.1');
