@@ -17,12 +17,11 @@ export const PERIOD_US = 1_000_000 / FPS;
 export const DB = '/var/lib/rigcam/rigcam.db';
 /** Recording paths in the database are relative to this root. */
 export const RECORDINGS = '/var/lib/rigcam/recordings';
-/** gpio debounce_ms of the rig's inputs (the default): the kernel debounces in software on gpio-sim, as on a Pi. */
-export const DEBOUNCE_US = 5000;
 /**
- * How late the guest kernel may run the debounce work that stamps a GPIO event, beyond debounce_ms: a tick (4 ms)
- * on a quiet machine, tens of ms when TCG's vCPUs are starved by a loaded host. The lower bound (never before the
- * edge) is exact; this one only tells the kernel's stamp from a stamp taken when rigcam saw the edge (later still).
+ * How late the guest may stamp a GPIO edge after the write to gpio-sim's pull returned: rigcam asks for raw edges,
+ * stamped in their interrupt (irq_sim's irq_work), so µs on a quiet machine, more when TCG's vCPUs are starved by a
+ * loaded host. The lower bound (never before the edge) is exact; this one only tells the kernel's stamp from a stamp
+ * taken when rigcam saw the edge (tens of ms later still, after debounce).
  */
 export const KERNEL_LATENCY_US = 100_000;
 /** BCM lines on the gpio-sim header (see scripts/rig/guest/rig-devices.sh). */
