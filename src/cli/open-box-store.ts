@@ -24,12 +24,20 @@ export async function openBoxStore(config: Config, dbFile: string, root: string,
     release('the disk is full');
     log.error({ free_bytes: free }, 'the disk is full: adopting and reconciling recordings is postponed until there is room; trials are refused until then');
   }
+  const diskFull = (err: unknown): err is DatabaseOpenError => err instanceof DatabaseOpenError && err.diskFull;
   try {
     return { ...(await openStoreWithRecovery(dbFile, root, log, { postpone: full })), reserve };
   } catch (err) {
-    if (full || !(err instanceof DatabaseOpenError) || !err.diskFull) throw err;
+    if (!diskFull(err)) throw err;
     release(`opening the database failed: ${err.code}`);
+  }
+  try {
     return { ...(await openStoreWithRecovery(dbFile, root, log, { postpone: true })), reserve };
+  } catch (err) {
+    if (!diskFull(err)) throw err;
+    // No reserve left (used up by an earlier start on this full disk): the WAL index in memory, this process only.
+    log.error({ code: err.code }, 'the disk is too full to open the database shared: opened for rigcam alone (the rigcam recordings CLI waits until rigcam restarts)');
+    return { ...(await openStoreWithRecovery(dbFile, root, log, { postpone: true, exclusive: true })), reserve };
   }
 }
 

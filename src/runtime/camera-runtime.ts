@@ -164,7 +164,13 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     this.error = null;
     this.emit('source', pipeline);
     if (old) await old.stop();
-    this.env.store.upsertCamera({ id: cam.id, name: cam.name ?? cam.id, backend: cam.source, devicePath: typeof cam.device === 'string' ? cam.device : null });
+    try {
+      this.env.store.upsertCamera({ id: cam.id, name: cam.name ?? cam.id, backend: cam.source, devicePath: typeof cam.device === 'string' ? cam.device : null });
+    } catch (err) {
+      // Descriptive only (nothing references it): a database that cannot be written (a full disk at start-up) does
+      // not make a working camera fail; it is written at the next assignment.
+      this.env.log.warn({ camera: cam.id, err: (err as Error).message }, 'camera not written to the database');
+    }
     return this.describe();
   }
 

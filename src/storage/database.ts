@@ -10,16 +10,24 @@ export type Db = Database.Database;
  * synchronous=NORMAL, which in WAL mode keeps the database consistent through a power cut (the last
  * transactions may be lost; the recordings reconcile from their files).
  */
-export function openDatabase(file: string, opts: { readonly?: boolean } = {}): Db {
+export function openDatabase(file: string, opts: { readonly?: boolean; exclusive?: boolean } = {}): Db {
   if (!opts.readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
-  // Short: a write lock held by another process must not stall the event loop (frame rows are kept and retried).
-  db.pragma('busy_timeout = 25');
-  if (!opts.readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    migrate(db);
+  try {
+    // Short: a write lock held by another process must not stall the event loop (frame rows are kept and retried).
+    db.pragma('busy_timeout = 25');
+    // Last resort on a volume too full for the WAL index (-shm): exclusive locking keeps it in memory instead, at the
+    // price of no other process (the `rigcam recordings` CLI) reading the database until rigcam restarts.
+    if (opts.exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    }
+  } catch (err) {
+    db.close(); // a connection left open would hold its lock against the next attempt in this process
+    throw err;
   }
   return db;
 }

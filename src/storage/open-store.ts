@@ -70,11 +70,11 @@ function markerOf(file: string): string {
  * every start, video files the database does not know are adopted (one transaction; a failed rebuild is retried at
  * the next start), and every recording left in state `recording` is reconciled with its file.
  */
-export async function openStoreWithRecovery(file: string, root: string, log: Logger, opts: { postpone?: boolean } = {}): Promise<OpenedStore> {
+export async function openStoreWithRecovery(file: string, root: string, log: Logger, opts: { postpone?: boolean; exclusive?: boolean } = {}): Promise<OpenedStore> {
   let db: Db | null = null;
   let quarantined: string | null = null;
   try {
-    db = openDatabase(file);
+    db = openDatabase(file, { exclusive: opts.exclusive });
     const check = integrityCheck(db);
     if (check !== 'ok') throw new CorruptDatabase(`integrity check failed: ${check}`);
   } catch (err) {
@@ -99,7 +99,7 @@ export async function openStoreWithRecovery(file: string, root: string, log: Log
     // Written before anything is rebuilt: if the rebuild does not commit, the next start salvages and rebuilds again.
     writeMarker(file, quarantined);
     log.error({ err: (err as Error).message, kept_as: quarantined }, 'database corrupt: kept aside, rebuilding from the recordings on disk');
-    db = openDatabase(file);
+    db = openDatabase(file, { exclusive: opts.exclusive });
   }
   const store = new Store(db);
   quarantined ??= readMarker(file)?.salvage_from ?? null;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { existsSync } from 'node:fs';
@@ -153,6 +153,35 @@ describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to
     await waitFor(() => existsSync(path.join(dir, 'rigcam.reserve')), 10_000, 'the reserve written again');
     assert.equal(await stopServe(box.child), 0);
     assert.equal(count("SELECT COUNT(*) n FROM recordings WHERE path = 'demo/demo_trial002_top.ts' AND state = 'complete'"), 1, 'the next trial number is past the adopted one');
+
+    // Restarted on a full disk once more, the reserve used up: the WAL index cannot be created, the database is
+    // opened for rigcam alone (exclusive locking, index in memory); the box still comes up and recovers.
+    unlinkSync(path.join(dir, 'rigcam.reserve'));
+    rmSync(path.join(dir, 'rigcam.db-shm'), { force: true }); // a clean stop leaves none; never the -wal
+    const fd2 = openSync(filler, 'w');
+    try {
+      for (;;) writeSync(fd2, Buffer.alloc(1 << 16, 3));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    } finally {
+      closeSync(fd2);
+    }
+    const third = await serve([]);
+    assert.match(third.out(), /opened for rigcam alone/);
+    const h3 = (await (await fetch(`${third.url}/api/health`)).json()) as Record<string, unknown>;
+    assert.equal(h3.recording_allowed, false);
+    assert.equal((await fetch(`${third.url}/api/trials/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 507);
+    unlinkSync(filler);
+    await waitFor(async () => ((await (await fetch(`${third.url}/api/health`)).json()) as Record<string, unknown>).recording_allowed === true, 15_000, 'trials allowed again');
+    await waitFor(async () => ((await (await fetch(`${third.url}/api/status`)).json()) as { cameras: Array<{ state: string }> }).cameras.every((c) => c.state === 'ready'), 30_000, 'the camera ready');
+    const again = await fetch(`${third.url}/api/trials/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ session: 'demo' }) });
+    assert.equal(again.status, 200, `${await again.text()} ${third.out().slice(-3000)}`);
+    await sleep(1500);
+    assert.equal((await fetch(`${third.url}/api/trials/stop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 200);
+    assert.equal(await stopServe(third.child), 0);
+    assert.equal(count("SELECT COUNT(*) n FROM recordings WHERE path = 'demo/demo_trial003_top.ts' AND state = 'complete'"), 1);
+    const third3 = path.join(dir, 'recordings', 'demo', 'demo_trial003_top.ts');
+    assert.equal(count("SELECT frame_count n FROM recordings WHERE path = 'demo/demo_trial003_top.ts'"), ffprobeCount(third3));
   });
 
   it("the database's own volume is watched too: its free space refuses starts and stops trials, its size is counted", async () => {

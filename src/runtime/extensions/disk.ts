@@ -41,6 +41,8 @@ export class DiskExtension implements Extension {
   private retaining: Promise<void> | null = null;
   private pending: (() => Promise<void>) | null;
   private recovering: Promise<boolean> | null = null;
+  private reserveRetryAt = 0;
+  private reserving: Promise<void> | null = null;
   private readonly onRecording = (on: boolean): void => {
     this.recording = on;
     this.guard.setRecording(on);
@@ -83,6 +85,7 @@ export class DiskExtension implements Extension {
     this.guard.stop();
     await this.retaining;
     await this.recovering;
+    await this.reserving;
   }
 
   private onLevel(st: DiskStatus, prev: DiskLevel): void {
@@ -100,12 +103,24 @@ export class DiskExtension implements Extension {
 
   private onChecked(st: DiskStatus): void {
     if (this.pending && this.guard.refusal(st) === null) void this.recover();
-    // Written again (4 MB, fsynced: not while recording) only with room to spare beyond what a start needs.
-    const dbFree = st.database?.free_bytes ?? st.free_bytes;
-    const reserve = this.o.reserve;
-    if (reserve && !this.pending && !this.recording && !reserve.held && dbFree >= st.min_free_to_start_bytes + 2 * reserve.bytes && this.guard.refusal(st) === null && reserve.ensure())
-      this.o.log.info({ file: reserve.file }, 'database reserve written again');
+    this.keepReserve(st);
     this.retain(st);
+  }
+
+  /** The database's reserve, written (4 MB, fsynced) when missing: only idle, with room beyond what a start needs. */
+  private keepReserve(st: DiskStatus): void {
+    const reserve = this.o.reserve;
+    if (!reserve || this.pending || this.recording || this.reserving || Date.now() < this.reserveRetryAt || reserve.held) return;
+    const dbFree = st.database?.free_bytes ?? st.free_bytes;
+    if (dbFree < st.min_free_to_start_bytes + 2 * reserve.bytes || this.guard.refusal(st) !== null) return;
+    this.reserving = reserve
+      .ensure()
+      .then((ok) => {
+        if (ok) return this.o.log.info({ file: reserve.file }, 'database reserve written');
+        this.reserveRetryAt = Date.now() + 600_000; // not at every poll (a read-only or odd data dir)
+        this.o.log.warn({ file: reserve.file }, 'database reserve could not be written: retried in 10 minutes');
+      })
+      .finally(() => (this.reserving = null));
   }
 
   /** Run the postponed recovery, one run at a time; it stays pending (retried at the next poll) if it fails. */
