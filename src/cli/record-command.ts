@@ -10,6 +10,7 @@ import { makeSourceSpec } from '../sources/make-spec.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import { openBoxStore } from './open-box-store.ts';
 import { lockDataDir } from '../storage/data-lock.ts';
+import { syncChecksums } from '../storage/checksums.ts';
 
 export const recordArgsSchema = z.strictObject({
   source: z.enum(['test', 'v4l2', 'rpicam']),
@@ -130,6 +131,8 @@ export async function runRecord(args: RecordArgs, config: Config, log: Logger = 
       const mp4 = store.recording(last.recording_id)?.mp4_path ?? null;
       result.mp4 = mp4 && path.join(root, mp4);
     }
+    // A shutdown leaves hashing to the next start; a one-off recording has none, so its files are hashed here.
+    for (const r of recs) await syncChecksums(store, root, r.recording_id);
     return result;
   } finally {
     await box.shutdown();

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { after } from 'node:test';
 import { parseConfig, recordingsRoot } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -20,6 +21,15 @@ export interface TestBox {
   close: () => Promise<void>;
 }
 
+/**
+ * Boxes a test left open (an assertion failed before its close): shut down when the file's tests end, so their
+ * sources (ffmpeg children) never keep the test process alive until the runner's per-file timeout.
+ */
+const openBoxes = new Set<() => Promise<void>>();
+after(async () => {
+  for (const close of [...openBoxes]) await close().catch(() => {});
+});
+
 /** A real box with `n` test cameras at a small size, in a temp dir. */
 export async function startTestBox(opts: { cameras?: number; extra?: Record<string, unknown>; init?: boolean } = {}): Promise<TestBox> {
   const dir = tmpDir('rigcam-box-');
@@ -32,6 +42,14 @@ export async function startTestBox(opts: { cameras?: number; extra?: Record<stri
   const statuses: SeenStatus[] = [];
   box.on('status', (m) => statuses.push(seen(m)));
   const waitStatus: TestBox['waitStatus'] = (name, pred, timeoutMs) => waitForStatus(box, name, pred, timeoutMs);
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closed ??= (async () => {
+      openBoxes.delete(close);
+      await box.shutdown();
+      db.close();
+    })());
+  openBoxes.add(close);
   if (opts.init !== false) await box.initialize();
   return {
     box,
@@ -41,10 +59,7 @@ export async function startTestBox(opts: { cameras?: number; extra?: Record<stri
     config,
     statuses,
     waitStatus,
-    close: async () => {
-      await box.shutdown();
-      db.close();
-    },
+    close,
   };
 }
 

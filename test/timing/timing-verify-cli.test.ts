@@ -124,7 +124,7 @@ describe('rigcam timing and rigcam verify on a real recording', () => {
   it('verify RECORDING_ID and verify FILE say OK on an untouched recording (the .ts and the .mp4)', async () => {
     const byId = await runCli(['verify', String(rec.recording_id), '--data', data]);
     assert.equal(byId.code, 0, byId.stdout + byId.stderr);
-    assert.match(byId.stdout, new RegExp(`^OK recording ${rec.recording_id} .*: ${rec.frames} frames; file, SEI, CSV and database agree\\n$`));
+    assert.match(byId.stdout, new RegExp(`^OK recording ${rec.recording_id} .*: ${rec.frames} frames; file, SEI, CSV and database agree; SHA-256 of 4 file\\(s\\) match\\n$`));
     for (const f of [rec.path, rec.mp4]) {
       const byFile = await verifyHere(f, data);
       assert.equal(byFile.code, 0, byFile.stdout);
@@ -132,12 +132,14 @@ describe('rigcam timing and rigcam verify on a real recording', () => {
     }
   });
 
-  it('verify of a recording whose .ts was removed after the remux checks its .mp4', async () => {
+  it('verify of a recording whose .ts was removed by hand after the remux checks its .mp4 frame by frame, and names the .ts hashed at close as gone', async () => {
     const c = copyData();
     rmSync(c.ts);
     const r = await verifyHere(String(rec.recording_id), c.dir);
-    assert.equal(r.code, 0, r.stdout);
-    assert.match(r.stdout, new RegExp(`^OK recording ${rec.recording_id} .*: ${rec.frames} frames;`));
+    // The only disagreement is the missing file (keep_ts: false drops its checksum; a hand removal does not).
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /checksum: video sei1\/sei1_trial001_cam0\.ts: ENOENT\n/);
+    assert.match(r.stdout, /FAILED recording 1 .*: 1 disagreement\(s\)/);
   });
 
   it('verify names the frame whose CSV capture time was edited', async () => {
