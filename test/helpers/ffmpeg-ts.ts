@@ -126,14 +126,5 @@ export function packetInfo(pkt: Buffer): { pid: number; pusi: boolean; afc: numb
   };
 }
 
-/** Small deterministic PRNG (mulberry32), so "random" chunkings and garbage are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small deterministic PRNG, so "random" chunkings and garbage are reproducible: the product's own mulberry32. */
+export { mulberry32 as seededRandom } from '../../src/triggers/gpio/sync-pulser.ts';
