@@ -218,8 +218,17 @@ class RigcamClient:
         if expected is not None and (h.hexdigest() != expected["sha256"] or size != expected["bytes"]):
             os.unlink(part)
             raise ChecksumError("%s: downloaded %d bytes with SHA-256 %s, the box has %d bytes with %s" % (name, size, h.hexdigest(), expected["bytes"], expected["sha256"]))
-        os.link(part, final)  # fails rather than replace a file that appeared meanwhile
-        os.unlink(part)
+        try:
+            os.link(part, final)  # fails rather than replace a file that appeared meanwhile
+            os.unlink(part)
+        except FileExistsError:
+            os.unlink(part)
+            raise
+        except OSError:  # no hard links here (FAT, some network shares): checked, then renamed
+            if os.path.exists(final):
+                os.unlink(part)
+                raise FileExistsError(final) from None
+            os.rename(part, final)
         return final
 
     def frames_csv(self, recording_id):

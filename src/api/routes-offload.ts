@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { needsChecksums, recheckChecksums, recordingFiles } from '../storage/checksums.ts';
-import { SESSION_DOC, sessionDocument } from '../storage/session-export.ts';
+import { SESSION_DOC, sessionDocumentText } from '../storage/session-export.ts';
 import type { RecordingRow } from '../storage/store.ts';
 import { requireJson, requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -131,7 +131,7 @@ export function offloadRoutes(c: ApiContext): Router {
     // Files of recordings still being written are left out: a copy of a growing file would be torn.
     const writing = new Set<string>();
     for (const t of c.store.trialsOfSession(s.id)) for (const rr of c.store.recordingsOfTrial(t.id)) if (rr.state === 'recording') for (const f of recordingFiles(rr)) writing.add(f.path);
-    const doc = Buffer.from(JSON.stringify(sessionDocument(c.store, c.root, s), null, 2) + '\n', 'utf8');
+    const doc = Buffer.from(await sessionDocumentText(c.store, c.root, s), 'utf8');
     const names = await readdir(dir, { withFileTypes: true }).catch(() => []);
     async function* entries(): AsyncGenerator<TarEntry> {
       yield { name: `${s!.name}/${SESSION_DOC}`, mtimeS: Date.now() / 1000, data: doc };

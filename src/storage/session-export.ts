@@ -17,15 +17,24 @@ function parseJson(text: string): unknown {
  * The session document: the session, its trials (labels, metadata, markers) and per recording its sidecar's summary
  * and the SHA-256 of its files (paths relative to the recordings root, which is also how a session's tar names
  * them), so a session folder copied off the box says everything the database knew about it.
+ * Produced as JSON text a few trials at a time: a session of hundreds of trials and tens of thousands of markers is
+ * written with turns of the event loop between the parts (callers yield between them), never in one block.
  */
-export function sessionDocument(store: Store, root: string, s: SessionRow): Record<string, unknown> {
-  const trials = store.trialsOfSession(s.id);
-  const { markers, recordings } = store.trialDetails(trials.map((t) => t.id));
-  return {
+export function* sessionDocumentParts(store: Store, root: string, s: SessionRow, trialsPerPart = 5): Generator<string> {
+  const head = {
     format: 'rigcam-session/1',
     written_at: new Date().toISOString(),
     session: { id: s.id, name: s.name, metadata: parseJson(s.metadata), started_at: s.started_at, stopped_at: s.stopped_at },
-    trials: trials.map((t) => ({
+  };
+  yield JSON.stringify(head, null, 2).replace(/\n}$/, ',\n  "trials": [');
+  let after = 0;
+  let first = true;
+  for (;;) {
+    const { trials } = store.trialsPage(s.id, after, trialsPerPart);
+    if (!trials.length) break;
+    after = trials.at(-1)!.number;
+    const { markers, recordings } = store.trialDetails(trials.map((t) => t.id));
+    const views = trials.map((t) => ({
       number: t.number,
       label: t.label,
       state: t.state,
@@ -63,6 +72,19 @@ export function sessionDocument(store: Store, root: string, s: SessionRow): Reco
           checksums: store.checksumsOf(r.id).map((c) => ({ kind: c.kind, path: c.path, bytes: c.bytes, sha256: c.sha256 })),
         };
       }),
-    })),
-  };
+    }));
+    yield views.map((v) => (first ? '\n' : ',\n') + (first = false, JSON.stringify(v))).join('');
+    if (trials.length < trialsPerPart) break;
+  }
+  yield '\n  ]\n}\n';
+}
+
+/** The whole document as text, built part by part with a turn of the event loop between parts. */
+export async function sessionDocumentText(store: Store, root: string, s: SessionRow): Promise<string> {
+  const parts: string[] = [];
+  for (const p of sessionDocumentParts(store, root, s)) {
+    parts.push(p);
+    await new Promise((r) => setImmediate(r));
+  }
+  return parts.join('');
 }

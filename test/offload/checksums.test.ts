@@ -161,6 +161,26 @@ describe('checksums at the source, verified pull offload, verified retention', (
 });
 
 describe('checksums for adopted recordings and off the frame path', () => {
+  it('with keep_ts: false the deleted .ts loses its checksum and the .mp4 (now the recording) gains one', async () => {
+    const b = await startHttpBox({ extra: { recording: { stop_wait_ms: 1000, remux_mp4: true, keep_ts: false } } });
+    try {
+      const [st] = await trial(b, 'nots', 'x');
+      const id = st!.data.recording_id as number;
+      const kinds = (): string[] => b.store.checksumsOf(id).map((c) => c.kind).sort();
+      for (let i = 0; i < 300 && kinds().join() !== 'csv,mp4,sidecar'; i++) await sleep(100);
+      assert.deepEqual(kinds(), ['csv', 'mp4', 'sidecar']);
+      const rec = b.store.recording(id)!;
+      assert.match(rec.path, /\.mp4$/);
+      for (const c of b.store.checksumsOf(id)) assert.equal(c.sha256, sha256sum(path.join(b.root, c.path)), c.kind);
+      const m = (await (await b.api('/api/offload/manifest')).json()) as { recordings: Array<{ id: number; ready: boolean; files: FileSum[] }> };
+      const e = m.recordings.find((r) => r.id === id)!;
+      assert.equal(e.ready, true);
+      assert.deepEqual(e.files.map((f) => f.kind).sort(), ['csv', 'mp4', 'sidecar']);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('a recording adopted after the database was lost is hashed at start', async () => {
     const b = await startHttpBox({});
     const [st] = await trial(b, 'adopt', 'x');

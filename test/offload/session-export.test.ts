@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { tarChunks } from '../../src/api/tar.ts';
+import { sessionDocumentText } from '../../src/storage/session-export.ts';
 import { startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait-status.ts';
@@ -86,7 +87,29 @@ describe('session export: session.json beside the recordings and a tar of the se
     assert.deepEqual(doc.trials.map((t) => t.label), [LABEL, 'plain'], 'labels survive the tar');
     for (const t of doc.trials) for (const r of t.recordings) for (const c of r.checksums) assert.equal(sha256sum(path.join(out, c.path)), c.sha256, `${c.path} as the document says`);
     assert.equal((await b.api('/api/sessions/999999/export')).status, 404);
+    assert.equal((await b.api(`/api/sessions/${sessionId}/export?x=1`)).status, 400);
     assert.equal((await b.api('/api/sessions/abc/export')).status, 400);
+  });
+});
+
+describe('session document in parts', () => {
+  it('is one valid JSON document whatever the number of trials (none, one part, several parts)', async () => {
+    const b = await startHttpBox({});
+    try {
+      for (const [name, n] of [['none', 0], ['few', 3], ['many', 12]] as const) {
+        const s = b.store.openSession(name, { k: 'v' });
+        for (let i = 1; i <= n; i++) {
+          const t = b.store.createTrial({ sessionId: s.id, number: i, label: `t${i}, "q"`, triggerSource: 'api', triggerMonoUs: i });
+          b.store.addEvent({ kind: 'marker', name: `m${i}`, sessionId: s.id, trialId: t.id, monoUs: i });
+        }
+        const doc = JSON.parse(await sessionDocumentText(b.store, b.root, b.store.session(s.id)!)) as Doc;
+        assert.deepEqual(doc.trials.map((t) => t.number), Array.from({ length: n }, (_, i) => i + 1), name);
+        assert.deepEqual(doc.trials.map((t) => t.markers[0]!.label), Array.from({ length: n }, (_, i) => `m${i + 1}`));
+        assert.equal(doc.session.metadata.k, 'v');
+      }
+    } finally {
+      await b.close();
+    }
   });
 });
 

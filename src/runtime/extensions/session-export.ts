@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
 import { insideRoot } from '../../recording/paths.ts';
-import { SESSION_DOC, sessionDocument } from '../../storage/session-export.ts';
+import { SESSION_DOC, sessionDocumentText } from '../../storage/session-export.ts';
 import { replaceFile } from '../../storage/sidecar.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
@@ -60,19 +60,20 @@ export class SessionExportExtension implements Extension {
       this.scheduled = false;
       const ids = [...this.dirty];
       this.dirty.clear();
-      this.queue = this.queue.then(() => {
-        for (const id of ids) this.write(id);
+      this.queue = this.queue.then(async () => {
+        for (const id of ids) await this.write(id);
       });
     });
   }
 
-  private write(sessionId: number): void {
+  private async write(sessionId: number): Promise<void> {
     try {
       const s = this.o.store.session(sessionId);
       if (!s) return;
       const dir = insideRoot(this.o.root, s.name);
       if (!existsSync(dir)) return; // no trial has made its folder yet
-      replaceFile(path.join(dir, SESSION_DOC), JSON.stringify(sessionDocument(this.o.store, this.o.root, s), null, 2) + '\n');
+      // Built a few trials at a time (a long session has thousands of markers); the small write itself is synchronous.
+      replaceFile(path.join(dir, SESSION_DOC), await sessionDocumentText(this.o.store, this.o.root, s));
     } catch (err) {
       this.o.log.error({ session: sessionId, err: (err as Error).message }, 'session.json not written');
     }
