@@ -10,6 +10,7 @@ import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { makeFakeRelease } from './fake-release.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 /**
  * The ansible playbook, run for real over SSH against this machine: an sshd started here on a free
@@ -103,7 +104,7 @@ function getJson(port: number, route: string, token?: string): Promise<Record<st
 
 const reason = whyNot();
 
-describe('ansible rollout against loopback', { skip: reason ?? false }, () => {
+describe('ansible rollout against loopback', { skip: skipUnlessCi(reason) }, () => {
   let dir = '';
   let sshd: ChildProcess | null = null;
   const box = (name: string) => path.join(dir, name);
@@ -294,7 +295,7 @@ exit 1
     releases['1.2.0'] = makeFakeRelease(dir, '1.2.0', { broken: true });
   });
 
-  it('passes ansible-lint', { skip: has('ansible-lint') ? false : 'ansible-lint is not installed' }, () => {
+  it('passes ansible-lint', { skip: skipUnlessCi(!has('ansible-lint') && 'ansible-lint is not installed') }, () => {
     const res = spawnSync('ansible-lint', ['--offline', '--nocolor'], { cwd: ansibleDir, encoding: 'utf8', env: { ...process.env, ANSIBLE_LOCAL_TEMP: path.join(dir, 'lint-tmp') } });
     assert.equal(res.status, 0, res.stdout + res.stderr);
   });

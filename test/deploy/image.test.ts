@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { makeFakeRelease } from './fake-release.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 /**
  * deploy/image/build-image.sh on a small synthetic Raspberry Pi OS-like image built here (MBR,
@@ -97,7 +98,7 @@ function mtype(image: string, offset: number, file: string): string {
 
 const reason = whyNot();
 
-describe('build-image.sh on a synthetic Raspberry Pi OS image', { skip: reason ?? false }, () => {
+describe('build-image.sh on a synthetic Raspberry Pi OS image', { skip: skipUnlessCi(reason) }, () => {
   // Unmount before tmpDir's own after() removes the folder: hooks run in the order registered.
   after(() => {
     if (root) spawnSync('umount', [root]);
@@ -170,7 +171,7 @@ describe('build-image.sh on a synthetic Raspberry Pi OS image', { skip: reason ?
     assert.match(readFileSync(path.join(unitDir, 'rigcam-firstboot.service'), 'utf8'), /^ExecStart=\/usr\/local\/lib\/rigcam\/firstboot\.sh$/m);
   });
 
-  it('creates the rigcam user in the video, gpio and dialout groups', { skip: has('systemd-sysusers') ? false : 'no systemd-sysusers here (the box creates the user at boot)' }, () => {
+  it('creates the rigcam user in the video, gpio and dialout groups', { skip: skipUnlessCi(!has('systemd-sysusers') && 'no systemd-sysusers here (the box creates the user at boot)') }, () => {
     const passwd = readFileSync(path.join(root, 'etc/passwd'), 'utf8');
     assert.match(passwd, /^rigcam:x:\d+:\d+:rigcam camera service:\/var\/lib\/rigcam:/m);
     const group = readFileSync(path.join(root, 'etc/group'), 'utf8');

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SdNotifier, startWatchdogPings, watchdogIntervalFromEnv } from '../../src/service/sd-notify.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0;
@@ -89,7 +90,7 @@ describe('SdNotifier without NOTIFY_SOCKET', () => {
   });
 });
 
-describe('SdNotifier over a real unix datagram socket', { skip: hasPython ? false : 'python3 is not installed' }, () => {
+describe('SdNotifier over a real unix datagram socket', { skip: skipUnlessCi(!hasPython && 'python3 is not installed') }, () => {
   it('sends READY, STATUS, WATCHDOG and STOPPING in order through the helper', async () => {
     const sock = path.join(tmpDir('rigcam-notify-'), 'notify.sock');
     const listener = await DatagramListener.start(sock);
@@ -122,7 +123,7 @@ describe('SdNotifier over a real unix datagram socket', { skip: hasPython ? fals
     assert.deepEqual(await listener.waitFor(1), ['WATCHDOG=1']);
   });
 
-  it('falls back to systemd-notify when python3 cannot be started', { skip: hasSystemdNotify ? false : 'systemd-notify is not installed' }, async () => {
+  it('falls back to systemd-notify when python3 cannot be started', { skip: skipUnlessCi(!hasSystemdNotify && 'systemd-notify is not installed') }, async () => {
     const sock = path.join(tmpDir('rigcam-notify-'), 'fallback.sock');
     const listener = await DatagramListener.start(sock);
     const n = new SdNotifier({ env: { ...process.env, NOTIFY_SOCKET: sock }, python: '/nonexistent/python3' });

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const scripts = [
@@ -17,7 +18,7 @@ const scripts = [
 ];
 const hasShellcheck = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
 
-it('the deploy shell scripts pass shellcheck', { skip: hasShellcheck ? false : 'shellcheck is not installed (apt-get install shellcheck)' }, () => {
+it('the deploy shell scripts pass shellcheck', { skip: skipUnlessCi(!hasShellcheck && 'shellcheck is not installed (apt-get install shellcheck)') }, () => {
   const res = spawnSync('shellcheck', scripts, { cwd: repo, encoding: 'utf8' });
   assert.equal(res.status, 0, res.stdout + res.stderr);
 });

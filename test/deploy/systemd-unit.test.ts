@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tmpDir } from '../helpers/tmp.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 /**
  * `systemd-analyze verify` on the units, in a root folder made here: the host's own system units
@@ -55,7 +56,7 @@ function unitKeys(text: string): Map<string, string> {
 
 const unitText = readFileSync(unitFile, 'utf8');
 
-describe('deploy/systemd/rigcam.service', { skip }, () => {
+describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
   const root = skip ? '' : makeRoot(unitText);
 
   it('passes systemd-analyze verify without a single warning', () => {

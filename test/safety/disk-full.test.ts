@@ -18,6 +18,7 @@ import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import { rigcamBin, runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ffprobeCount, sleep, startTestBox } from '../runtime/runtime-helpers.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 /** A real small filesystem: a size-limited tmpfs (needs root, as in CI). */
 function smallFs(sizeMb: number): string | null {
@@ -50,7 +51,7 @@ const canMount = process.getuid?.() === 0;
 // A fast, incompressible-ish stream so the small disk fills in seconds.
 const cam = { id: 'cam0', source: 'test', width: 640, height: 480, fps: 30, bitrate_kbps: 8000 };
 
-describe('disk guard and a full disk', { skip: canMount ? false : 'needs root to mount a size-limited tmpfs (CI runs as root)' }, () => {
+describe('disk guard and a full disk', { skip: skipUnlessCi(!canMount && 'needs root to mount a size-limited tmpfs (CI runs as root)') }, () => {
   it('ENOSPC while writing: the recording stops cleanly, file and database agree', async () => {
     const rec = smallFs(3);
     assert.ok(rec, 'tmpfs mount failed');

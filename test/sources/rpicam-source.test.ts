@@ -8,7 +8,6 @@ import Database from 'better-sqlite3';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../../src/log/logger.ts';
 import { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
-import { CaptureClock } from '../../src/pipeline/capture-clock.ts';
 import type { CapturedFrame } from '../../src/pipeline/captured-frame.ts';
 import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
 import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
@@ -234,12 +233,6 @@ describe('rpicam-vid stand-in', () => {
   });
 });
 
-// The pipeline places relative PTS once the seam proposed with this source is in (SourceSpec.relativePts,
-// supervisor 'stderr' events, CaptureClock.setOriginUs, held frames in CameraPipeline).
-const seamReady = typeof (CaptureClock.prototype as unknown as Record<string, unknown>).setOriginUs === 'function';
-
-const skip = seamReady ? false : 'the pipeline does not honour SourceSpec.relativePts yet';
-
 describe('a trial recorded through rpicam-vid (stand-in) with the real pipeline and recorder', () => {
   const cases: Array<{ encoder: RpicamEncoder; timestamps: 'wallclock' | 'sensor'; list: string; toleranceUs: number }> = [
     // Pi 4 (hardware encoder), current rpicam-apps: the origin comes as FrameWallClock and is converted.
@@ -248,7 +241,7 @@ describe('a trial recorded through rpicam-vid (stand-in) with the real pipeline 
     { encoder: 'libx264', timestamps: 'sensor', list: PI5_LIST, toleranceUs: 30 },
   ];
   for (const c of cases) {
-    it(`${c.encoder}, ${c.timestamps} origin: file, frames table and CSV agree; capture times are the camera's`, { skip }, async () => {
+    it(`${c.encoder}, ${c.timestamps} origin: file, frames table and CSV agree; capture times are the camera's`, async () => {
       const data = tmpDir();
       const logFile = path.join(data, 'standin.log');
       const saved = { ...process.env };
@@ -345,7 +338,7 @@ describe('a trial recorded through rpicam-vid (stand-in) with the real pipeline 
       }
     });
   }
-  it('an rpicam-apps too old to announce the origin: no frame is placed, the run is given up with the reason', { skip }, async () => {
+  it('an rpicam-apps too old to announce the origin: no frame is placed, the run is given up with the reason', async () => {
     const saved = { ...process.env };
     Object.assign(process.env, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_RPICAM_VERSION: path.join(FIX, 'version-v1.6.0-source-build.txt') }));
     const logged: Array<{ msg?: string; stderr?: string }> = [];

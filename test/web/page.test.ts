@@ -8,12 +8,13 @@ import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'web-page-token-0123456789';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
 
-describe('web page in Chromium', { skip }, () => {
+describe('web page in Chromium', { skip: skipUnlessCi(skip) }, () => {
   let b: HttpBox;
   let ctx: BrowserContext;
   let page: Page;

@@ -6,6 +6,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { makeSyntheticRecording, type Synthetic } from '../helpers/synthetic-recording.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'quality-page-token-0123456789';
@@ -33,7 +34,7 @@ async function csvOf(b: HttpBox, id: number): Promise<Array<{ frame: number; mis
   });
 }
 
-describe('quality views in Chromium', { skip }, () => {
+describe('quality views in Chromium', { skip: skipUnlessCi(skip) }, () => {
   let b: HttpBox;
   let ctx: BrowserContext;
   let page: Page;
