@@ -25,7 +25,7 @@ export const RECORDINGS = '/var/lib/rigcam/recordings';
  */
 export const KERNEL_LATENCY_US = 100_000;
 /** BCM lines on the gpio-sim header (see scripts/rig/guest/rig-devices.sh). */
-export const LINE = { start: 17, stop: 27, marker: 22, recordingOut: 18 } as const;
+export const LINE = { start: 17, stop: 27, marker: 22, recordingOut: 18, sync: 23 } as const;
 const SIM = '/sys/devices/platform/gpio-sim.0/gpiochip0';
 
 /** scripts/release-offline.sh: the release with node_modules for this machine, so the guest needs no registry. */
@@ -106,6 +106,8 @@ function inventory(vm: RigVm): unknown {
                 inputs: [
                   { line: LINE.start, mode: 'start_stop', stop_line: LINE.stop, min_pulse_ms: 150 },
                   { line: LINE.marker, mode: 'marker', label: 'gpio-marker' },
+                  // Issue 18: a sync line's edges, stored with the kernel's stamps (no debounce).
+                  { line: LINE.sync, mode: 'sync' },
                 ],
                 outputs: { recording: { line: LINE.recordingOut } },
               },
@@ -220,6 +222,32 @@ def put(v):
 r = put('pull-up'); time.sleep(${ms / 1000}); f = put('pull-down'); print(r[0], r[1], f[0], f[1])`;
   const out = (await vm.run(`python3 -c "$(cat)"`, { input: py })).trim().split(/\s+/).map(Number);
   return { rise: { before: out[0], after: out[1] }, fall: { before: out[2], after: out[3] } };
+}
+
+/**
+ * Drives a pulse train on a gpio-sim input from inside the guest, each pulse up for `highMs`, onsets `intervalsMs`
+ * apart (a script in the guest, so the intervals are not stretched by SSH round trips). Returns every edge's
+ * bracket of guest monotonic µs, in order (rise, fall, rise, ...).
+ */
+export async function pulseTrain(vm: RigVm, line: number, intervalsMs: number[], highMs: number): Promise<Edge[]> {
+  const py = `${MONO}p='${SIM}/sim_gpio${line}/pull'
+def put(v):
+    a = mono()
+    with open(p, 'w') as f: f.write(v)
+    return (a, mono())
+out = []
+t0 = time.monotonic()
+for i, gap in enumerate([0] + ${JSON.stringify(intervalsMs)}):
+    t0 += gap / 1000
+    time.sleep(max(0, t0 - time.monotonic()))
+    out.append(put('pull-up'))
+    time.sleep(${highMs / 1000})
+    out.append(put('pull-down'))
+print(' '.join('%d %d' % e for e in out))`;
+  const n = (await vm.run(`python3 -c "$(cat)"`, { input: py, timeoutMs: 120_000 })).trim().split(/\s+/).map(Number);
+  const edges: Edge[] = [];
+  for (let i = 0; i + 1 < n.length; i += 2) edges.push({ before: n[i], after: n[i + 1] });
+  return edges;
 }
 
 export async function gpioValue(vm: RigVm, line: number): Promise<number> {

@@ -15,6 +15,7 @@ import {
   PERIOD_US,
   playbook,
   pulse,
+  pulseTrain,
   recordingNow,
   scenario as rigScenario,
   setUpBox,
@@ -132,6 +133,49 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     );
     assert.deepEqual(afterEdge.map((f) => f.frame_index), [], 'no frame captured at or after the stop edge (issue 20, scenario 7)');
     assert.ok(last.capture_us >= stop.rise.before - 1.5 * PERIOD_US, `every frame before the edge is in: the last is ${(stop.rise.before - last.capture_us) / 1000} ms before it`);
+  });
+
+  scenario('sync in: every edge of a pulse train on a real gpiochip is stored with the kernel stamp, intervals intact', async ({ vm }) => {
+    // Rsync-style random intervals (issue 18): what `rigcam align` matches trains by.
+    const intervals = [230, 410, 170, 520, 300, 260, 450];
+    const since = await guestMonoUs(vm);
+    const edges = await pulseTrain(vm, LINE.sync, intervals, 40);
+    const want = edges.length;
+    const rows = await waitFor(
+      `${want} sync edges stored`,
+      async () => {
+        const r = await sql<{ active: number; mono_us: number; clock: string }>(
+          vm,
+          `SELECT active, mono_us, clock FROM sync_edges WHERE direction = 'in' AND line = ${LINE.sync} AND mono_us >= ${since} ORDER BY mono_us;`,
+        );
+        return r.length >= want ? r : null;
+      },
+      30_000,
+      500,
+    );
+    assert.equal(rows.length, want, `exactly one row per edge: ${JSON.stringify(rows)}`);
+    assert.deepEqual(rows.map((r) => r.active), edges.map((_, i) => (i % 2 === 0 ? 1 : 0)), 'rise, fall, rise, ... in order');
+    assert.deepEqual([...new Set(rows.map((r) => r.clock))], ['gpio-kernel'], 'stamped by the kernel');
+    const late = rows.map((r, i) => r.mono_us - edges[i]!.after);
+    rows.forEach((r, i) => {
+      assert.ok(r.mono_us >= edges[i]!.before, `edge ${i} stamped ${(edges[i]!.before - r.mono_us) / 1000} ms before its write began`);
+      assert.ok(late[i]! <= KERNEL_LATENCY_US, `edge ${i} stamped ${(late[i]! / 1000).toFixed(1)} ms after its write returned`);
+    });
+    // The onset intervals, as stored, are the ones driven (each within its two writes' brackets).
+    const rises = rows.filter((r) => r.active === 1).map((r) => r.mono_us);
+    const riseEdges = edges.filter((_, i) => i % 2 === 0);
+    for (let i = 1; i < rises.length; i++) {
+      const got = rises[i]! - rises[i - 1]!;
+      const lo = riseEdges[i]!.before - riseEdges[i - 1]!.after - KERNEL_LATENCY_US;
+      const hi = riseEdges[i]!.after + KERNEL_LATENCY_US - riseEdges[i - 1]!.before;
+      assert.ok(got >= lo && got <= hi, `interval ${i}: ${got} µs stored, driven between ${lo} and ${hi}`);
+    }
+    // The API serves the same edges (what `rigcam align` and a lab's scripts read).
+    const page = await api<{ edges: Array<{ mono_us: number; active: boolean }> }>(vm, 'GET', `/api/sync/edges?direction=in&line=${LINE.sync}&limit=10000`);
+    assert.equal(page.status, 200, JSON.stringify(page.json));
+    const served = page.json.edges.filter((e) => e.mono_us >= since);
+    assert.deepEqual(served.map((e) => [e.mono_us, e.active]), rows.map((r) => [r.mono_us, r.active === 1]));
+    process.stderr.write(`rig: sync in: ${rows.length} edges, kernel stamp after the write: max ${(Math.max(...late) / 1000).toFixed(2)} ms\n`);
   });
 
   scenario('serial: START / MARK / STOP on the guest UART', async ({ vm }) => {
