@@ -30,6 +30,9 @@ if [ -f "$out/DONE" ]; then echo "$out"; exit 0; fi
 mkdir -p "$CACHE_ROOT"
 work="$(mktemp -d "$CACHE_ROOT/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+# Killed (a test's time-out, Ctrl-C): still leave no half-built 2 GB tree behind.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 root="$work/root"
 t0=$(date +%s)
 

@@ -42,7 +42,7 @@ export function ensureImage(): RigImage {
   const problem = rigPrerequisiteProblem();
   if (problem) throw new Error(problem);
   const t0 = Date.now();
-  const res = spawnSync('bash', [path.join(repo, 'scripts/rig/build-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
+  const res = spawnSync('bash', [path.join(repo, 'scripts/rig/build-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 40 * 60_000 });
   if (res.status !== 0) throw new Error(`scripts/rig/build-image.sh failed (${res.status ?? res.signal}):\n${res.stderr.slice(-8000)}`);
   const dir = res.stdout.trim().split('\n').pop()!;
   logTiming('image', Date.now() - t0, existsSync(path.join(dir, 'build-seconds')) ? `built in ${readFileSync(path.join(dir, 'build-seconds'), 'utf8').trim()} s` : '');
