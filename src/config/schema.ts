@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
 import { diskConfigSchema } from '../disk/thresholds.ts';
+import { rpicamControlsSchema } from '../sources/rpicam-controls.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -49,6 +50,13 @@ export const cameraSchema = z.strictObject({
   bitrate_kbps: z.number().int().min(100).max(100_000).default(4000),
   /** Armed cameras record when a trial starts. */
   armed: z.boolean().default(true),
+  /** CSI (source rpicam) only: image controls passed to rpicam-vid (shutter, gain, white balance, denoise, focus). */
+  rpicam: rpicamControlsSchema.optional(),
+  /**
+   * CSI only: rpicam-vid's `--sync` role across boxes (libcamera's software camera sync over the network). The
+   * camera records nothing until the sync is achieved; a trial is refused until then.
+   */
+  sync: z.enum(['off', 'server', 'client']).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -59,7 +67,15 @@ export const configSchema = z.strictObject({
   cameras: z
     .array(cameraSchema)
     .default([{ id: 'cam0', source: 'test', width: 1280, height: 720, fps: 30, encoder: 'auto', gop_seconds: 1, bitrate_kbps: 4000, armed: true }])
-    .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
+    .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique')
+    .superRefine((cams, ctx) => {
+      // rpicam-vid options on a camera that is not run by rpicam-vid would be silently ignored.
+      cams.forEach((c, i) => {
+        if (c.source === 'rpicam') return;
+        if (c.rpicam) ctx.addIssue({ code: 'custom', path: [i, 'rpicam'], message: `camera ${c.id}: "rpicam" controls are for CSI cameras (source rpicam), not source ${c.source}` });
+        if (c.sync && c.sync !== 'off') ctx.addIssue({ code: 'custom', path: [i, 'sync'], message: `camera ${c.id}: "sync" is rpicam-vid's --sync, for CSI cameras (source rpicam), not source ${c.source}` });
+      });
+    }),
   recording: z
     .strictObject({
       /** Seconds of video kept before the trigger (whole GOPs from the keyframe at or before). */

@@ -82,7 +82,8 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
     if (!wanted.length) throw new CommandError('busy', 'no camera is ready to record');
     return wanted.map((id) => {
       const rt = this.resolve(id);
-      if (!rt.canRecord) throw new CommandError('busy', `camera ${id} is not ready (${rt.state}${rt.lastError ? `: ${rt.lastError}` : ''})`);
+      const why = rt.notReadyReason();
+      if (why) throw new CommandError('busy', why);
       return rt;
     });
   }
@@ -225,7 +226,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
       this.o.bus.report('device_error', { camera_id: rt.id, error: message, message }, rt.id, commandId);
       throw new CommandError('unavailable', `camera ${rt.id}: ${message} (previous settings kept)`);
     }
-    const applied: Record<string, number> = {};
+    const applied: Record<string, number | string> = {};
     for (const [name, value] of Object.entries(controls ?? {})) {
       try {
         applied[name] = (await rt.controlChange(name, value)).value;

@@ -12,11 +12,25 @@ import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl, validateControlValue } from '../cameras/controls.ts';
 import { monoNowUs } from '../clock.ts';
+import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
+import type { RpicamSyncEvent } from '../sources/rpicam-source.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
 
 export type CameraState = 'unassigned' | 'starting' | 'ready' | 'error';
+
+/**
+ * A CSI camera's rpicam-vid --sync progress in its current run: `starting` (rpicam-vid not yet running the camera),
+ * `waiting` (running, nothing encoded until the boxes are in step), `achieved` (frames flow). `difference_us` is what
+ * libcamera logged at sync (null when the log line was not seen: frames flowing is proof enough).
+ */
+export interface CameraSyncState {
+  mode: 'server' | 'client';
+  state: 'starting' | 'waiting' | 'achieved';
+  difference_us: number | null;
+  achieved_mono_us: number | null;
+}
 
 export type DeviceReady = {
   camera_id: string;
@@ -75,6 +89,9 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   private encoderName: string | null = null;
   private error: string | null = null;
   private v4l2Controls: V4l2Control[] = [];
+  private readonly syncOf = new WeakMap<CameraPipeline, CameraSyncState>();
+  /** 'change' (pipeline) whenever a sync state changes. */
+  private readonly syncEvents = new EventEmitter<{ change: [CameraPipeline] }>();
 
   constructor(
     cam: CameraConfig,
@@ -105,7 +122,22 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   }
   /** Has a live stream a trial could record. */
   get canRecord(): boolean {
-    return this.st === 'ready' && this.recorder !== null;
+    return this.notReadyReason() === null;
+  }
+  /** Why a trial cannot record this camera now, or null. */
+  notReadyReason(): string | null {
+    if (this.st !== 'ready' || this.recorder === null) return `camera ${this.id} is not ready (${this.st}${this.error ? `: ${this.error}` : ''})`;
+    const sync = this.sync;
+    if (sync && sync.state !== 'achieved')
+      return sync.mode === 'client'
+        ? `camera ${this.id} is waiting for rpicam-vid --sync (client): no sync yet with a server camera on the network (${sync.state})`
+        : `camera ${this.id} is waiting for rpicam-vid --sync (server): not yet at its ready frame (${sync.state})`;
+    return null;
+  }
+  /** The --sync progress of the running source (null: not a sync camera, or no source). */
+  get sync(): CameraSyncState | null {
+    const s = this.pipeline ? this.syncOf.get(this.pipeline) : undefined;
+    return s ? { ...s } : null;
   }
   get current(): CurrentRecording | null {
     const c = this.recorder?.current;
@@ -143,7 +175,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       pipeline = this.newPipeline(effective, encoder);
       if (!this.pipeline) this.st = 'starting';
       pipeline.start();
-      await firstKeyframe(pipeline, timeoutMs);
+      // A sync camera encodes nothing until the boxes are in step (maybe minutes, until the server box starts):
+      // assigned once rpicam-vid runs the camera; trials wait for the sync (notReadyReason).
+      const p = pipeline;
+      await (this.syncOf.has(p) ? Promise.race([firstKeyframe(p, timeoutMs), this.syncRunning(p, timeoutMs)]) : firstKeyframe(p, timeoutMs));
     } catch (err) {
       await pipeline?.stop();
       // A camera that was running keeps running as it was; one that was not is now in error, with the reason.
@@ -199,7 +234,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   async applyConfig(changes: Partial<CameraConfig>): Promise<{ restarted: boolean; camera: DeviceReady }> {
     const next = cameraSchema.parse({ ...this.cfg, ...changes });
     if (this.pipeline && needsRestart(this.cfg, next)) {
-      await this.assign(next);
+      if (this.cfg.source === 'rpicam') await this.restartExclusive(next, this.cfg);
+      else await this.assign(next);
       return { restarted: true, camera: this.describe() };
     }
     this.cfg = next;
@@ -208,6 +244,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
 
   /** Why a control change would be refused (no such control, value out of the probed range), or null. */
   checkControl(name: string, value: number | boolean | string): string | null {
+    if (this.cfg.source === 'rpicam') {
+      const p = parseRpicamControl(name, value);
+      return p.ok ? null : `camera ${this.id}: ${p.error}`;
+    }
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') return `camera ${this.id} has no adjustable controls (source ${this.cfg.source})`;
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) return `camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`;
@@ -215,7 +255,35 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     return check.ok ? null : check.error;
   }
 
-  async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number }> {
+  /**
+   * A CSI control: rpicam-vid takes controls only on its command line, so the source is restarted with them
+   * (between trials only; the restart is a gap in the live stream). Nothing changes when the value is refused; when
+   * the new run fails to start, the previous controls are started again and the error is thrown.
+   */
+  private async rpicamControlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
+    const parsed = parseRpicamControl(name, value);
+    if (!parsed.ok) throw new Error(`camera ${this.id}: ${parsed.error}`);
+    if (this.recording) throw new Error(`camera ${this.id} is recording: CSI controls are applied by restarting rpicam-vid, which is refused during a trial (nothing changed)`);
+    const prev = this.cfg;
+    const next: CameraConfig = { ...prev, rpicam: { ...(prev.rpicam ?? {}), [parsed.name]: parsed.value } as RpicamControls };
+    if (this.pipeline) await this.restartExclusive(next, prev);
+    else this.cfg = next;
+    return { control: parsed.name, value: reportedControlValue(parsed.value) };
+  }
+
+  /** The camera must be released before a new rpicam-vid can acquire it (libcamera: one process per camera). */
+  private async restartExclusive(next: CameraConfig, prev: CameraConfig): Promise<void> {
+    await this.unassign();
+    try {
+      await this.assign(next);
+    } catch (err) {
+      await this.assign(prev).catch((e: Error) => this.env.log.error({ camera: this.id, err: e.message }, 'previous CSI settings could not be restarted either'));
+      throw err;
+    }
+  }
+
+  async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
+    if (this.cfg.source === 'rpicam') return this.rpicamControlChange(name, value);
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cfg.source})`);
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) throw new Error(`camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`);
@@ -269,14 +337,60 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     return rec;
   }
 
+  /** Resolves when a sync camera's rpicam-vid runs the camera (waiting or achieved); rejects on exit or timeout. */
+  private syncRunning(p: CameraPipeline, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`rpicam-vid did not start the camera within ${timeoutMs / 1000} s`)), timeoutMs);
+      const check = (changed: CameraPipeline = p): void => {
+        if (changed === p && this.syncOf.get(p)?.state !== 'starting') done();
+      };
+      const onExit = (e: SourceExit): void => done(new Error(e.message));
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.syncEvents.off('change', check);
+        p.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.syncEvents.on('change', check);
+      p.on('exit', onExit);
+      check();
+    });
+  }
+
   private newPipeline(cam: CameraConfig, encoder: ConcreteEncoder | undefined): CameraPipeline {
     const cfg = this.env.config;
-    const p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder), {
+    const mode = cam.source === 'rpicam' && (cam.sync === 'server' || cam.sync === 'client') ? cam.sync : null;
+    let p: CameraPipeline | undefined = undefined;
+    const setSync = (patch: Partial<CameraSyncState>): void => {
+      if (!p) return;
+      const s = this.syncOf.get(p);
+      if (!s) return;
+      Object.assign(s, patch);
+      this.syncEvents.emit('change', p);
+    };
+    const onSync = (e: RpicamSyncEvent): void => {
+      if (e.kind === 'waiting') setSync({ state: 'waiting' });
+      else {
+        setSync({ state: 'achieved', difference_us: e.differenceUs, achieved_mono_us: monoNowUs() });
+        this.env.log.info({ camera: cam.id, mode, difference_us: e.differenceUs }, 'rpicam-vid --sync achieved');
+      }
+    };
+    p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder, { onSync }), {
       backoff: { initialMs: cfg.supervisor.restart_initial_ms, maxMs: cfg.supervisor.restart_max_ms, healthyAfterMs: cfg.supervisor.healthy_after_ms },
       ringWindowUs: (cfg.recording.preroll_seconds + 2 * cam.gop_seconds + 1) * 1e6,
       ringMaxBytes: cfg.recording.preroll_max_mb * 1024 * 1024,
       log: this.env.log,
     });
+    if (mode) {
+      this.syncOf.set(p, { mode, state: 'starting', difference_us: null, achieved_mono_us: null });
+      // Every run syncs anew; frames only flow after the sync, so a frame proves it even without the log line.
+      p.on('started', () => setSync({ state: 'starting', difference_us: null, achieved_mono_us: null }));
+      p.on('exit', () => setSync({ state: 'starting', difference_us: null, achieved_mono_us: null }));
+      p.on('frame', () => {
+        if (this.syncOf.get(p)?.state !== 'achieved') setSync({ state: 'achieved', achieved_mono_us: monoNowUs() });
+      });
+    }
     p.on('exit', (e) => {
       if (this.pipeline !== p) return;
       this.error = e.message;

@@ -66,8 +66,9 @@ export type StatusDataMap = {
   recording_resumed: TrialRef & { resume_mono_us: number };
   session_started: { session: string; session_id: number; metadata: unknown };
   session_stopped: { session: string; session_id: number; trial_stopped: boolean };
-  config_applied: DeviceReady & { restarted: boolean; controls?: Record<string, number>; not_applied?: Record<string, string> };
-  control_changed: { camera_id: string; control: string; value: number };
+  config_applied: DeviceReady & { restarted: boolean; controls?: Record<string, number | string>; not_applied?: Record<string, string> };
+  /** value: a number, or a CSI control's word / "r,b" gains. */
+  control_changed: { camera_id: string; control: string; value: number | string };
   capabilities: { camera_id: string; capabilities: Capabilities };
   marker: { marker_id: number; label: string; mono_us: number; source: CommandSource; trial: number | null; session: string | null };
   source_exited: { camera_id: string; problem: SourceProblem; message: string; code: number | null; signal: string | null; restart_in_ms: number | null };
