@@ -268,7 +268,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
 
   /** Per-camera status: description, live telemetry, armed, last error. */
   status(): CameraStatus[] {
-    return this.list().map((c) => ({ ...c.describe(), ...c.telemetry(), armed: c.config.armed, last_error: c.lastError }));
+    return this.list().map((c) => ({ ...c.describe(), ...c.telemetry(), armed: c.config.armed, last_error: c.lastError, ...(c.sync ? { sync: c.sync } : {}) }));
   }
 
   /** Bytes/s that recording adds to the disk: the cameras given, or every armed camera (what a start would write). */

@@ -13,24 +13,14 @@ import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl, validateControlValue } from '../cameras/controls.ts';
 import { monoNowUs } from '../clock.ts';
 import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
-import type { RpicamSyncEvent } from '../sources/rpicam-source.ts';
+import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
 
 export type CameraState = 'unassigned' | 'starting' | 'ready' | 'error';
 
-/**
- * A CSI camera's rpicam-vid --sync progress in its current run: `starting` (rpicam-vid not yet running the camera),
- * `waiting` (running, nothing encoded until the boxes are in step), `achieved` (frames flow). `difference_us` is what
- * libcamera logged at sync (null when the log line was not seen: frames flowing is proof enough).
- */
-export interface CameraSyncState {
-  mode: 'server' | 'client';
-  state: 'starting' | 'waiting' | 'achieved';
-  difference_us: number | null;
-  achieved_mono_us: number | null;
-}
+export type CameraSyncState = RpicamSyncState;
 
 export type DeviceReady = {
   camera_id: string;
@@ -90,6 +80,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   private error: string | null = null;
   private v4l2Controls: V4l2Control[] = [];
   private readonly syncOf = new WeakMap<CameraPipeline, CameraSyncState>();
+  /** Sync pipelines whose current run has delivered a keyframe since the sync (what a trial can start from). */
+  private readonly syncStreaming = new WeakSet<CameraPipeline>();
   /** 'change' (pipeline) whenever a sync state changes. */
   private readonly syncEvents = new EventEmitter<{ change: [CameraPipeline] }>();
 
@@ -132,6 +124,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       return sync.mode === 'client'
         ? `camera ${this.id} is waiting for rpicam-vid --sync (client): no sync yet with a server camera on the network (${sync.state})`
         : `camera ${this.id} is waiting for rpicam-vid --sync (server): not yet at its ready frame (${sync.state})`;
+    if (sync && this.pipeline && !this.syncStreaming.has(this.pipeline)) return `camera ${this.id}: rpicam-vid --sync achieved, waiting for its first frame`;
     return null;
   }
   /** The --sync progress of the running source (null: not a sync camera, or no source). */
@@ -331,6 +324,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       fsyncIntervalMs: this.env.config.recording.fsync_interval_ms,
       stopWaitMs: this.env.config.recording.stop_wait_ms,
       stopHoldMs: stopHoldMs(this.env.config),
+      cameraSync: () => (this.pipeline === pipeline ? this.sync : null),
     });
     rec.on('failed', ({ error }) => this.recorder === rec && this.emit('recording_failed', error));
     rec.on('segment', (s) => this.recorder === rec && this.emit('segment', s));
@@ -385,10 +379,18 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     if (mode) {
       this.syncOf.set(p, { mode, state: 'starting', difference_us: null, achieved_mono_us: null });
       // Every run syncs anew; frames only flow after the sync, so a frame proves it even without the log line.
-      p.on('started', () => setSync({ state: 'starting', difference_us: null, achieved_mono_us: null }));
-      p.on('exit', () => setSync({ state: 'starting', difference_us: null, achieved_mono_us: null }));
-      p.on('frame', () => {
-        if (this.syncOf.get(p)?.state !== 'achieved') setSync({ state: 'achieved', achieved_mono_us: monoNowUs() });
+      const reset = (): void => {
+        this.syncStreaming.delete(p!);
+        setSync({ state: 'starting', difference_us: null, achieved_mono_us: null });
+      };
+      p.on('started', reset);
+      p.on('exit', reset);
+      p.on('frame', (f) => {
+        if (this.syncOf.get(p!)?.state !== 'achieved') setSync({ state: 'achieved', achieved_mono_us: monoNowUs() });
+        if (f.au.keyframe && !this.syncStreaming.has(p!)) {
+          this.syncStreaming.add(p!);
+          this.syncEvents.emit('change', p!);
+        }
       });
     }
     p.on('exit', (e) => {

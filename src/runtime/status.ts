@@ -1,4 +1,5 @@
 import type { DiskLevel, DiskStatus } from '../disk/disk-guard.ts';
+import type { RpicamSyncState } from '../sources/rpicam-source.ts';
 import type { ChildProblem as SourceProblem } from '../supervise/child-supervisor.ts';
 import type { GpioControllerStatus } from '../triggers/gpio/gpio-trigger-controller.ts';
 import type { Capabilities, DeviceReady } from './camera-runtime.ts';
@@ -123,6 +124,8 @@ export type CameraStatus = DeviceReady & {
   at_mono_us: number;
   armed: boolean;
   last_error: string | null;
+  /** A CSI sync camera's rpicam-vid --sync progress (absent or null: not a sync camera). */
+  sync?: RpicamSyncState | null;
 };
 
 /** `get_status` / `/api/status`: the whole box at a glance. */

@@ -51,6 +51,18 @@ export type RpicamSync = 'off' | 'server' | 'client';
  * waiting). libcamera logs the moment at INFO (src/ipa/rpi/controller/rpi/sync.cpp, server and client alike):
  * "*** Sync achieved! Difference <µs>us" — the server's distance to the agreed ready time, the client's timer value.
  */
+/**
+ * A sync camera's progress in its current rpicam-vid run: `starting` (the camera not yet running), `waiting`
+ * (running, nothing encoded until the boxes are in step), `achieved` (frames flow). `difference_us`: what libcamera
+ * logged at sync (null when the line was not seen: frames flowing is proof enough of the sync).
+ */
+export interface RpicamSyncState {
+  mode: 'server' | 'client';
+  state: 'starting' | 'waiting' | 'achieved';
+  difference_us: number | null;
+  achieved_mono_us: number | null;
+}
+
 export type RpicamSyncEvent = { kind: 'waiting' } | { kind: 'achieved'; differenceUs: number };
 
 const SYNC_ACHIEVED = /\bRPiSync\b.*\*\*\* Sync achieved! Difference (-?\d+)\s*us\s*$/;

@@ -173,4 +173,10 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX sync_edges_line ON sync_edges(run_id, direction, line, id);
     `,
   },
+  {
+    version: 9,
+    name: 'camera sync per recording',
+    // A CSI camera's rpicam-vid --sync state (JSON) when each recording file opened.
+    sql: `ALTER TABLE recordings ADD COLUMN camera_sync TEXT;`,
+  },
 ];

@@ -57,6 +57,8 @@ export interface RecordingRow {
   stop_hold_ms: number | null;
   /** Where capture times come from: v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic. */
   clock_source: string | null;
+  /** JSON: a CSI sync camera's rpicam-vid --sync state when the file opened; null: no sync. */
+  camera_sync: string | null;
   /** First frame more than a frame period after the trigger: the gap (µs); null when on time. */
   late_start_us: number | null;
   /** Video obtained before the trigger, seconds. */
@@ -104,6 +106,7 @@ export interface NewRecording {
   triggerMonoUs: number | null;
   stopHoldMs?: number | null;
   clockSource?: string | null;
+  cameraSync?: string | null;
 }
 
 export interface EventInput {
@@ -512,11 +515,11 @@ export class Store {
     const info = this.durably(() => this
       .q(
         `INSERT INTO recordings (trial_id, camera_id, segment, path, csv_path, codec, encoder, width, height, fps_nominal, clock,
-           mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, state, started_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
+           mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, camera_sync, state, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
       )
       .run(r.trialId, r.cameraId, r.segment, r.path, r.csvPath, r.codec, r.encoder, r.width, r.height, r.fpsNominal, r.clock,
-        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, nowIso()));
+        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, r.cameraSync ?? null, nowIso()));
     return Number(info.lastInsertRowid);
   }
 
