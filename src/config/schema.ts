@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
 import { diskConfigSchema } from '../disk/thresholds.ts';
-import { rpicamControlsSchema } from '../sources/rpicam-controls.ts';
+import { hwTriggerSchema, rpicamControlsSchema } from '../sources/rpicam-controls.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -57,6 +57,8 @@ export const cameraSchema = z.strictObject({
    * camera records nothing until the sync is achieved; a trial is refused until then.
    */
   sync: z.enum(['off', 'server', 'client']).optional(),
+  /** CSI only: frames made by external pulses (GS camera XTR), checked per trial against the pulses on a GPIO sync input. */
+  trigger: hwTriggerSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -74,6 +76,14 @@ export const configSchema = z.strictObject({
         if (c.source === 'rpicam') return;
         if (c.rpicam) ctx.addIssue({ code: 'custom', path: [i, 'rpicam'], message: `camera ${c.id}: "rpicam" controls are for CSI cameras (source rpicam), not source ${c.source}` });
         if (c.sync && c.sync !== 'off') ctx.addIssue({ code: 'custom', path: [i, 'sync'], message: `camera ${c.id}: "sync" is rpicam-vid's --sync, for CSI cameras (source rpicam), not source ${c.source}` });
+        if (c.trigger) ctx.addIssue({ code: 'custom', path: [i, 'trigger'], message: `camera ${c.id}: "trigger" (external pulses) is for CSI cameras (source rpicam), not source ${c.source}` });
+      });
+      cams.forEach((c, i) => {
+        // The GS camera guide: a fixed shutter, or the AGC fights the exposure the pulse sets.
+        if (c.source === 'rpicam' && c.trigger && !(c.rpicam?.shutter_us && c.rpicam.shutter_us > 0))
+          ctx.addIssue({ code: 'custom', path: [i, 'rpicam', 'shutter_us'], message: `camera ${c.id}: trigger external needs a fixed rpicam.shutter_us (the pulse sets the exposure; the AGC must not move it)` });
+        if (c.source === 'rpicam' && c.trigger && c.sync && c.sync !== 'off')
+          ctx.addIssue({ code: 'custom', path: [i, 'sync'], message: `camera ${c.id}: externally triggered frames cannot also follow rpicam-vid --sync` });
       });
     }),
   recording: z
@@ -142,6 +152,12 @@ export const configSchema = z.strictObject({
   /** Serial-port trigger (see src/triggers/serial). */
   serial: serialConfigSchema.prefault({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+}).superRefine((cfg, ctx) => {
+  // A triggered camera's pulses are counted on a sync input: without one there is nothing to check frames against.
+  cfg.cameras.forEach((c, i) => {
+    if (c.trigger && !cfg.gpio.inputs.some((inp) => inp.line === c.trigger!.pulse_line && inp.mode === 'sync'))
+      ctx.addIssue({ code: 'custom', path: ['cameras', i, 'trigger', 'pulse_line'], message: `camera ${c.id}: trigger.pulse_line ${c.trigger.pulse_line} must be a gpio input of mode sync (wired to the same pulses as the camera's XTR)` });
+  });
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -8,6 +8,7 @@ import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
+import type { HwTrigger } from '../sources/rpicam-controls.ts';
 
 /** Stop reason of a segment closed because its source restarted: the trial has a gap there. */
 export const SOURCE_RESTARTED = 'source restarted';
@@ -38,6 +39,8 @@ export interface RecorderOptions {
   holdMaxBytes?: number;
   /** A CSI sync camera's rpicam-vid --sync state, recorded with every segment file as it opens (null: no sync). */
   cameraSync?: () => RpicamSyncState | null;
+  /** An externally triggered camera's trigger settings, stored with every segment file. */
+  hwTrigger?: () => HwTrigger | null;
 }
 
 const HOLD_MAX_BYTES = 64 * 1024 * 1024;
@@ -214,6 +217,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       clock: this.pipeline.spec?.clock ?? 'monotonic',
       clockSource: this.pipeline.clockSource ?? this.pipeline.spec?.clockSource ?? null,
       cameraSync: this.opts.cameraSync?.() ?? null,
+      hwTrigger: this.opts.hwTrigger?.() ?? null,
       triggerSource: s.triggerSource,
       triggerMonoUs: s.triggerMonoUs,
       fsyncIntervalMs: this.opts.fsyncIntervalMs,

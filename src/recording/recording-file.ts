@@ -2,6 +2,7 @@ import { unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { wallMonoPair, type WallMonoPair } from '../clock.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
+import type { HwTrigger } from '../sources/rpicam-controls.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
@@ -57,6 +58,8 @@ export interface RecordingFileOptions {
   clockSource?: string | null;
   /** A CSI sync camera's rpicam-vid --sync state when the file opened (null: not a sync camera). */
   cameraSync?: RpicamSyncState | null;
+  /** An externally triggered camera's trigger settings (stored to check its frames against the pulses). */
+  hwTrigger?: HwTrigger | null;
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
@@ -152,6 +155,7 @@ export class RecordingFile implements TimedTsFile {
       stopHoldMs: o.stopHoldMs ?? null,
       clockSource: o.clockSource ?? null,
       cameraSync: o.cameraSync ? JSON.stringify(o.cameraSync) : null,
+      hwTrigger: o.hwTrigger ? JSON.stringify(o.hwTrigger) : null,
     });
     this.sidecarPath = sidecarPathFor(o.file);
     this.sidecar = this.describe(mono0, wall0);

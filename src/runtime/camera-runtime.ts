@@ -325,6 +325,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       stopWaitMs: this.env.config.recording.stop_wait_ms,
       stopHoldMs: stopHoldMs(this.env.config),
       cameraSync: () => (this.pipeline === pipeline ? this.sync : null),
+      hwTrigger: () => (this.cfg.source === 'rpicam' ? (this.cfg.trigger ?? null) : null),
     });
     rec.on('failed', ({ error }) => this.recorder === rec && this.emit('recording_failed', error));
     rec.on('segment', (s) => this.recorder === rec && this.emit('segment', s));

@@ -34,6 +34,22 @@ export const rpicamControlsSchema = z.strictObject({
 });
 
 export type RpicamControls = z.infer<typeof rpicamControlsSchema>;
+
+/**
+ * Hardware-triggered capture (Global Shutter camera, IMX296, XTR input): one frame per external pulse. The same
+ * pulses are wired to a GPIO input of mode `sync` (`pulse_line`), whose kernel-stamped edges are matched to the
+ * recorded frames per trial (src/sync/pulse-frames.ts).
+ */
+export const hwTriggerSchema = z.strictObject({
+  mode: z.literal('external'),
+  /** The GPIO `sync` input that counts the same pulses (its active_low makes the pulse's start the onset). */
+  pulse_line: z.number().int().min(0).max(511),
+  /** Capture time − pulse onset (µs); estimated per trial when absent. */
+  lag_us: z.number().int().min(0).max(10_000_000).optional(),
+  /** How far a frame may lie from pulse + lag (µs); default a quarter of the median pulse interval. */
+  tolerance_us: z.number().int().min(1).max(10_000_000).optional(),
+});
+export type HwTrigger = z.infer<typeof hwTriggerSchema>;
 export type RpicamControlName = keyof RpicamControls;
 export const RPICAM_CONTROL_NAMES = Object.keys(rpicamControlsSchema.shape) as RpicamControlName[];
 
