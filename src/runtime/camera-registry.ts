@@ -49,7 +49,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   /** Every camera by id, read-only. */
   readonly all: ReadonlyMap<string, CameraRuntime> = this.cameras;
 
-  constructor(private readonly o: { config: Config; store: Store; log: Logger; bus: EventBus; templates?: readonly CameraConfig[] }) {
+  constructor(private readonly o: { config: Config; store: Store; log: Logger; bus: EventBus; templates?: readonly CameraConfig[]; sysRoot?: string }) {
     super();
     for (const cam of o.config.cameras) this.cameras.set(cam.id, this.newCamera(cam));
   }
@@ -89,7 +89,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private newCamera(cam: CameraConfig): CameraRuntime {
-    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log });
+    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log, sysRoot: this.o.sysRoot });
     const id = cam.id;
     rt.on('source_exit', (e: SourceExit) => {
       this.o.bus.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id);

@@ -14,6 +14,7 @@ import { setControl, validateControlValue } from '../cameras/controls.ts';
 import { monoNowUs } from '../clock.ts';
 import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
 import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
+import { setSensorTriggerMode } from '../sources/sensor-trigger.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
@@ -62,6 +63,8 @@ export interface CameraEnv {
   config: Config;
   store: Store;
   log: Logger;
+  /** Where /sys is ("/" unless a test stands in for it). */
+  sysRoot?: string;
 }
 
 /**
@@ -162,6 +165,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     let spec: ReturnType<typeof makeSourceSpec>;
     try {
       probed = await probeCamera(cam, this.env.log);
+      // Read by the driver when streaming starts: set before rpicam-vid runs (refused: the camera does not start).
+      if (cam.source === 'rpicam' && cam.trigger) await setSensorTriggerMode(cam.trigger.module_param, 1, this.env.sysRoot);
       effective = pickMode(cam, probed.caps, this.env.log, useDefaultMode);
       const encoder = await pickEncoder(effective);
       spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts

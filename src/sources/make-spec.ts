@@ -57,6 +57,7 @@ export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder, hoo
         controls: cam.rpicam,
         sync: cam.sync,
         onSync: hooks.onSync,
+        triggered: cam.trigger !== undefined,
       });
     }
   }

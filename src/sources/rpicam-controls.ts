@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_TRIGGER_PARAM } from './sensor-trigger.ts';
 
 /**
  * Image controls of a CSI camera. rpicam-vid takes them only on its command line (rpicam-apps core/options.cpp),
@@ -48,6 +49,11 @@ export const hwTriggerSchema = z.strictObject({
   lag_us: z.number().int().min(0).max(10_000_000).optional(),
   /** How far a frame may lie from pulse + lag (µs); default a quarter of the median pulse interval. */
   tolerance_us: z.number().int().min(1).max(10_000_000).optional(),
+  /** The sensor driver's trigger switch (a module parameter set to 1 before each start); the GS camera's by default. */
+  module_param: z
+    .string()
+    .regex(/^\/sys\/module\/[a-z0-9_]+\/parameters\/trigger_mode$/, 'module_param: /sys/module/<driver>/parameters/trigger_mode')
+    .default(DEFAULT_TRIGGER_PARAM),
 });
 export type HwTrigger = z.infer<typeof hwTriggerSchema>;
 export type RpicamControlName = keyof RpicamControls;

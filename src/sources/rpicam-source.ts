@@ -38,6 +38,8 @@ export interface RpicamSourceOptions {
   controls?: RpicamControls;
   /** rpicam-vid --sync role; 'off' or absent: no sync. */
   sync?: RpicamSync;
+  /** Frames come from external pulses (trigger mode): none at all until the pulses start. */
+  triggered?: boolean;
   /** Told, per run, when the camera runs but waits for sync and when sync is achieved (sync cameras only). */
   onSync?: (e: RpicamSyncEvent) => void;
 }
@@ -171,7 +173,7 @@ export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
     width: o.width,
     height: o.height,
     encoder: o.encoder === 'libx264' ? 'rpicam-sw' : 'rpicam-hw',
-    ...(syncing ? { firstOutputMs: null } : {}),
+    ...(syncing || o.triggered ? { firstOutputMs: null } : {}),
     relativePts: {
       originFromStderr(line: string): { originUs: number; clockSource: ClockSource } | null {
         watchSync(line);

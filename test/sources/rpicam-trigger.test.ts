@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { setSensorTriggerMode } from '../../src/sources/sensor-trigger.ts';
 import { after, describe, it } from 'node:test';
 import { recordingSummary } from '../../src/api/quality.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -50,19 +52,35 @@ describe('hardware-triggered capture (GS camera XTR + the same pulses on a GPIO 
     assert.throws(() => parseConfig({ gpio, cameras: [{ ...camera, source: 'test', rpicam: undefined }] }), /"trigger" \(external pulses\) is for CSI cameras/);
   });
 
+  it('the driver parameter: set and read back; a box without the driver gets the reason', async () => {
+    const sys = tmpDir('rigcam-sys-');
+    await assert.rejects(setSensorTriggerMode('/sys/module/imx296/parameters/trigger_mode', 1, sys), /does not exist \(is the sensor's driver loaded/);
+    const param = path.join(sys, 'sys/module/imx296/parameters/trigger_mode');
+    mkdirSync(path.dirname(param), { recursive: true });
+    writeFileSync(param, '0\n');
+    await setSensorTriggerMode('/sys/module/imx296/parameters/trigger_mode', 1, sys);
+    assert.equal(readFileSync(param, 'utf8'), '1\n');
+  });
+
   let t: TestBox | null = null;
   after(async () => {
     await t?.close();
   });
 
   it('a dropped pulse and an extra frame are each flagged in the recording quality, time-matched', async () => {
-    t = await startTestBox({ init: false, extra: { cameras: [camera], gpio: { inputs: [{ line: 17, mode: 'sync' }] } } });
+    // /sys stands in a temp dir: the imx296 driver's parameter, free-running (0) until rigcam sets it.
+    const sys = path.join(dir, 'sys');
+    const param = path.join(sys, 'sys/module/imx296/parameters/trigger_mode');
+    mkdirSync(path.dirname(param), { recursive: true });
+    writeFileSync(param, '0\n');
+    t = await startTestBox({ init: false, sysRoot: sys, extra: { cameras: [camera], gpio: { inputs: [{ line: 17, mode: 'sync' }] } } });
     const gpio = createGpioTriggers(t.config.gpio, { handler: t.box, env: { ...process.env, ...standinEnv }, backoff: { initialMs: 100 } });
     t.box.use(new SyncRecorder({ store: t.store, gpio, config: t.config.gpio, log: silentLogger(), context: () => t!.box.context() }));
     t.box.use(new GpioExtension(t.box.bus, gpio));
     await t.box.initialize();
     const cam = t.box.cameras.get('gs0')!;
     assert.equal(cam.state, 'ready', String(cam.lastError));
+    assert.equal(readFileSync(param, 'utf8').trim(), '1', 'the sensor is in external trigger mode');
 
     const at = (s: number): bigint => T0 + BigInt(Math.round(s * 1e9));
     await until('T0 + 4 s', () => monoNowNs() >= at(4), 20_000);
@@ -74,7 +92,7 @@ describe('hardware-triggered capture (GS camera XTR + the same pulses on a GPIO 
 
     const [listed] = t.store.listRecordings();
     const rec = t.store.recording(listed!.id)!;
-    assert.deepEqual(JSON.parse(rec.hw_trigger!), { mode: 'external', pulse_line: 17 });
+    assert.deepEqual(JSON.parse(rec.hw_trigger!), { mode: 'external', pulse_line: 17, module_param: '/sys/module/imx296/parameters/trigger_mode' });
     // gpiomon started with the GPIO extension, after the camera was ready: its replay runs that much behind the
     // stamps it prints. The check reads what is stored, so wait for the pulses past the stop to be in.
     const pastStop = Number(at(9.5) / 1000n);
