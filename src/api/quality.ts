@@ -2,6 +2,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { RecordingRow, SeriesBucket, Store, TrialRow } from '../storage/store.ts';
 import { fileInRoot } from './file-in-root.ts';
+import { hwTriggerSchema } from '../sources/rpicam-controls.ts';
+import { checkPulseFrames, type PulseFrameCheck } from '../sync/pulse-frames.ts';
 
 /**
  * Issue 19: what the page plots and summarises for a recording, computed on the box. Times in the answers are
@@ -185,6 +187,47 @@ interface Check {
 }
 
 /**
+ * An externally triggered camera (issue 18): the trial's pulses on the trigger's GPIO sync input against the frames
+ * of this recording, from the trigger to the stop (pre-roll frames are outside: they have no pulses of the trial).
+ * The lag is found over the whole recording first, then each side is cut to the same window on the frame clock.
+ */
+type HwTriggerCheck = PulseFrameCheck & { pulse_line: number; from_mono_us: number; to_mono_us: number; missing_count: number; extra_count: number };
+function hwTriggerOf(store: Store, rec: RecordingRow, tl: Timeline): HwTriggerCheck | null {
+  if (!rec.hw_trigger || rec.trial_id === null) return null;
+  let parsed;
+  try {
+    parsed = hwTriggerSchema.safeParse(JSON.parse(rec.hw_trigger));
+  } catch {
+    return null;
+  }
+  if (!parsed.success || tl.extent.first_us === null) return null;
+  const trig = parsed.data;
+  const from = tl.triggerUs ?? tl.extent.first_us;
+  const to = tl.stopUs ?? tl.extent.last_us! + 1;
+  const frames = store.frames(rec.id).map((f) => ({ frame_index: f.frame_index, capture_us: f.capture_us }));
+  const margin = trig.lag_us ?? 1_000_000;
+  const allPulses = store.syncPulsesOfTrial(rec.trial_id, trig.pulse_line, Math.min(from, tl.extent.first_us) - margin, to);
+  const first = checkPulseFrames(allPulses, frames, { lagUs: trig.lag_us, toleranceUs: trig.tolerance_us });
+  const lag = first.lag_us ?? trig.lag_us ?? 0;
+  const inWindow = (captureUs: number): boolean => captureUs >= from && captureUs < to;
+  const r = checkPulseFrames(
+    allPulses.filter((p) => inWindow(p + lag)),
+    frames.filter((f) => inWindow(f.capture_us)),
+    { lagUs: lag, toleranceUs: trig.tolerance_us ?? first.tolerance_us ?? undefined },
+  );
+  return {
+    ...r,
+    missing_count: r.missing.length,
+    extra_count: r.extra.length,
+    missing: r.missing.slice(0, MAX_LISTED),
+    extra: r.extra.slice(0, MAX_LISTED),
+    pulse_line: trig.pulse_line,
+    from_mono_us: from,
+    to_mono_us: to,
+  };
+}
+
+/**
  * The summary beside the chart: counts, drops, interval percentiles, effective fps, gaps, segments, and whether
  * the file, the CSV sidecar and the database agree. The video file is checked by its size against the bytes
  * rigcam wrote; its frames are not decoded (ffprobe over an hour of video takes seconds: that is for the CLI).
@@ -234,6 +277,13 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
   } catch (err) {
     checks.push({ name: 'video file size = bytes written', ok: rec.deleted_at ? null : false, detail: rec.deleted_at ? 'deleted after offload' : `video: ${(err as Error).message}` });
   }
+  const hwTrigger = hwTriggerOf(store, rec, tl);
+  if (hwTrigger)
+    checks.push({
+      name: 'hardware trigger: one frame per pulse',
+      ok: live ? null : hwTrigger.ok,
+      detail: `${hwTrigger.pulses} pulses on line ${hwTrigger.pulse_line}, ${hwTrigger.frames} frames: ${hwTrigger.missing_count} missing, ${hwTrigger.extra_count} extra (lag ${hwTrigger.lag_us} µs)`,
+    });
   const failed = checks.filter((c) => c.ok === false);
   const base = `/api/recordings/${rec.id}`;
   return {
@@ -267,6 +317,7 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
     markers: rec.trial_id === null ? 0 : store.markersOfTrial(rec.trial_id).length,
     segments: segmentsOf(store, rec, tl.origin),
     gaps,
+    hw_trigger: hwTrigger,
     agreement: {
       ok: live ? null : failed.length === 0,
       checks,

@@ -59,6 +59,8 @@ export function recordingView(root: string, r: RecordingRow): Record<string, unk
     stopped_at: r.stopped_at,
     offloaded_at: r.offloaded_at,
     offload_verified_at: r.offload_verified_at ?? null,
+    /** A CSI sync camera's rpicam-vid --sync state when the file opened; null: not a sync camera. */
+    camera_sync: r.camera_sync ? parseJson(r.camera_sync) : null,
     deleted_at: r.deleted_at ?? null,
     urls: { self: base, video: `${base}/video`, video_ts: `${base}/video?format=ts`, frames_csv: `${base}/frames.csv` },
   };

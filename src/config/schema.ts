@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
 import { diskConfigSchema } from '../disk/thresholds.ts';
+import { hwTriggerSchema, rpicamControlsSchema } from '../sources/rpicam-controls.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -49,6 +50,15 @@ export const cameraSchema = z.strictObject({
   bitrate_kbps: z.number().int().min(100).max(100_000).default(4000),
   /** Armed cameras record when a trial starts. */
   armed: z.boolean().default(true),
+  /** CSI (source rpicam) only: image controls passed to rpicam-vid (shutter, gain, white balance, denoise, focus). */
+  rpicam: rpicamControlsSchema.optional(),
+  /**
+   * CSI only: rpicam-vid's `--sync` role across boxes (libcamera's software camera sync over the network). The
+   * camera records nothing until the sync is achieved; a trial is refused until then.
+   */
+  sync: z.enum(['off', 'server', 'client']).optional(),
+  /** CSI only: frames made by external pulses (GS camera XTR), checked per trial against the pulses on a GPIO sync input. */
+  trigger: hwTriggerSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -59,7 +69,23 @@ export const configSchema = z.strictObject({
   cameras: z
     .array(cameraSchema)
     .default([{ id: 'cam0', source: 'test', width: 1280, height: 720, fps: 30, encoder: 'auto', gop_seconds: 1, bitrate_kbps: 4000, armed: true }])
-    .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
+    .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique')
+    .superRefine((cams, ctx) => {
+      // rpicam-vid options on a camera that is not run by rpicam-vid would be silently ignored.
+      cams.forEach((c, i) => {
+        if (c.source === 'rpicam') return;
+        if (c.rpicam) ctx.addIssue({ code: 'custom', path: [i, 'rpicam'], message: `camera ${c.id}: "rpicam" controls are for CSI cameras (source rpicam), not source ${c.source}` });
+        if (c.sync && c.sync !== 'off') ctx.addIssue({ code: 'custom', path: [i, 'sync'], message: `camera ${c.id}: "sync" is rpicam-vid's --sync, for CSI cameras (source rpicam), not source ${c.source}` });
+        if (c.trigger) ctx.addIssue({ code: 'custom', path: [i, 'trigger'], message: `camera ${c.id}: "trigger" (external pulses) is for CSI cameras (source rpicam), not source ${c.source}` });
+      });
+      cams.forEach((c, i) => {
+        // The GS camera guide: a fixed shutter, or the AGC fights the exposure the pulse sets.
+        if (c.source === 'rpicam' && c.trigger && !(c.rpicam?.shutter_us && c.rpicam.shutter_us > 0))
+          ctx.addIssue({ code: 'custom', path: [i, 'rpicam', 'shutter_us'], message: `camera ${c.id}: trigger external needs a fixed rpicam.shutter_us (the pulse sets the exposure; the AGC must not move it)` });
+        if (c.source === 'rpicam' && c.trigger && c.sync && c.sync !== 'off')
+          ctx.addIssue({ code: 'custom', path: [i, 'sync'], message: `camera ${c.id}: externally triggered frames cannot also follow rpicam-vid --sync` });
+      });
+    }),
   recording: z
     .strictObject({
       /** Seconds of video kept before the trigger (whole GOPs from the keyframe at or before). */
@@ -126,6 +152,12 @@ export const configSchema = z.strictObject({
   /** Serial-port trigger (see src/triggers/serial). */
   serial: serialConfigSchema.prefault({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+}).superRefine((cfg, ctx) => {
+  // A triggered camera's pulses are counted on a sync input: without one there is nothing to check frames against.
+  cfg.cameras.forEach((c, i) => {
+    if (c.trigger && !cfg.gpio.inputs.some((inp) => inp.line === c.trigger!.pulse_line && inp.mode === 'sync'))
+      ctx.addIssue({ code: 'custom', path: ['cameras', i, 'trigger', 'pulse_line'], message: `camera ${c.id}: trigger.pulse_line ${c.trigger.pulse_line} must be a gpio input of mode sync (wired to the same pulses as the camera's XTR)` });
+  });
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -7,6 +7,8 @@ import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
+import type { RpicamSyncState } from '../sources/rpicam-source.ts';
+import type { HwTrigger } from '../sources/rpicam-controls.ts';
 
 /** Stop reason of a segment closed because its source restarted: the trial has a gap there. */
 export const SOURCE_RESTARTED = 'source restarted';
@@ -35,6 +37,10 @@ export interface RecorderOptions {
   stopHoldMs?: number;
   /** Memory bound of the hold: beyond it the oldest held frames are written early (logged). */
   holdMaxBytes?: number;
+  /** A CSI sync camera's rpicam-vid --sync state, recorded with every segment file as it opens (null: no sync). */
+  cameraSync?: () => RpicamSyncState | null;
+  /** An externally triggered camera's trigger settings, stored with every segment file. */
+  hwTrigger?: () => HwTrigger | null;
 }
 
 const HOLD_MAX_BYTES = 64 * 1024 * 1024;
@@ -210,6 +216,8 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       fps: this.pipeline.spec?.fps ?? 0,
       clock: this.pipeline.spec?.clock ?? 'monotonic',
       clockSource: this.pipeline.clockSource ?? this.pipeline.spec?.clockSource ?? null,
+      cameraSync: this.opts.cameraSync?.() ?? null,
+      hwTrigger: this.opts.hwTrigger?.() ?? null,
       triggerSource: s.triggerSource,
       triggerMonoUs: s.triggerMonoUs,
       fsyncIntervalMs: this.opts.fsyncIntervalMs,

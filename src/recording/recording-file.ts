@@ -1,6 +1,8 @@
 import { unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { wallMonoPair, type WallMonoPair } from '../clock.ts';
+import type { RpicamSyncState } from '../sources/rpicam-source.ts';
+import type { HwTrigger } from '../sources/rpicam-controls.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
@@ -54,6 +56,10 @@ export interface RecordingFileOptions {
   clock: string;
   /** Where the capture times come from (v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic). */
   clockSource?: string | null;
+  /** A CSI sync camera's rpicam-vid --sync state when the file opened (null: not a sync camera). */
+  cameraSync?: RpicamSyncState | null;
+  /** An externally triggered camera's trigger settings (stored to check its frames against the pulses). */
+  hwTrigger?: HwTrigger | null;
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
@@ -148,6 +154,8 @@ export class RecordingFile implements TimedTsFile {
       triggerMonoUs: o.triggerMonoUs,
       stopHoldMs: o.stopHoldMs ?? null,
       clockSource: o.clockSource ?? null,
+      cameraSync: o.cameraSync ? JSON.stringify(o.cameraSync) : null,
+      hwTrigger: o.hwTrigger ? JSON.stringify(o.hwTrigger) : null,
     });
     this.sidecarPath = sidecarPathFor(o.file);
     this.sidecar = this.describe(mono0, wall0);
@@ -190,7 +198,7 @@ export class RecordingFile implements TimedTsFile {
         trigger_mono_us: o.triggerMonoUs,
         started_at: new Date(wall0 / 1000).toISOString(),
       },
-      camera: { backend: o.store.cameraRow(o.cameraId)?.backend ?? 'unknown' },
+      camera: { backend: o.store.cameraRow(o.cameraId)?.backend ?? 'unknown', ...(o.cameraSync ? { sync: o.cameraSync } : {}) },
       session: { name: session?.name ?? path.basename(path.dirname(o.file)), metadata: json(session?.metadata) },
       trial: trial
         ? { number: trial.number, label: trial.label, metadata: json(trial.metadata), trigger_source: trial.trigger_source, trigger_mono_us: trial.trigger_mono_us }

@@ -35,6 +35,8 @@ export interface BoxOptions {
   pendingRecovery?: () => Promise<void>;
   /** The database's space reserve, written again when its volume has room. */
   reserve?: SpaceReserve;
+  /** Where /sys is (tests: a temp dir standing for it): a triggered CSI camera's driver parameter is set there. */
+  sysRoot?: string;
 }
 
 /**
@@ -58,7 +60,7 @@ export class BoxRuntime implements CommandHandler {
   constructor(private readonly o: BoxOptions) {
     const { config, store, log, root } = o;
     const bus = this.bus;
-    this.registry = new CameraRegistry({ config, store, log, bus, templates: o.cameraTemplates });
+    this.registry = new CameraRegistry({ config, store, log, bus, templates: o.cameraTemplates, sysRoot: o.sysRoot });
     this.disk = new DiskExtension({ config, store, log, bus, root, pendingRecovery: o.pendingRecovery, reserve: o.reserve, writeRate: () => this.registry.writeRate(this.trials.trialCameras), raise: (c, p) => void this.commands.raise(c, p) });
     this.trials = new TrialController({ config, store, bus, cameras: this.registry, root, refuseStart: () => this.disk.refuseStart() });
     this.commands = new CommandBus({ table: commandTable({ cameras: this.registry, trials: this.trials, bus, root, status: () => this.status() }), aliases: ALIASES, bus, log });

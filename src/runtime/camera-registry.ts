@@ -49,7 +49,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   /** Every camera by id, read-only. */
   readonly all: ReadonlyMap<string, CameraRuntime> = this.cameras;
 
-  constructor(private readonly o: { config: Config; store: Store; log: Logger; bus: EventBus; templates?: readonly CameraConfig[] }) {
+  constructor(private readonly o: { config: Config; store: Store; log: Logger; bus: EventBus; templates?: readonly CameraConfig[]; sysRoot?: string }) {
     super();
     for (const cam of o.config.cameras) this.cameras.set(cam.id, this.newCamera(cam));
   }
@@ -82,13 +82,14 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
     if (!wanted.length) throw new CommandError('busy', 'no camera is ready to record');
     return wanted.map((id) => {
       const rt = this.resolve(id);
-      if (!rt.canRecord) throw new CommandError('busy', `camera ${id} is not ready (${rt.state}${rt.lastError ? `: ${rt.lastError}` : ''})`);
+      const why = rt.notReadyReason();
+      if (why) throw new CommandError('busy', why);
       return rt;
     });
   }
 
   private newCamera(cam: CameraConfig): CameraRuntime {
-    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log });
+    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log, sysRoot: this.o.sysRoot });
     const id = cam.id;
     rt.on('source_exit', (e: SourceExit) => {
       this.o.bus.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id);
@@ -225,7 +226,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
       this.o.bus.report('device_error', { camera_id: rt.id, error: message, message }, rt.id, commandId);
       throw new CommandError('unavailable', `camera ${rt.id}: ${message} (previous settings kept)`);
     }
-    const applied: Record<string, number> = {};
+    const applied: Record<string, number | string> = {};
     for (const [name, value] of Object.entries(controls ?? {})) {
       try {
         applied[name] = (await rt.controlChange(name, value)).value;
@@ -267,7 +268,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
 
   /** Per-camera status: description, live telemetry, armed, last error. */
   status(): CameraStatus[] {
-    return this.list().map((c) => ({ ...c.describe(), ...c.telemetry(), armed: c.config.armed, last_error: c.lastError }));
+    return this.list().map((c) => ({ ...c.describe(), ...c.telemetry(), armed: c.config.armed, last_error: c.lastError, ...(c.sync ? { sync: c.sync } : {}) }));
   }
 
   /** Bytes/s that recording adds to the disk: the cameras given, or every armed camera (what a start would write). */

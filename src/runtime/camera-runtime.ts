@@ -12,11 +12,16 @@ import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
 import { setControl, validateControlValue } from '../cameras/controls.ts';
 import { monoNowUs } from '../clock.ts';
+import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
+import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
+import { setSensorTriggerMode } from '../sources/sensor-trigger.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
 
 export type CameraState = 'unassigned' | 'starting' | 'ready' | 'error';
+
+export type CameraSyncState = RpicamSyncState;
 
 export type DeviceReady = {
   camera_id: string;
@@ -58,6 +63,8 @@ export interface CameraEnv {
   config: Config;
   store: Store;
   log: Logger;
+  /** Where /sys is ("/" unless a test stands in for it). */
+  sysRoot?: string;
 }
 
 /**
@@ -75,6 +82,11 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   private encoderName: string | null = null;
   private error: string | null = null;
   private v4l2Controls: V4l2Control[] = [];
+  private readonly syncOf = new WeakMap<CameraPipeline, CameraSyncState>();
+  /** Sync pipelines whose current run has delivered a keyframe since the sync (what a trial can start from). */
+  private readonly syncStreaming = new WeakSet<CameraPipeline>();
+  /** 'change' (pipeline) whenever a sync state changes. */
+  private readonly syncEvents = new EventEmitter<{ change: [CameraPipeline] }>();
 
   constructor(
     cam: CameraConfig,
@@ -105,7 +117,23 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   }
   /** Has a live stream a trial could record. */
   get canRecord(): boolean {
-    return this.st === 'ready' && this.recorder !== null;
+    return this.notReadyReason() === null;
+  }
+  /** Why a trial cannot record this camera now, or null. */
+  notReadyReason(): string | null {
+    if (this.st !== 'ready' || this.recorder === null) return `camera ${this.id} is not ready (${this.st}${this.error ? `: ${this.error}` : ''})`;
+    const sync = this.sync;
+    if (sync && sync.state !== 'achieved')
+      return sync.mode === 'client'
+        ? `camera ${this.id} is waiting for rpicam-vid --sync (client): no sync yet with a server camera on the network (${sync.state})`
+        : `camera ${this.id} is waiting for rpicam-vid --sync (server): not yet at its ready frame (${sync.state})`;
+    if (sync && this.pipeline && !this.syncStreaming.has(this.pipeline)) return `camera ${this.id}: rpicam-vid --sync achieved, waiting for its first frame`;
+    return null;
+  }
+  /** The --sync progress of the running source (null: not a sync camera, or no source). */
+  get sync(): CameraSyncState | null {
+    const s = this.pipeline ? this.syncOf.get(this.pipeline) : undefined;
+    return s ? { ...s } : null;
   }
   get current(): CurrentRecording | null {
     const c = this.recorder?.current;
@@ -137,13 +165,18 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     let spec: ReturnType<typeof makeSourceSpec>;
     try {
       probed = await probeCamera(cam, this.env.log);
+      // Read by the driver when streaming starts: set before rpicam-vid runs (refused: the camera does not start).
+      if (cam.source === 'rpicam' && cam.trigger) await setSensorTriggerMode(cam.trigger.module_param, 1, this.env.sysRoot);
       effective = pickMode(cam, probed.caps, this.env.log, useDefaultMode);
       const encoder = await pickEncoder(effective);
       spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
       pipeline = this.newPipeline(effective, encoder);
       if (!this.pipeline) this.st = 'starting';
       pipeline.start();
-      await firstKeyframe(pipeline, timeoutMs);
+      // A sync camera encodes nothing until the boxes are in step (maybe minutes, until the server box starts):
+      // assigned once rpicam-vid runs the camera; trials wait for the sync (notReadyReason).
+      const p = pipeline;
+      await (this.syncOf.has(p) ? Promise.race([firstKeyframe(p, timeoutMs), this.syncRunning(p, timeoutMs)]) : firstKeyframe(p, timeoutMs));
     } catch (err) {
       await pipeline?.stop();
       // A camera that was running keeps running as it was; one that was not is now in error, with the reason.
@@ -199,7 +232,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   async applyConfig(changes: Partial<CameraConfig>): Promise<{ restarted: boolean; camera: DeviceReady }> {
     const next = cameraSchema.parse({ ...this.cfg, ...changes });
     if (this.pipeline && needsRestart(this.cfg, next)) {
-      await this.assign(next);
+      if (this.cfg.source === 'rpicam') await this.restartExclusive(next, this.cfg);
+      else await this.assign(next);
       return { restarted: true, camera: this.describe() };
     }
     this.cfg = next;
@@ -208,6 +242,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
 
   /** Why a control change would be refused (no such control, value out of the probed range), or null. */
   checkControl(name: string, value: number | boolean | string): string | null {
+    if (this.cfg.source === 'rpicam') {
+      const p = parseRpicamControl(name, value);
+      return p.ok ? null : `camera ${this.id}: ${p.error}`;
+    }
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') return `camera ${this.id} has no adjustable controls (source ${this.cfg.source})`;
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) return `camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`;
@@ -215,7 +253,35 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     return check.ok ? null : check.error;
   }
 
-  async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number }> {
+  /**
+   * A CSI control: rpicam-vid takes controls only on its command line, so the source is restarted with them
+   * (between trials only; the restart is a gap in the live stream). Nothing changes when the value is refused; when
+   * the new run fails to start, the previous controls are started again and the error is thrown.
+   */
+  private async rpicamControlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
+    const parsed = parseRpicamControl(name, value);
+    if (!parsed.ok) throw new Error(`camera ${this.id}: ${parsed.error}`);
+    if (this.recording) throw new Error(`camera ${this.id} is recording: CSI controls are applied by restarting rpicam-vid, which is refused during a trial (nothing changed)`);
+    const prev = this.cfg;
+    const next: CameraConfig = { ...prev, rpicam: { ...(prev.rpicam ?? {}), [parsed.name]: parsed.value } as RpicamControls };
+    if (this.pipeline) await this.restartExclusive(next, prev);
+    else this.cfg = next;
+    return { control: parsed.name, value: reportedControlValue(parsed.value) };
+  }
+
+  /** The camera must be released before a new rpicam-vid can acquire it (libcamera: one process per camera). */
+  private async restartExclusive(next: CameraConfig, prev: CameraConfig): Promise<void> {
+    await this.unassign();
+    try {
+      await this.assign(next);
+    } catch (err) {
+      await this.assign(prev).catch((e: Error) => this.env.log.error({ camera: this.id, err: e.message }, 'previous CSI settings could not be restarted either'));
+      throw err;
+    }
+  }
+
+  async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
+    if (this.cfg.source === 'rpicam') return this.rpicamControlChange(name, value);
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cfg.source})`);
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) throw new Error(`camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`);
@@ -263,20 +329,76 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       fsyncIntervalMs: this.env.config.recording.fsync_interval_ms,
       stopWaitMs: this.env.config.recording.stop_wait_ms,
       stopHoldMs: stopHoldMs(this.env.config),
+      cameraSync: () => (this.pipeline === pipeline ? this.sync : null),
+      hwTrigger: () => (this.cfg.source === 'rpicam' ? (this.cfg.trigger ?? null) : null),
     });
     rec.on('failed', ({ error }) => this.recorder === rec && this.emit('recording_failed', error));
     rec.on('segment', (s) => this.recorder === rec && this.emit('segment', s));
     return rec;
   }
 
+  /** Resolves when a sync camera's rpicam-vid runs the camera (waiting or achieved); rejects on exit or timeout. */
+  private syncRunning(p: CameraPipeline, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`rpicam-vid did not start the camera within ${timeoutMs / 1000} s`)), timeoutMs);
+      const check = (changed: CameraPipeline = p): void => {
+        if (changed === p && this.syncOf.get(p)?.state !== 'starting') done();
+      };
+      const onExit = (e: SourceExit): void => done(new Error(e.message));
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.syncEvents.off('change', check);
+        p.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.syncEvents.on('change', check);
+      p.on('exit', onExit);
+      check();
+    });
+  }
+
   private newPipeline(cam: CameraConfig, encoder: ConcreteEncoder | undefined): CameraPipeline {
     const cfg = this.env.config;
-    const p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder), {
+    const mode = cam.source === 'rpicam' && (cam.sync === 'server' || cam.sync === 'client') ? cam.sync : null;
+    let p: CameraPipeline | undefined = undefined;
+    const setSync = (patch: Partial<CameraSyncState>): void => {
+      if (!p) return;
+      const s = this.syncOf.get(p);
+      if (!s) return;
+      Object.assign(s, patch);
+      this.syncEvents.emit('change', p);
+    };
+    const onSync = (e: RpicamSyncEvent): void => {
+      if (e.kind === 'waiting') setSync({ state: 'waiting' });
+      else {
+        setSync({ state: 'achieved', difference_us: e.differenceUs, achieved_mono_us: monoNowUs() });
+        this.env.log.info({ camera: cam.id, mode, difference_us: e.differenceUs }, 'rpicam-vid --sync achieved');
+      }
+    };
+    p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder, { onSync }), {
       backoff: { initialMs: cfg.supervisor.restart_initial_ms, maxMs: cfg.supervisor.restart_max_ms, healthyAfterMs: cfg.supervisor.healthy_after_ms },
       ringWindowUs: (cfg.recording.preroll_seconds + 2 * cam.gop_seconds + 1) * 1e6,
       ringMaxBytes: cfg.recording.preroll_max_mb * 1024 * 1024,
       log: this.env.log,
     });
+    if (mode) {
+      this.syncOf.set(p, { mode, state: 'starting', difference_us: null, achieved_mono_us: null });
+      // Every run syncs anew; frames only flow after the sync, so a frame proves it even without the log line.
+      const reset = (): void => {
+        this.syncStreaming.delete(p!);
+        setSync({ state: 'starting', difference_us: null, achieved_mono_us: null });
+      };
+      p.on('started', reset);
+      p.on('exit', reset);
+      p.on('frame', (f) => {
+        if (this.syncOf.get(p!)?.state !== 'achieved') setSync({ state: 'achieved', achieved_mono_us: monoNowUs() });
+        if (f.au.keyframe && !this.syncStreaming.has(p!)) {
+          this.syncStreaming.add(p!);
+          this.syncEvents.emit('change', p!);
+        }
+      });
+    }
     p.on('exit', (e) => {
       if (this.pipeline !== p) return;
       this.error = e.message;

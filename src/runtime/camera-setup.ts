@@ -99,5 +99,6 @@ export async function pickEncoder(cam: CameraConfig): Promise<ConcreteEncoder | 
 /** Which changes need a new source process. */
 export function needsRestart(a: CameraConfig, b: CameraConfig): boolean {
   const keys: Array<keyof CameraConfig> = ['source', 'device', 'input_format', 'width', 'height', 'fps', 'encoder', 'gop_seconds', 'bitrate_kbps'];
-  return keys.some((k) => a[k] !== b[k]);
+  // rpicam-vid takes its controls and --sync role only on its command line.
+  return keys.some((k) => a[k] !== b[k]) || a.sync !== b.sync || JSON.stringify(a.rpicam ?? {}) !== JSON.stringify(b.rpicam ?? {});
 }

@@ -1,4 +1,5 @@
 import type { DiskLevel, DiskStatus } from '../disk/disk-guard.ts';
+import type { RpicamSyncState } from '../sources/rpicam-source.ts';
 import type { ChildProblem as SourceProblem } from '../supervise/child-supervisor.ts';
 import type { GpioControllerStatus } from '../triggers/gpio/gpio-trigger-controller.ts';
 import type { Capabilities, DeviceReady } from './camera-runtime.ts';
@@ -66,8 +67,9 @@ export type StatusDataMap = {
   recording_resumed: TrialRef & { resume_mono_us: number };
   session_started: { session: string; session_id: number; metadata: unknown };
   session_stopped: { session: string; session_id: number; trial_stopped: boolean };
-  config_applied: DeviceReady & { restarted: boolean; controls?: Record<string, number>; not_applied?: Record<string, string> };
-  control_changed: { camera_id: string; control: string; value: number };
+  config_applied: DeviceReady & { restarted: boolean; controls?: Record<string, number | string>; not_applied?: Record<string, string> };
+  /** value: a number, or a CSI control's word / "r,b" gains. */
+  control_changed: { camera_id: string; control: string; value: number | string };
   capabilities: { camera_id: string; capabilities: Capabilities };
   marker: { marker_id: number; label: string; mono_us: number; source: CommandSource; trial: number | null; session: string | null };
   source_exited: { camera_id: string; problem: SourceProblem; message: string; code: number | null; signal: string | null; restart_in_ms: number | null };
@@ -122,6 +124,8 @@ export type CameraStatus = DeviceReady & {
   at_mono_us: number;
   armed: boolean;
   last_error: string | null;
+  /** A CSI sync camera's rpicam-vid --sync progress (absent or null: not a sync camera). */
+  sync?: RpicamSyncState | null;
 };
 
 /** `get_status` / `/api/status`: the whole box at a glance. */

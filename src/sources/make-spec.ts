@@ -3,7 +3,7 @@ import type { SourceSpec } from './source-spec.ts';
 import { wallMinusMonoUs } from '../clock.ts';
 import { testSourceSpec } from './test-source.ts';
 import { v4l2SourceSpec } from './v4l2-source.ts';
-import { rpicamSourceSpec, type RpicamEncoder } from './rpicam-source.ts';
+import { rpicamSourceSpec, type RpicamEncoder, type RpicamSyncEvent } from './rpicam-source.ts';
 
 export type ConcreteEncoder = 'copy' | 'h264_v4l2m2m' | 'libx264';
 
@@ -11,7 +11,12 @@ export type ConcreteEncoder = 'copy' | 'h264_v4l2m2m' | 'libx264';
  * The source process for a configured camera. `encoder` is the concrete choice made at assignment (see
  * cameras/encoder-choice); 'auto' here falls back to the safe software path.
  */
-export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder): SourceSpec {
+export interface SourceHooks {
+  /** A sync camera's progress in the current run (rpicam only). */
+  onSync?: (e: RpicamSyncEvent) => void;
+}
+
+export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder, hooks: SourceHooks = {}): SourceSpec {
   switch (cam.source) {
     case 'test':
       return testSourceSpec({
@@ -41,7 +46,19 @@ export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder): So
       if (!Number.isInteger(index) || index < 0) throw new Error(`camera ${cam.id}: rpicam needs "device" to be the camera index (0, 1, ...)`);
       // rpicam-vid encodes itself: hardware on a Pi 4 (when the encoder node exists), libx264 on a Pi 5.
       const enc: RpicamEncoder = encoder === 'h264_v4l2m2m' || encoder === 'libx264' ? encoder : 'libx264';
-      return rpicamSourceSpec({ camera: index, width: cam.width, height: cam.height, fps: cam.fps, gopSeconds: cam.gop_seconds, bitrateKbps: cam.bitrate_kbps, encoder: enc });
+      return rpicamSourceSpec({
+        camera: index,
+        width: cam.width,
+        height: cam.height,
+        fps: cam.fps,
+        gopSeconds: cam.gop_seconds,
+        bitrateKbps: cam.bitrate_kbps,
+        encoder: enc,
+        controls: cam.rpicam,
+        sync: cam.sync,
+        onSync: hooks.onSync,
+        triggered: cam.trigger !== undefined,
+      });
     }
   }
 }

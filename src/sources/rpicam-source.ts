@@ -2,6 +2,7 @@ import type { ClockSource } from './source-spec.ts';
 import type { RelativePts, SourceSpec } from './source-spec.ts';
 import { gopFrames } from './ffmpeg-common.ts';
 import { wallMinusMonoUs } from '../clock.ts';
+import { rpicamControlArgs, type RpicamControls } from './rpicam-controls.ts';
 
 /**
  * A CSI camera through `rpicam-vid` (libcamera), writing H.264 in MPEG-TS to stdout through its libav
@@ -33,6 +34,45 @@ export interface RpicamSourceOptions {
   encoder: RpicamEncoder;
   /** CLOCK_REALTIME − CLOCK_MONOTONIC in µs, measured when the origin is announced (tests may pin it). */
   wallMinusMonoUs?: () => number;
+  /** Image controls (fixed at start: rpicam-vid takes them only on its command line). */
+  controls?: RpicamControls;
+  /** rpicam-vid --sync role; 'off' or absent: no sync. */
+  sync?: RpicamSync;
+  /** Frames come from external pulses (trigger mode): none at all until the pulses start. */
+  triggered?: boolean;
+  /** Told, per run, when the camera runs but waits for sync and when sync is achieved (sync cameras only). */
+  onSync?: (e: RpicamSyncEvent) => void;
+}
+
+export type RpicamSync = 'off' | 'server' | 'client';
+
+/**
+ * A sync camera's progress within one rpicam-vid run. With --sync, rpicam-vid runs the camera but encodes (and so
+ * writes) nothing until libcamera's sync algorithm reports SyncReady (rpicam-apps core/rpicam_encoder.hpp,
+ * EncodeBuffer); meanwhile apps/rpicam_vid.cpp still logs "Viewfinder frame 0" per frame (the count is reset while
+ * waiting). libcamera logs the moment at INFO (src/ipa/rpi/controller/rpi/sync.cpp, server and client alike):
+ * "*** Sync achieved! Difference <µs>us" — the server's distance to the agreed ready time, the client's timer value.
+ */
+/**
+ * A sync camera's progress in its current rpicam-vid run: `starting` (the camera not yet running), `waiting`
+ * (running, nothing encoded until the boxes are in step), `achieved` (frames flow). `difference_us`: what libcamera
+ * logged at sync (null when the line was not seen: frames flowing is proof enough of the sync).
+ */
+export interface RpicamSyncState {
+  mode: 'server' | 'client';
+  state: 'starting' | 'waiting' | 'achieved';
+  difference_us: number | null;
+  achieved_mono_us: number | null;
+}
+
+export type RpicamSyncEvent = { kind: 'waiting' } | { kind: 'achieved'; differenceUs: number };
+
+const SYNC_ACHIEVED = /\bRPiSync\b.*\*\*\* Sync achieved! Difference (-?\d+)\s*us\s*$/;
+
+/** The difference (µs) of a libcamera "Sync achieved" log line, or null for any other line. */
+export function parseSyncAchievedLine(line: string): number | null {
+  const m = SYNC_ACHIEVED.exec(line.trim());
+  return m ? Number(m[1]) : null;
 }
 
 export type RpicamSourceSpec = SourceSpec & { relativePts: RelativePts };
@@ -100,12 +140,29 @@ export function rpicamVidArgs(o: RpicamSourceOptions): string[] {
     '--nopreview',
     // An implicit-value option: "--verbose 2" would leave "2" as a stray positional argument.
     '--verbose=2',
+    ...rpicamControlArgs(o.controls),
+    ...(o.sync && o.sync !== 'off' ? ['--sync', o.sync] : []),
     '--output', '-',
   ];
 }
 
 export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
   const measure = o.wallMinusMonoUs ?? wallMinusMonoUs;
+  const syncing = o.sync === 'server' || o.sync === 'client';
+  let syncState: 'starting' | 'waiting' | 'achieved' = 'starting';
+  // Every stderr line before the origin passes here (the pipeline stops asking once the origin is known, and with
+  // --sync the origin only comes after the sync): this is where a sync camera's progress is read.
+  const watchSync = (line: string): void => {
+    if (!syncing || syncState === 'achieved') return;
+    const diff = parseSyncAchievedLine(line);
+    if (diff !== null) {
+      syncState = 'achieved';
+      o.onSync?.({ kind: 'achieved', differenceUs: diff });
+    } else if (syncState === 'starting' && CHATTER.test(line)) {
+      syncState = 'waiting';
+      o.onSync?.({ kind: 'waiting' });
+    }
+  };
   return {
     kind: 'rpicam',
     command: 'rpicam-vid',
@@ -116,8 +173,10 @@ export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
     width: o.width,
     height: o.height,
     encoder: o.encoder === 'libx264' ? 'rpicam-sw' : 'rpicam-hw',
+    ...(syncing || o.triggered ? { firstOutputMs: null } : {}),
     relativePts: {
       originFromStderr(line: string): { originUs: number; clockSource: ClockSource } | null {
+        watchSync(line);
         const announced = parseStartTimestampLine(line);
         if (announced === null) return null;
         const o = originFromAnnounced(announced, measure);

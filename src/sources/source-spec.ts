@@ -52,4 +52,9 @@ export interface SourceSpec {
   device?: string;
   /** Set when the PTS are relative to the first frame and the origin comes on stderr. */
   relativePts?: RelativePts;
+  /**
+   * How long the run may write nothing at first before it counts as stalled; null: no limit (a sync camera writes
+   * nothing until the other boxes' cameras are in step, however long that takes). Absent: the pipeline's default.
+   */
+  firstOutputMs?: number | null;
 }

@@ -173,4 +173,14 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX sync_edges_line ON sync_edges(run_id, direction, line, id);
     `,
   },
+  {
+    version: 9,
+    name: 'CSI sync and hardware trigger per recording',
+    // A CSI camera's rpicam-vid --sync state (JSON) when each recording file opened; an externally triggered
+    // camera's trigger settings (JSON: pulse line, lag, tolerance), to match its frames to the pulses.
+    sql: `
+      ALTER TABLE recordings ADD COLUMN camera_sync TEXT;
+      ALTER TABLE recordings ADD COLUMN hw_trigger TEXT;
+    `,
+  },
 ];

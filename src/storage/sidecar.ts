@@ -24,7 +24,18 @@ export const sidecarSchema = z.object({
     trigger_mono_us: z.number().int().nullable(),
     started_at: z.string(),
   }),
-  camera: z.object({ backend: z.string() }),
+  camera: z.object({
+    backend: z.string(),
+    /** A CSI sync camera's rpicam-vid --sync state when the file opened (absent: no sync). */
+    sync: z
+      .object({
+        mode: z.enum(['server', 'client']),
+        state: z.enum(['starting', 'waiting', 'achieved']),
+        difference_us: z.number().int().nullable(),
+        achieved_mono_us: z.number().int().nullable(),
+      })
+      .optional(),
+  }),
   session: z.object({ name: z.string().min(1), metadata: z.record(z.string(), z.unknown()) }),
   trial: z.object({
     number: z.number().int().min(0),

@@ -57,6 +57,10 @@ export interface RecordingRow {
   stop_hold_ms: number | null;
   /** Where capture times come from: v4l2-monotonic, rpicam-sensor, rpicam-wallclock, synthetic. */
   clock_source: string | null;
+  /** JSON: a CSI sync camera's rpicam-vid --sync state when the file opened; null: no sync. */
+  camera_sync: string | null;
+  /** JSON: an externally triggered camera's trigger settings (pulse_line, lag_us, tolerance_us); null: free-running. */
+  hw_trigger: string | null;
   /** First frame more than a frame period after the trigger: the gap (µs); null when on time. */
   late_start_us: number | null;
   /** Video obtained before the trigger, seconds. */
@@ -104,6 +108,8 @@ export interface NewRecording {
   triggerMonoUs: number | null;
   stopHoldMs?: number | null;
   clockSource?: string | null;
+  cameraSync?: string | null;
+  hwTrigger?: string | null;
 }
 
 export interface EventInput {
@@ -512,11 +518,11 @@ export class Store {
     const info = this.durably(() => this
       .q(
         `INSERT INTO recordings (trial_id, camera_id, segment, path, csv_path, codec, encoder, width, height, fps_nominal, clock,
-           mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, state, started_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
+           mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, camera_sync, hw_trigger, state, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
       )
       .run(r.trialId, r.cameraId, r.segment, r.path, r.csvPath, r.codec, r.encoder, r.width, r.height, r.fpsNominal, r.clock,
-        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, nowIso()));
+        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, r.cameraSync ?? null, r.hwTrigger ?? null, nowIso()));
     return Number(info.lastInsertRowid);
   }
 
@@ -952,6 +958,20 @@ export class Store {
     return this.q(
       'SELECT e.*, r.host, r.boot_id FROM sync_edges e JOIN sync_runs r ON r.id = e.run_id WHERE e.session_id = ? ORDER BY e.id',
     ).all(sessionId) as SyncEdgeRow[];
+  }
+
+  /**
+   * Pulse onsets (active edges) of a sync input line in a span (CLOCK_MONOTONIC µs, inclusive), from the GPIO runs
+   * that stamped edges during the trial: the same boot as the trial's frames.
+   */
+  syncPulsesOfTrial(trialId: number, line: number, fromMonoUs: number, toMonoUs: number): number[] {
+    const rows = this.q(
+      `SELECT e.mono_us FROM sync_edges e
+       WHERE e.direction = 'in' AND e.line = ? AND e.active = 1 AND e.mono_us BETWEEN ? AND ?
+         AND e.run_id IN (SELECT DISTINCT run_id FROM sync_edges WHERE trial_id = ?)
+       ORDER BY e.mono_us`,
+    ).all(line, fromMonoUs, toMonoUs, trialId) as Array<{ mono_us: number }>;
+    return rows.map((r) => r.mono_us);
   }
 
   /** Sync edges of one boot in a span of CLOCK_MONOTONIC (µs, inclusive): e.g. a trial's, with margins. */

@@ -31,14 +31,14 @@ after(async () => {
 });
 
 /** A real box with `n` test cameras at a small size, in a temp dir. */
-export async function startTestBox(opts: { cameras?: number; extra?: Record<string, unknown>; init?: boolean } = {}): Promise<TestBox> {
+export async function startTestBox(opts: { cameras?: number; extra?: Record<string, unknown>; init?: boolean; sysRoot?: string } = {}): Promise<TestBox> {
   const dir = tmpDir('rigcam-box-');
   const cams = Array.from({ length: opts.cameras ?? 2 }, (_, i) => ({ id: `cam${i}`, source: 'test', width: 320, height: 240, fps: 30 }));
   const config = parseConfig({ data_dir: dir, cameras: cams, telemetry: { emit_interval_ms: 200 }, ...(opts.extra ?? {}) });
   const db = openDatabase(path.join(dir, 'rigcam.db'));
   const store = new Store(db);
   const root = recordingsRoot(config);
-  const box = new BoxRuntime({ config, store, log: silentLogger(), root });
+  const box = new BoxRuntime({ config, store, log: silentLogger(), root, sysRoot: opts.sysRoot });
   const statuses: SeenStatus[] = [];
   box.on('status', (m) => statuses.push(seen(m)));
   const waitStatus: TestBox['waitStatus'] = (name, pred, timeoutMs) => waitForStatus(box, name, pred, timeoutMs);
