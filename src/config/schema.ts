@@ -49,6 +49,15 @@ export const cameraSchema = z.strictObject({
   bitrate_kbps: z.number().int().min(100).max(100_000).default(4000),
   /** Armed cameras record when a trial starts. */
   armed: z.boolean().default(true),
+  /**
+   * V4L2 controls applied at every source start (first start, restart, replug) and read back: name → integer,
+   * boolean, or menu item by name (`auto_exposure: Manual Mode`). A control_change remembered in
+   * <data_dir>/camera-controls.json overrides the value given here.
+   */
+  controls: z
+    .record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'control names are letters, digits and _'), z.union([z.number().int(), z.boolean(), z.string().min(1).max(64)]))
+    .refine((c) => Object.keys(c).length <= 64, 'at most 64 controls')
+    .optional(),
 });
 
 export const configSchema = z.strictObject({
