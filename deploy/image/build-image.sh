@@ -151,9 +151,10 @@ echo "$ADMIN" >"$MNT/etc/rigcam/admin-user"
 
 install -m 0644 "$DEPLOY/systemd/rigcam.service" "$MNT/etc/systemd/system/rigcam.service"
 install -m 0644 "$HERE/rigcam-firstboot.service" "$MNT/etc/systemd/system/rigcam-firstboot.service"
+install -m 0644 "$HERE/rigcam-doctor.service" "$MNT/etc/systemd/system/rigcam-doctor.service"
 install -D -m 0755 "$HERE/firstboot.sh" "$MNT/usr/local/lib/rigcam/firstboot.sh"
 mkdir -p "$MNT/etc/systemd/system/multi-user.target.wants"
-for unit in rigcam.service rigcam-firstboot.service; do
+for unit in rigcam.service rigcam-firstboot.service rigcam-doctor.service; do
   ln -sfn "/etc/systemd/system/$unit" "$MNT/etc/systemd/system/multi-user.target.wants/$unit"
 done
 for dir in lib/systemd/system usr/lib/systemd/system; do

@@ -1,10 +1,19 @@
-import type { V4l2Control } from './v4l2-controls.ts';
+import { parseListCtrls, type V4l2Control } from './v4l2-controls.ts';
 import { runTool, type RunToolOptions } from './run-tool.ts';
 
 export type ControlValueCheck = { ok: true; value: number } | { ok: false; error: string };
 
 const TRUE_WORDS = new Set(['1', 'true', 'on', 'yes']);
 const FALSE_WORDS = new Set(['0', 'false', 'off', 'no']);
+
+/**
+ * The kernel's names of the standard V4L2 menus (v4l2-ctrls-defs.c), for a listing printed without its menu items
+ * (`--list-ctrls`, old v4l-utils): a config can then still say `auto_exposure: Manual Mode`.
+ */
+const STANDARD_MENUS: Record<string, Record<string, string>> = {
+  auto_exposure: { 0: 'Auto Mode', 1: 'Manual Mode', 2: 'Shutter Priority Mode', 3: 'Aperture Priority Mode' },
+  power_line_frequency: { 0: 'Disabled', 1: '50 Hz', 2: '60 Hz', 3: 'Auto' },
+};
 
 function toInteger(raw: string | number): number | undefined {
   if (typeof raw === 'number') return Number.isInteger(raw) ? raw : undefined;
@@ -41,7 +50,7 @@ export function validateControlValue(control: V4l2Control, value: string | numbe
     }
     case 'menu':
     case 'intmenu': {
-      const items = control.menu;
+      const items = control.menu ?? standardMenu(control);
       const asInt = toInteger(raw);
       if (items && Object.keys(items).length > 0) {
         if (asInt !== undefined && String(asInt) in items) return { ok: true, value: asInt };
@@ -77,6 +86,13 @@ export function validateControlValue(control: V4l2Control, value: string | numbe
     default:
       return { ok: false, error: `control '${name}' has type '${control.type}', which rigcam does not set` };
   }
+}
+
+/** The standard menu of a control listed without items, limited to its range. */
+function standardMenu(control: V4l2Control): Record<string, string> | undefined {
+  const std = STANDARD_MENUS[control.name];
+  if (!std || control.type !== 'menu') return undefined;
+  return Object.fromEntries(Object.entries(std).filter(([i]) => (control.min ?? 0) <= Number(i) && Number(i) <= (control.max ?? Infinity)));
 }
 
 function checkRange(control: V4l2Control, v: number): ControlValueCheck {
@@ -137,4 +153,115 @@ export async function setControl(
     return { ok: false, error: stderr || `v4l2-ctl exited with status ${res.exitCode}`, stderr: res.stderr };
   }
   return { ok: true, stderr: res.stderr };
+}
+
+/** `v4l2-ctl -d DEV -C a,b,...`: the values the driver holds now, by name (read back after setting). */
+export async function getControls(device: string, names: readonly string[], opts: RunToolOptions = {}): Promise<{ values: Record<string, number>; error?: string }> {
+  if (!names.length) return { values: {} };
+  const res = await runTool('v4l2-ctl', ['-d', device, '-C', names.join(',')], opts);
+  if (!res.found) return { values: {}, error: 'v4l2-ctl not found on PATH (install v4l-utils)' };
+  const values: Record<string, number> = {};
+  for (const line of res.stdout.split('\n')) {
+    const m = /^\s*([A-Za-z0-9_]+):\s*(-?\d+|0x[0-9a-fA-F]+)\s*$/.exec(line);
+    if (m) values[m[1]!] = m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]);
+  }
+  const stderr = res.stderr.trim();
+  return res.exitCode !== 0 || stderr ? { values, error: stderr || `v4l2-ctl exited with status ${res.exitCode}` } : { values };
+}
+
+export type ControlValue = number | boolean | string;
+
+/** A control rigcam keeps set, and where the wish comes from (a state entry overrides the config's). */
+export interface WantedControl {
+  name: string;
+  value: ControlValue;
+  origin: 'config' | 'state' | 'fixed_exposure';
+}
+
+/**
+ * Automatic modes go first: while one is on, the driver marks the controls it owns inactive and refuses them
+ * (exposure_time_absolute under auto_exposure, white_balance_temperature under white_balance_automatic,
+ * focus_absolute under focus_automatic_continuous).
+ */
+export function isAutoMode(name: string): boolean {
+  return /(^|_)auto(_|$)|automatic/.test(name) && name !== 'exposure_auto_priority' && name !== 'auto_exposure_bias';
+}
+
+/** The two names the kernel has had for "frame rate may drop to lengthen the exposure". */
+const DYNAMIC_FRAMERATE = ['exposure_dynamic_framerate', 'exposure_auto_priority'];
+
+/**
+ * What to apply, in order: the config's controls, overridden per control by the state file's; then, when the
+ * exposure is fixed (auto_exposure Manual Mode) and neither says otherwise, exposure_dynamic_framerate off, so
+ * the camera keeps its frame rate in the dark instead of lengthening the exposure. Automatic modes first.
+ */
+export function wantedControls(config: Record<string, ControlValue>, state: Record<string, ControlValue>, listing: readonly V4l2Control[]): WantedControl[] {
+  const merged = new Map<string, WantedControl>();
+  for (const [name, value] of Object.entries(config)) merged.set(name, { name, value, origin: 'config' });
+  for (const [name, value] of Object.entries(state)) merged.set(name, { name, value, origin: 'state' });
+  const ae = merged.get('auto_exposure');
+  const aeControl = listing.find((c) => c.name === 'auto_exposure');
+  const manual = ae && aeControl ? validateControlValue({ ...aeControl, inactive: false, readOnly: false }, ae.value) : null;
+  if (manual?.ok && manual.value === 1) {
+    const dyn = listing.find((c) => DYNAMIC_FRAMERATE.includes(c.name));
+    if (dyn && !DYNAMIC_FRAMERATE.some((n) => merged.has(n))) merged.set(dyn.name, { name: dyn.name, value: 0, origin: 'fixed_exposure' });
+  }
+  const all = [...merged.values()];
+  return [...all.filter((c) => isAutoMode(c.name)), ...all.filter((c) => !isAutoMode(c.name))];
+}
+
+export interface ApplyControlsResult {
+  /** What the driver holds after applying, read back, by control name. */
+  applied: Record<string, number>;
+  /** Each problem naming its control: missing, refused, or read back different from what was set. */
+  errors: string[];
+  /** The listing after applying (inactive flags and values as they are now) and its text, when it could be read. */
+  listing: { controls: V4l2Control[]; text: string } | null;
+}
+
+async function listControls(device: string, opts: RunToolOptions): Promise<{ controls: V4l2Control[]; text: string } | null> {
+  const r = await runTool('v4l2-ctl', ['-d', device, '--list-ctrls-menus'], opts);
+  return r.found && r.exitCode === 0 ? { controls: parseListCtrls(r.stdout), text: r.stdout } : null;
+}
+
+/**
+ * Apply controls one by one (automatic modes first, then the listing is read again so the controls they freed
+ * are active), then read every one back with `-C`: a driver that clamps or ignores a value is reported, never
+ * taken for applied. One failing control does not stop the others.
+ */
+export async function applyControls(device: string, wanted: readonly WantedControl[], listing: readonly V4l2Control[], opts: RunToolOptions = {}): Promise<ApplyControlsResult> {
+  const errors: string[] = [];
+  const expected = new Map<string, number>();
+  let current: readonly V4l2Control[] = listing;
+  let relisted = false;
+  for (const w of wanted) {
+    if (!isAutoMode(w.name) && !relisted && expected.size > 0) {
+      current = (await listControls(device, opts))?.controls ?? current;
+      relisted = true;
+    }
+    const control = current.find((c) => c.name === w.name);
+    if (!control) {
+      errors.push(`control ${w.name} (${w.origin}): the camera has no such control`);
+      continue;
+    }
+    const res = await setControl(device, w.name, w.value, { ...opts, control });
+    if (!res.ok) {
+      errors.push(`control ${w.name} (${w.origin}): ${res.error ?? 'refused'}`);
+      continue;
+    }
+    const check = validateControlValue(control, w.value);
+    if (check.ok) expected.set(w.name, check.value);
+  }
+  const applied: Record<string, number> = {};
+  if (expected.size) {
+    const back = await getControls(device, [...expected.keys()], opts);
+    if (back.error) errors.push(`controls could not be read back: ${back.error}`);
+    for (const [name, want] of expected) {
+      const got = back.values[name];
+      if (got === undefined) continue;
+      applied[name] = got;
+      if (got !== want) errors.push(`control ${name}: set to ${want}, but the camera holds ${got} (read back)`);
+    }
+  }
+  return { applied, errors, listing: await listControls(device, opts) };
 }

@@ -6,6 +6,8 @@ import { findHardwareEncoderDevice, parseFfmpegEncoders } from '../cameras/encod
 import { runTool, type ToolResult } from '../cameras/run-tool.ts';
 import { parseRpicamVersion, rpicamVersionProblem } from '../sources/rpicam-source.ts';
 import { parseGpiodVersion } from '../triggers/gpio/gpiod-version.ts';
+import { replaceFile } from '../storage/sidecar.ts';
+import { mkdirSync } from 'node:fs';
 
 /**
  * `rigcam doctor`: what this box has and lacks for rigcam, one line per check, each failure with the command
@@ -271,4 +273,18 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const rpicam = await rpicamCheck(env, found instanceof Error ? 0 : found.csi.length);
   const checks = [boardCheck(board), ...ff, v4l2, rpicam, gpiod, camerasCheck(found), clock, disk, groups];
   return { lines: checks.map(formatCheck), ok: checks.every((c) => c.level !== 'FAIL'), checks };
+}
+
+/**
+ * `rigcam doctor --save`: the report as `<dataDir>/doctor.txt` (replaced atomically), headed by when it ran and its
+ * verdict, so what the first boot found stays readable on the box after the journal has rotated. Returns the path.
+ */
+export function saveDoctorReport(report: DoctorReport, dataDir: string, now: Date = new Date()): string {
+  const warns = report.checks.filter((c) => c.level === 'WARN').length;
+  const fails = report.checks.filter((c) => c.level === 'FAIL').length;
+  const verdict = fails ? `FAIL (${fails} failed, ${warns} warnings)` : `OK (${warns} warnings)`;
+  const file = path.join(dataDir, 'doctor.txt');
+  mkdirSync(dataDir, { recursive: true });
+  replaceFile(file, `rigcam doctor ${now.toISOString()}: ${verdict}\n${report.lines.join('\n')}\n`);
+  return file;
 }

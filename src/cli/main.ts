@@ -130,7 +130,8 @@ program
 program
   .command('doctor')
   .description('check this box: ffmpeg and encoders, camera tools, cameras, GPIO tools, clock sync, disk, groups')
-  .action(async () => {
+  .option('--save', 'also write the report to <data_dir>/doctor.txt (replaced atomically; first boot does this)')
+  .action(async (opts: { save?: boolean }) => {
     let dataDir: string | undefined;
     try {
       dataDir = loadConfig(program.opts<{ config?: string }>().config).config.data_dir;
@@ -141,6 +142,15 @@ program
     const report = await runDoctor({ dataDir });
     process.stdout.write(report.lines.join('\n') + '\n');
     process.exitCode = report.ok ? 0 : 1;
+    if (opts.save) {
+      const { saveDoctorReport } = await import('./doctor.ts');
+      try {
+        process.stdout.write(`report written to ${saveDoctorReport(report, dataDir ?? process.cwd())}\n`);
+      } catch (err) {
+        process.stderr.write(`rigcam: doctor report not written: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    }
   });
 
 program

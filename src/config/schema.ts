@@ -59,6 +59,15 @@ export const cameraSchema = z.strictObject({
   sync: z.enum(['off', 'server', 'client']).optional(),
   /** CSI only: frames made by external pulses (GS camera XTR), checked per trial against the pulses on a GPIO sync input. */
   trigger: hwTriggerSchema.optional(),
+  /**
+   * V4L2 controls applied at every source start (first start, restart, replug) and read back: name → integer,
+   * boolean, or menu item by name (`auto_exposure: Manual Mode`). A control_change remembered in
+   * <data_dir>/camera-controls.json overrides the value given here.
+   */
+  controls: z
+    .record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'control names are letters, digits and _'), z.union([z.number().int(), z.boolean(), z.string().min(1).max(64)]))
+    .refine((c) => Object.keys(c).length <= 64, 'at most 64 controls')
+    .optional(),
 });
 
 export const configSchema = z.strictObject({

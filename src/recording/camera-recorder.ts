@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.ts';
 import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import { RecordingSink } from '../pipeline/recording-sink.ts';
+import type { ControlChangeNote } from '../storage/sidecar.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
@@ -26,6 +27,8 @@ export interface RecorderStart {
   prerollUs: number;
   /** The trial's wall↔monotonic pair, shared by all its cameras and segments. */
   pair?: WallMonoPair;
+  /** The camera's control values as the recording starts (V4L2 cameras), for the sidecar. */
+  controls?: Record<string, number>;
 }
 
 export interface RecorderOptions {
@@ -89,6 +92,8 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   private holdTimer: NodeJS.Timeout | null = null;
   private holdOverflowLogged = false;
   private readonly onFrame = (f: CapturedFrame): void => this.frame(f);
+  /** Control values now (start values plus changes): what a new segment's sidecar starts from. */
+  private controlsNow: Record<string, number> | null = null;
 
   constructor(
     private readonly pipeline: CameraPipeline,
@@ -128,12 +133,20 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.heldBytes = 0;
     this.lastQueued = null;
     this.holdOverflowLogged = false;
+    this.controlsNow = s.controls ? { ...s.controls } : null;
     this.openFile();
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
     for (const f of backlog) this.frame(f);
     return { recordingId: this.file!.id, path: this.file!.relPath };
+  }
+
+  /** A camera control changed during the recording: noted in the current file's sidecar. */
+  noteControlChange(c: ControlChangeNote): void {
+    if (this.st === 'idle' || !this.file) return;
+    if (this.controlsNow) this.controlsNow[c.control] = c.value;
+    this.file.noteControlChange(c);
   }
 
   pause(atUs: number): void {
@@ -223,6 +236,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       fsyncIntervalMs: this.opts.fsyncIntervalMs,
       stopHoldMs: this.opts.stopHoldMs ?? 0,
       pair: s.pair,
+      ...(this.controlsNow ? { controls: this.controlsNow } : {}),
       prevCaptureUs,
       onWriteError: (error) => void this.fail(error),
     });

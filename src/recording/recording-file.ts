@@ -8,7 +8,7 @@ import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { stampAccessUnit } from '../pipeline/au-sei.ts';
-import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type Sidecar } from '../storage/sidecar.ts';
+import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type ControlChangeNote, type Sidecar } from '../storage/sidecar.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
@@ -71,6 +71,8 @@ export interface RecordingFileOptions {
   prevCaptureUs?: number | null;
   /** Called once when writing fails (disk full, I/O error). */
   onWriteError: (err: Error) => void;
+  /** The camera's control values as this file starts (V4L2 cameras), for the sidecar. */
+  controls?: Record<string, number>;
 }
 
 export interface RecordingSummary {
@@ -121,6 +123,8 @@ export class RecordingFile implements TimedTsFile {
   private readonly syncTimer: NodeJS.Timeout;
   /** The JSON sidecar as written at start; completed at stop. */
   private readonly sidecar: Sidecar;
+  /** Control changes while this file was written: in the sidecar at stop. */
+  private readonly controlChanges: ControlChangeNote[] = [];
   readonly sidecarPath: string;
 
   constructor(private readonly o: RecordingFileOptions) {
@@ -175,6 +179,11 @@ export class RecordingFile implements TimedTsFile {
     this.syncTimer.unref();
   }
 
+  /** A control changed while this file is written: kept for the sidecar's `controls.changes` at stop. */
+  noteControlChange(c: ControlChangeNote): void {
+    this.controlChanges.push(c);
+  }
+
   /** What the sidecar says at start: everything needed to rebuild this recording's rows from the files alone. */
   private describe(mono0: number, wall0: number): Sidecar {
     const o = this.o;
@@ -209,6 +218,7 @@ export class RecordingFile implements TimedTsFile {
       dropped: null,
       stop_reason: null,
       stopped_at: null,
+      ...(o.controls ? { controls: { at_start: { ...o.controls }, changes: [] } } : {}),
     };
   }
 
@@ -363,6 +373,7 @@ export class RecordingFile implements TimedTsFile {
     try {
       replaceSidecar(this.sidecarPath, {
         ...this.sidecar,
+        ...(this.sidecar.controls ? { controls: { ...this.sidecar.controls, changes: [...this.controlChanges] } } : {}),
         state: finalState,
         frames: this.timer.frames,
         dropped: this.timer.droppedFrames,

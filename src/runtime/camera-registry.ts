@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
 import type { z } from 'zod';
+import { ControlStateStore } from '../cameras/control-state.ts';
 import type { CameraConfig, Config } from '../config/schema.ts';
 import { cameraSchema } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
@@ -48,9 +49,13 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   private readonly cameras = new Map<string, CameraRuntime>();
   /** Every camera by id, read-only. */
   readonly all: ReadonlyMap<string, CameraRuntime> = this.cameras;
+  /** The box's remembered control changes (<data_dir>/camera-controls.json). */
+  readonly controlState: ControlStateStore;
+  private stateProblemReported = false;
 
   constructor(private readonly o: { config: Config; store: Store; log: Logger; bus: EventBus; templates?: readonly CameraConfig[]; sysRoot?: string }) {
     super();
+    this.controlState = new ControlStateStore(o.config.data_dir, o.log);
     for (const cam of o.config.cameras) this.cameras.set(cam.id, this.newCamera(cam));
   }
 
@@ -89,7 +94,7 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private newCamera(cam: CameraConfig): CameraRuntime {
-    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log, sysRoot: this.o.sysRoot });
+    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log, sysRoot: this.o.sysRoot, controlState: this.controlState });
     const id = cam.id;
     rt.on('source_exit', (e: SourceExit) => {
       this.o.bus.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id);
@@ -99,11 +104,19 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
     rt.on('source_started', (run) => run > 1 && this.o.bus.report('source_started', { camera_id: id, run }, id));
     rt.on('recording_failed', (err) => this.emit('recording_failed', id, err));
     rt.on('segment', (s) => this.emit('segment', id, s));
+    rt.on('controls_applied', (r) => {
+      this.o.bus.report('controls_applied', { camera_id: id, ...r }, id);
+      if (r.errors.length) this.o.bus.report('warning', { message: `camera ${id} controls not as wanted: ${r.errors.join('; ')}` }, id);
+    });
     return rt;
   }
 
   /** Assign every configured camera (in parallel); each reports device_ready or device_error. */
   async assignAll(): Promise<void> {
+    if (this.controlState.problem && !this.stateProblemReported) {
+      this.stateProblemReported = true;
+      this.o.bus.report('warning', { message: this.controlState.problem });
+    }
     await Promise.all(this.list().map((c) => this.assignCamera(c, c.config).catch(() => undefined)));
   }
 
@@ -239,11 +252,11 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
     return data;
   }
 
-  async control(ref: string | undefined, control: string, value: number | boolean | string): Promise<StatusDataMap['control_changed']> {
+  async control(ref: string | undefined, control: string, value: number | boolean | string, persist = true): Promise<StatusDataMap['control_changed']> {
     const rt = this.resolve(ref);
     let res;
     try {
-      res = await rt.controlChange(control, value);
+      res = await rt.controlChange(control, value, persist);
     } catch (err) {
       // Refused by the camera's probed ranges or by v4l2-ctl: nothing was changed on the camera.
       throw new CommandError('conflict', (err as Error).message);

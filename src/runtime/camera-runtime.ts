@@ -10,7 +10,10 @@ import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
 import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
-import { setControl, validateControlValue } from '../cameras/controls.ts';
+import { applyControls, getControls, setControl, validateControlValue, wantedControls } from '../cameras/controls.ts';
+import type { ControlStateStore } from '../cameras/control-state.ts';
+import { existsSync } from 'node:fs';
+import { buildProbeResult } from '../cameras/probe.ts';
 import { monoNowUs } from '../clock.ts';
 import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
 import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
@@ -56,6 +59,8 @@ export interface CameraEvents {
   segment: [{ segment: number; recordingId: number; gapUs: number | null }];
   /** The live stream was replaced (or removed: null). */
   source: [FrameSource | null];
+  /** The configured and remembered controls were applied at a source start and read back. */
+  controls_applied: [{ trigger: 'start' | 'restart'; applied: Record<string, number>; errors: string[] }];
 }
 
 /** What it takes to probe and run a camera; shared by every camera of a box. */
@@ -65,6 +70,8 @@ export interface CameraEnv {
   log: Logger;
   /** Where /sys is ("/" unless a test stands in for it). */
   sysRoot?: string;
+  /** The box's remembered control changes (absent: nothing is remembered). */
+  controlState?: ControlStateStore;
 }
 
 /**
@@ -87,6 +94,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   private readonly syncStreaming = new WeakSet<CameraPipeline>();
   /** 'change' (pipeline) whenever a sync state changes. */
   private readonly syncEvents = new EventEmitter<{ change: [CameraPipeline] }>();
+  /** Controls not as wanted after the last source start (missing, refused, read back different), or null. */
+  private controlsProblem: string | null = null;
+  /** Control applications run one at a time (a restart may come while the first start's are running). */
+  private controlsQueue: Promise<void> = Promise.resolve();
 
   constructor(
     cam: CameraConfig,
@@ -110,7 +121,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     return this.caps;
   }
   get lastError(): string | null {
-    return this.error;
+    return this.error ?? this.controlsProblem;
   }
   get recording(): boolean {
     return this.recorder?.active ?? false;
@@ -197,6 +208,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     this.error = null;
     this.emit('source', pipeline);
     if (old) await old.stop();
+    await this.applyStartControls('start');
     try {
       this.env.store.upsertCamera({ id: cam.id, name: cam.name ?? cam.id, backend: cam.source, devicePath: typeof cam.device === 'string' ? cam.device : null });
     } catch (err) {
@@ -280,20 +292,78 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     }
   }
 
-  async controlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
-    if (this.cfg.source === 'rpicam') return this.rpicamControlChange(name, value);
+  /**
+   * Set one control, read it back, and (unless `persist` is false) remember it in the box's control state so every
+   * later source start applies it again. A value the driver did not take as given (clamped) is an error and is not
+   * remembered. During a recording the change goes into its sidecar.
+   */
+  async controlChange(name: string, value: number | boolean | string, persist = true): Promise<{ control: string; value: number | string; persisted: boolean }> {
+    // CSI: applied by restarting rpicam-vid; kept in the running config only (not in camera-controls.json).
+    if (this.cfg.source === 'rpicam') return { ...(await this.rpicamControlChange(name, value)), persisted: false };
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cfg.source})`);
+    const device = this.cfg.device;
     const control = this.v4l2Controls.find((c) => c.name === name);
     if (!control) throw new Error(`camera ${this.id} has no control "${name}"${this.v4l2Controls.length ? ` (it has: ${this.v4l2Controls.map((c) => c.name).join(', ')})` : ''}`);
-    const res = await setControl(this.cfg.device, name, value, { control });
+    const check = validateControlValue(control, value);
+    if (!check.ok) throw new Error(check.error);
+    const res = await setControl(device, name, check.value, { control });
     if (!res.ok) throw new Error(res.error ?? `v4l2-ctl failed: ${res.stderr}`);
     // Read back so the status and the web page show what the driver actually holds.
-    const now = await readControls(this.cfg.device);
+    const [back, now] = await Promise.all([getControls(device, [name]), readControls(device)]);
     if (now) {
       this.v4l2Controls = now.controls;
       if (this.caps) this.caps.controls = now.caps;
     }
-    return { control: name, value: this.v4l2Controls.find((c) => c.name === name)?.value ?? Number(value) };
+    const held = back.values[name];
+    if (held === undefined) throw new Error(`control ${name}: set, but it could not be read back (${back.error ?? 'no value'}); not remembered`);
+    this.recorder?.noteControlChange({ at: new Date().toISOString(), mono_us: monoNowUs(), control: name, value: held, persisted: persist && held === check.value });
+    if (held !== check.value) throw new Error(`control ${name}: set to ${check.value}, but the camera holds ${held} (read back); not remembered`);
+    if (persist && this.env.controlState) {
+      try {
+        this.env.controlState.set(this.id, device, name, held);
+      } catch (err) {
+        throw new Error(`control ${name} is set to ${held}, but it could not be remembered: ${(err as Error).message}`);
+      }
+    }
+    return { control: name, value: held, persisted: persist && this.env.controlState !== undefined };
+  }
+
+  /**
+   * At every source start: the config's controls, overridden by the remembered ones, applied and read back. Not a
+   * reason to stop the camera (the video is still good): what is not as wanted is this camera's last_error and is
+   * reported (controls_applied with its errors).
+   */
+  private applyStartControls(trigger: 'start' | 'restart'): Promise<void> {
+    const run = async (): Promise<void> => {
+      const device = this.cfg.device;
+      if (this.cfg.source !== 'v4l2' || typeof device !== 'string') return;
+      const remembered = this.env.controlState?.get(this.id) ?? {};
+      const configured = this.cfg.controls ?? {};
+      if (!Object.keys(remembered).length && !Object.keys(configured).length) return;
+      if (!existsSync(device)) return; // unplugged: applied when the source starts on the device again
+      const listing = trigger === 'start' && this.v4l2Controls.length ? this.v4l2Controls : ((await readControls(device))?.controls ?? this.v4l2Controls);
+      const wanted = wantedControls(configured, remembered, listing);
+      const res = await applyControls(device, wanted, listing);
+      if (res.listing) {
+        this.v4l2Controls = res.listing.controls;
+        if (this.caps) this.caps.controls = buildProbeResult('', res.listing.text).controls;
+      }
+      this.controlsProblem = res.errors.length ? `camera ${this.id} controls: ${res.errors.join('; ')}` : null;
+      if (res.errors.length) this.env.log.warn({ camera: this.id, errors: res.errors }, 'camera controls not as wanted');
+      this.emit('controls_applied', { trigger, applied: res.applied, errors: res.errors });
+    };
+    this.controlsQueue = this.controlsQueue.then(run, run).catch((err: unknown) => {
+      this.env.log.error({ camera: this.id, err: (err as Error).message }, 'camera controls not applied');
+    });
+    return this.controlsQueue;
+  }
+
+  /** Every control value the driver held at the last read (what a recording's sidecar starts with), or undefined. */
+  private controlValues(): Record<string, number> | undefined {
+    if (this.cfg.source !== 'v4l2' || !this.v4l2Controls.length) return undefined;
+    const out: Record<string, number> = {};
+    for (const c of this.v4l2Controls) if (c.value !== undefined && !c.readOnly) out[c.name] = c.value;
+    return out;
   }
 
   async reprobe(): Promise<Capabilities> {
@@ -307,7 +377,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
 
   startRecording(s: RecorderStart): { recordingId: number; path: string } {
     if (!this.recorder) throw new Error(`camera ${this.id} is not ready (${this.st})`);
-    return this.recorder.start(s);
+    const controls = this.controlValues();
+    return this.recorder.start({ ...s, ...(controls ? { controls } : {}) });
   }
   stopRecording(atUs: number, reason: string | null): Promise<RecordingSummary[]> {
     return this.recorder?.stop(atUs, reason) ?? Promise.resolve([]);
@@ -414,7 +485,11 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       }
     });
     p.on('started', (s) => {
-      if (this.pipeline === p) this.emit('source_started', s.run);
+      if (this.pipeline !== p) return;
+      this.emit('source_started', s.run);
+      // A restarted source (after a crash, or a replugged camera whose controls are back at their defaults):
+      // the controls again. The first run's are applied by assign(), once the new pipeline is this camera's.
+      if (s.run > 1) void this.applyStartControls('restart');
     });
     return p;
   }

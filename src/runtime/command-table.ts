@@ -77,7 +77,7 @@ export function commandTable(d: TableDeps): Map<string, CommandSpec> {
     ['start_session', defineCommand(startSessionSchema, (p) => trials.startSession(p))],
     ['stop_session', defineCommand(emptySchema, (_p, ctx) => trials.stopSession(ctx))],
     ['apply_config', defineCommand(applyConfigSchema, (p, ctx) => cameras.applyConfig(p, ctx.commandId))],
-    ['control_change', defineCommand(controlChangeSchema, (p) => cameras.control(p.camera_id, p.control, p.value))],
+    ['control_change', defineCommand(controlChangeSchema, (p) => cameras.control(p.camera_id, p.control, p.value, p.persist))],
     ['reprobe', defineCommand(cameraTargetSchema, (p) => cameras.reprobe(p.camera_id, p.camera_stable_id))],
     ['get_status', defineCommand(emptySchema, () => d.status())],
     ['mark', defineCommand(markSchema, (p, ctx) => trials.mark(p, ctx))],

@@ -199,6 +199,8 @@ export const controlChangeSchema = z.strictObject({
   camera_id: cameraRef.optional(),
   control: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'control names are letters, digits and _'),
   value: z.union([z.number(), z.boolean(), z.string().max(64)]),
+  /** false: applied now but not remembered in the box's control state (gone at the next source start). */
+  persist: z.boolean().default(true),
 });
 
 export const markSchema = z.strictObject({ label: label.min(1, 'a marker needs a label') });

@@ -68,8 +68,10 @@ export type StatusDataMap = {
   session_started: { session: string; session_id: number; metadata: unknown };
   session_stopped: { session: string; session_id: number; trial_stopped: boolean };
   config_applied: DeviceReady & { restarted: boolean; controls?: Record<string, number | string>; not_applied?: Record<string, string> };
-  /** value: a number, or a CSI control's word / "r,b" gains. */
-  control_changed: { camera_id: string; control: string; value: number | string };
+  /** value: a number, or a CSI control's word / "r,b" gains; persisted: kept in <data_dir>/camera-controls.json. */
+  control_changed: { camera_id: string; control: string; value: number | string; persisted: boolean };
+  /** Controls applied at a source start (config + remembered), read back; `errors` name each control not as wanted. */
+  controls_applied: { camera_id: string; trigger: 'start' | 'restart'; applied: Record<string, number>; errors: string[] };
   capabilities: { camera_id: string; capabilities: Capabilities };
   marker: { marker_id: number; label: string; mono_us: number; source: CommandSource; trial: number | null; session: string | null };
   source_exited: { camera_id: string; problem: SourceProblem; message: string; code: number | null; signal: string | null; restart_in_ms: number | null };

@@ -51,7 +51,18 @@ export const sidecarSchema = z.object({
   dropped: z.number().int().min(0).nullable(),
   stop_reason: z.string().nullable(),
   stopped_at: z.string().nullable(),
+  /**
+   * V4L2 camera controls: every value the driver held (last read back) when the recording started, and each
+   * control_change during it. Absent for cameras without controls (and in sidecars written before rigcam had it).
+   */
+  controls: z
+    .object({
+      at_start: z.record(z.string(), z.number()),
+      changes: z.array(z.object({ at: z.string(), mono_us: z.number().int(), control: z.string(), value: z.number(), persisted: z.boolean() })),
+    })
+    .optional(),
 });
+export type ControlChangeNote = NonNullable<Sidecar['controls']>['changes'][number];
 export type Sidecar = z.infer<typeof sidecarSchema>;
 
 /** The sidecar's path for a video path (either container). */

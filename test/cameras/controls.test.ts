@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseListCtrls, type V4l2Control } from '../../src/cameras/v4l2-controls.ts';
-import { validateControlValue, setControl } from '../../src/cameras/controls.ts';
+import { isAutoMode, validateControlValue, setControl, wantedControls } from '../../src/cameras/controls.ts';
 import { V4L2_FIXTURES, fixtureDevices, removeDir, standinEnv, tempDir } from './fake-box.ts';
 
 const ctrls = (rel: string): V4l2Control[] => parseListCtrls(readFileSync(path.join(V4L2_FIXTURES, rel), 'utf8'));
@@ -74,6 +74,30 @@ test('buttons and bitmasks', () => {
   assert.deepEqual(validateControlValue(button, 'anything'), { ok: true, value: 1 });
   assert.deepEqual(validateControlValue(bitmask, '0x4'), { ok: true, value: 4 });
   assert.match((r => (r.ok ? '' : r.error))(validateControlValue(bitmask, 1)), /allows only the bits 0x6/);
+});
+
+test('standard menus by name when the listing has no items (the C922 prints --list-ctrls only)', () => {
+  const ae = byName(c922, 'auto_exposure'); // min=0 max=3, no items listed
+  assert.deepEqual(validateControlValue(ae, 'Manual Mode'), { ok: true, value: 1 });
+  assert.deepEqual(validateControlValue(ae, 'aperture priority mode'), { ok: true, value: 3 });
+  assert.match((r => (r.ok ? '' : r.error))(validateControlValue(ae, 'Manual')), /no menu item 'Manual'; choose one of: 0 \(Auto Mode\), 1 \(Manual Mode\), 2 \(Shutter Priority Mode\), 3 \(Aperture Priority Mode\)/);
+  // Only the items within the control's range: 3 (Auto) is not offered by a camera whose max is 2.
+  assert.equal(validateControlValue(byName(c922, 'power_line_frequency'), 'Auto').ok, false);
+});
+
+test('wantedControls: state overrides config, automatic modes first, exposure_dynamic_framerate off for a fixed exposure', () => {
+  const order = (w: ReturnType<typeof wantedControls>) => w.map((c) => `${c.name}=${String(c.value)}/${c.origin}`);
+  assert.deepEqual(
+    order(wantedControls({ exposure_time_absolute: 100, auto_exposure: 'Manual Mode', brightness: 140, white_balance_automatic: false }, { brightness: 90 }, c922)),
+    ['auto_exposure=Manual Mode/config', 'white_balance_automatic=false/config', 'exposure_time_absolute=100/config', 'brightness=90/state', 'exposure_dynamic_framerate=0/fixed_exposure'],
+  );
+  // Said otherwise in the config (or remembered): kept as said.
+  assert.deepEqual(order(wantedControls({ auto_exposure: 1, exposure_dynamic_framerate: true }, {}, c922)), ['auto_exposure=1/config', 'exposure_dynamic_framerate=true/config']);
+  assert.deepEqual(order(wantedControls({ auto_exposure: 1 }, { exposure_dynamic_framerate: 1 }, c922)), ['auto_exposure=1/config', 'exposure_dynamic_framerate=1/state']);
+  // Automatic exposure, or a camera without the control: nothing added.
+  assert.deepEqual(order(wantedControls({ auto_exposure: 'Aperture Priority Mode' }, {}, c922)), ['auto_exposure=Aperture Priority Mode/config']);
+  assert.deepEqual(order(wantedControls({ auto_exposure: 1 }, {}, c922.filter((c) => c.name !== 'exposure_dynamic_framerate'))), ['auto_exposure=1/config']);
+  assert.deepEqual(['auto_exposure', 'white_balance_automatic', 'focus_automatic_continuous', 'exposure_auto_priority', 'auto_exposure_bias', 'brightness'].map(isAutoMode), [true, true, true, false, false, false]);
 });
 
 let fixDir = '';

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { listFfmpegEncoders } from '../../src/cameras/encoder-choice.ts';
 import { formatCheck, runDoctor, type DoctorReport } from '../../src/cli/doctor.ts';
 import { whichSync } from '../../src/supervise/child-supervisor.ts';
 import { fakeRootFromSystem, FIXTURES, removeDir, STANDINS, V4L2_FIXTURES } from '../cameras/fake-box.ts';
+import { runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 // Real outputs of the system tools the doctor reads, replayed by small stand-ins the tests write.
@@ -185,6 +186,42 @@ describe('rigcam doctor', () => {
       'FAIL rpicam-apps: rpicam-vid v1.5.2, libcamera v0.3.2+27-7330f29b: rpicam-apps v1.5.2 does not report frame capture times (needs 1.8.0 or newer) — fix: sudo apt update && sudo apt install rpicam-apps (the build with libav output; replaces rpicam-apps-lite)',
     );
     assert.equal(r.ok, false);
+  });
+
+  it('a CSI box with a new rpicam-apps but the build without libav output: fails, says so and names the fix', async () => {
+    const root = await fakeRoot('Raspberry Pi 4 Model B Rev 1.5', PI4);
+    const tools = systemTools({ chrony: { out: CHRONY_SYNCED, code: 0 }, user: 'pi', groups: PI_GROUPS });
+    const version = path.join(tmpDir(), 'version.txt');
+    // What v1.11's -lite build prints: the capabilities line with libav:0.
+    writeFileSync(version, readFileSync(path.join(FIXTURES, 'rpicam-vid/version-v1.11.0-pi5-trixie.txt'), 'utf8').replace('libav:1', 'libav:0'));
+    const env = {
+      ...process.env,
+      PATH: [STANDINS, tools, process.env.PATH].join(path.delimiter),
+      RIGCAM_FIXTURE_DIR: PI4,
+      RIGCAM_RPICAM_FIXTURE: path.join(FIXTURES, 'rpicam/pi4-imx708-wide/list-cameras.txt'),
+      RIGCAM_RPICAM_VERSION: version,
+      GPIOD_STANDIN_VERSION: '2',
+    };
+    const r = await runDoctor({ env, rootDir: root, dataDir: tmpDir() });
+    assert.equal(
+      line(r, 'rpicam-apps'),
+      'FAIL rpicam-apps: rpicam-vid v1.11.0, libcamera v0.6.0+rpt20251202: this rpicam-apps has no libav output (the -lite package) — fix: sudo apt install rpicam-apps (replaces rpicam-apps-lite)',
+    );
+    assert.equal(r.ok, false);
+  });
+
+  it('--save: the report in <data_dir>/doctor.txt, headed by when it ran and the verdict (what the first boot leaves)', async () => {
+    const data = path.join(tmpDir(), 'data');
+    const config = path.join(tmpDir(), 'rigcam.yaml');
+    writeFileSync(config, `data_dir: ${data}\n`);
+    const res = await runCli(['--config', config, 'doctor', '--save'], { timeoutMs: 120_000 });
+    const report = readFileSync(path.join(data, 'doctor.txt'), 'utf8');
+    const [head, ...lines] = report.trimEnd().split('\n');
+    assert.match(head!, /^rigcam doctor \d{4}-\d\d-\d\dT[\d:.]+Z: (OK|FAIL) \(/);
+    assert.equal(/: FAIL/.test(head!), res.code === 1, `verdict matches the exit status (${res.code})`);
+    assert.deepEqual(lines, res.stdout.trimEnd().split('\n').slice(0, -1), 'the same lines as printed');
+    assert.match(res.stdout.trimEnd().split('\n').at(-1)!, new RegExp(`^report written to ${data}/doctor\\.txt$`));
+    assert.ok(lines.some((l) => /^(OK {2}|WARN |FAIL )rpicam-apps: /.test(l)));
   });
 
   it('falls back to systemd-timesyncd when chronyd is not running', async () => {

@@ -164,6 +164,13 @@ describe('build-image.sh on a synthetic Raspberry Pi OS image', { skip: skipUnle
     const wants = path.join(unitDir, 'multi-user.target.wants');
     assert.equal(readlinkSync(path.join(wants, 'rigcam.service')), '/etc/systemd/system/rigcam.service');
     assert.equal(readlinkSync(path.join(wants, 'rigcam-firstboot.service')), '/etc/systemd/system/rigcam-firstboot.service');
+    // The first boot checks the box: `rigcam doctor --save` once, before rigcam starts (journal + doctor.txt).
+    const doctor = readFileSync(path.join(unitDir, 'rigcam-doctor.service'), 'utf8');
+    assert.equal(doctor, readFileSync(path.join(repo, 'deploy/image/rigcam-doctor.service'), 'utf8'));
+    assert.equal(readlinkSync(path.join(wants, 'rigcam-doctor.service')), '/etc/systemd/system/rigcam-doctor.service');
+    assert.match(doctor, /^ExecStart=\/usr\/bin\/node \/opt\/rigcam\/current\/bin\/rigcam\.js doctor --save$/m);
+    assert.match(doctor, /^ConditionPathExists=!\/var\/lib\/rigcam\/doctor\.txt$/m);
+    assert.match(doctor, /^Before=rigcam\.service$/m);
     assert.equal(readlinkSync(path.join(wants, 'ssh.service')), '/lib/systemd/system/ssh.service');
     const script = statSync(path.join(root, 'usr/local/lib/rigcam/firstboot.sh'));
     assert.ok(script.mode & 0o100, 'first-boot script is executable');

@@ -17,6 +17,7 @@ import { skipUnlessCi } from '../helpers/requires.ts';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const unitFile = path.join(repo, 'deploy/systemd/rigcam.service');
 const firstbootUnit = path.join(repo, 'deploy/image/rigcam-firstboot.service');
+const doctorUnit = path.join(repo, 'deploy/image/rigcam-doctor.service');
 const hasAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
 const hostUnits = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(path.join(d, 'multi-user.target')));
 const skip = !hasAnalyze ? 'systemd-analyze is not installed (apt-get install systemd)' : !hostUnits ? 'no system units on this machine' : false;
@@ -28,6 +29,7 @@ function makeRoot(unitText: string): string {
   mkdirSync(path.join(root, 'etc/systemd/system'), { recursive: true });
   writeFileSync(path.join(root, 'etc/systemd/system/rigcam.service'), unitText);
   writeFileSync(path.join(root, 'etc/systemd/system/rigcam-firstboot.service'), readFileSync(firstbootUnit));
+  writeFileSync(path.join(root, 'etc/systemd/system/rigcam-doctor.service'), readFileSync(doctorUnit));
   for (const exe of ['usr/bin/node', 'usr/local/lib/rigcam/firstboot.sh']) {
     mkdirSync(path.dirname(path.join(root, exe)), { recursive: true });
     writeFileSync(path.join(root, exe), '#!/bin/sh\n');
@@ -60,7 +62,7 @@ describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
   const root = skip ? '' : makeRoot(unitText);
 
   it('passes systemd-analyze verify without a single warning', () => {
-    const res = verify(root, 'rigcam.service', 'rigcam-firstboot.service');
+    const res = verify(root, 'rigcam.service', 'rigcam-firstboot.service', 'rigcam-doctor.service');
     assert.equal(res.output, '');
     assert.equal(res.status, 0);
   });
