@@ -112,7 +112,7 @@ describe('control_change on a CSI camera (box with the rpicam-vid stand-in)', ()
     const changed = t.waitStatus('control_changed');
     const r = await t.box.handleCommand('control_change', { camera_id: 'csi0', control: 'gain', value: 2.5 }, api);
     assert.equal(r.ok, true, r.error);
-    assert.deepEqual((await changed).data, { camera_id: 'csi0', control: 'gain', value: 2.5 });
+    assert.deepEqual((await changed).data, { camera_id: 'csi0', control: 'gain', value: 2.5, persisted: false });
     const second = runs().at(-1)!;
     assert.equal(runs().length, 2, 'one new rpicam-vid run');
     assert.equal(optionOf(second, '--gain'), '2.5');
