@@ -9,7 +9,7 @@ import { lockDataDir } from '../storage/data-lock.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
+import { notifyReady, notifyStopping, prepareNotify } from '../service/sd-notify.ts';
 import { WatchdogExtension } from '../service/watchdog-extension.ts';
 import { monoNowUs } from '../clock.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
@@ -31,6 +31,7 @@ export interface ServeOptions {
  */
 export async function runServe(config: Config, log: Logger, opts: ServeOptions = {}): Promise<void> {
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
+  prepareNotify(); // the helper starts while the database opens and the cameras start, not after
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
   // Held for the life of the process (the kernel drops it at exit): a second rigcam on this data dir refuses here.

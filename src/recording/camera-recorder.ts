@@ -6,6 +6,7 @@ import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
+import type { StartSyncs } from './start-syncs.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 
 /** Stop reason of a segment closed because its source restarted: the trial has a gap there. */
@@ -24,6 +25,8 @@ export interface RecorderStart {
   prerollUs: number;
   /** The trial's wall↔monotonic pair, shared by all its cameras and segments. */
   pair?: WallMonoPair;
+  /** The start's batch of fsyncs for the first file (see StartSyncs); later segments sync themselves. */
+  syncs?: StartSyncs;
 }
 
 export interface RecorderOptions {
@@ -122,7 +125,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.heldBytes = 0;
     this.lastQueued = null;
     this.holdOverflowLogged = false;
-    this.openFile();
+    this.openFile(null, s.syncs);
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
@@ -193,7 +196,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return this.finishing;
   }
 
-  private openFile(prevCaptureUs: number | null = null): void {
+  private openFile(prevCaptureUs: number | null = null, syncs?: StartSyncs): void {
     const s = this.start_!;
     this.file = new RecordingFile({
       store: this.opts.store,
@@ -216,6 +219,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       stopHoldMs: this.opts.stopHoldMs ?? 0,
       pair: s.pair,
       prevCaptureUs,
+      syncs,
       onWriteError: (error) => void this.fail(error),
     });
     this.sink = new RecordingSink(this.file, () => this.pipeline.psi);
