@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark in sequence, each in its own process (its memory and CPU figures are its own),
  * then one table. RIGCAM_BENCH_SCALE=0.2 shortens every duration and trial count; RIGCAM_BENCH_ONLY=churn,api-load
- * runs a subset; RIGCAM_BENCH_JSON=<file> also writes the reports as JSON. Not part of `npm test` or CI.
+ * runs a subset; RIGCAM_BENCH_JSON=<file> also writes the reports as JSON; RIGCAM_BENCH_RELEASE=<dir> makes
+ * cold-start and memory measure that release instead of building one. Not part of `npm test` or CI.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,8 @@ const BENCHES: Array<[string, number]> = [
   ['churn', 230],
   ['high-rate', 320],
   ['pipeline-overhead', 180],
+  ['cold-start', 60],
+  ['memory', 700],
 ];
 
 let current: ChildProcess | null = null;

@@ -68,7 +68,8 @@ export function createApp(d: HttpDeps): express.Express {
   app.use(loopbackHostOnly(d.config.http.token));
   app.use('/api', sameOriginOnly);
 
-  const doc = openApiDocument(packageVersion());
+  // Built on first request: converting every schema to JSON Schema is start-up time for a page rarely asked for.
+  let doc: ReturnType<typeof openApiDocument> | null = null;
   app.get('/api/health', (req, res) => {
     parsePart('query', noQuery, req.query);
     // ok is liveness; the disk guard's level says whether trials can record (stop: refused and stopped).
@@ -77,7 +78,7 @@ export function createApp(d: HttpDeps): express.Express {
   });
   app.get('/api/openapi.json', (req, res) => {
     parsePart('query', noQuery, req.query);
-    res.json(doc);
+    res.json((doc ??= openApiDocument(packageVersion())));
   });
   app.use('/api', controlRoutes(c), dataRoutes(c), liveRoutes(c), qualityRoutes(c), offloadRoutes(c));
   app.use('/api', (req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.originalUrl.split('?')[0]!.slice(0, 200)}`)));

@@ -9,15 +9,13 @@ import { lockDataDir } from '../storage/data-lock.ts';
 import { startHttp, checkListenSafety } from '../api/server.ts';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { notifyReady, notifyStopping } from '../service/sd-notify.ts';
+import { notifyReady, notifyStopping, prepareNotify } from '../service/sd-notify.ts';
 import { WatchdogExtension } from '../service/watchdog-extension.ts';
 import { monoNowUs } from '../clock.ts';
 import { runModuleMode } from '../runtime/module-mode.ts';
 import { parseConfig } from '../config/load.ts';
 import { createGpioTriggers } from '../triggers/gpio/index.ts';
 import { GpioExtension } from '../triggers/gpio/gpio-extension.ts';
-import { SerialTrigger } from '../triggers/serial/index.ts';
-import { SerialExtension } from '../triggers/serial/serial-extension.ts';
 import { SyncRecorder } from '../sync/sync-recorder.ts';
 
 export interface ServeOptions {
@@ -31,6 +29,7 @@ export interface ServeOptions {
  */
 export async function runServe(config: Config, log: Logger, opts: ServeOptions = {}): Promise<void> {
   checkListenSafety(config); // refuse a non-loopback address without a token before touching anything
+  prepareNotify(); // the helper starts while the database opens and the cameras start, not after
   const root = recordingsRoot(config);
   const dbFile = path.resolve(config.data_dir, 'rigcam.db');
   // Held for the life of the process (the kernel drops it at exit): a second rigcam on this data dir refuses here.
@@ -50,7 +49,11 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       box.use(new SyncRecorder({ store, gpio, config: config.gpio, log, context: () => box.context() }));
     box.use(new GpioExtension(box.bus, gpio));
   }
-  if (config.serial.enabled) box.use(new SerialExtension(box.bus, new SerialTrigger({ config: config.serial, handler: box, logger: log })));
+  if (config.serial.enabled) {
+    // Loaded only when used: serialport and its native binding are a tenth of the service's start-up CPU.
+    const [{ SerialTrigger }, { SerialExtension }] = await Promise.all([import('../triggers/serial/serial-trigger.ts'), import('../triggers/serial/serial-extension.ts')]);
+    box.use(new SerialExtension(box.bus, new SerialTrigger({ config: config.serial, handler: box, logger: log })));
+  }
   const watchdog = new WatchdogExtension(() => box.cameras.values());
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

@@ -7,6 +7,7 @@ import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { ControlChangeNote } from '../storage/sidecar.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
+import type { StartSyncs } from './start-syncs.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
 import type { HwTrigger } from '../sources/rpicam-controls.ts';
@@ -29,6 +30,8 @@ export interface RecorderStart {
   pair?: WallMonoPair;
   /** The camera's control values as the recording starts (V4L2 cameras), for the sidecar. */
   controls?: Record<string, number>;
+  /** The start's batch of fsyncs for the first file (see StartSyncs); later segments sync themselves. */
+  syncs?: StartSyncs;
 }
 
 export interface RecorderOptions {
@@ -134,7 +137,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.lastQueued = null;
     this.holdOverflowLogged = false;
     this.controlsNow = s.controls ? { ...s.controls } : null;
-    this.openFile();
+    this.openFile(null, s.syncs);
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
@@ -212,7 +215,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return this.finishing;
   }
 
-  private openFile(prevCaptureUs: number | null = null): void {
+  private openFile(prevCaptureUs: number | null = null, syncs?: StartSyncs): void {
     const s = this.start_!;
     this.file = new RecordingFile({
       store: this.opts.store,
@@ -238,6 +241,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       pair: s.pair,
       ...(this.controlsNow ? { controls: this.controlsNow } : {}),
       prevCaptureUs,
+      syncs,
       onWriteError: (error) => void this.fail(error),
     });
     this.sink = new RecordingSink(this.file, () => this.pipeline.psi);

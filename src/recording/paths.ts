@@ -1,6 +1,7 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { syncDir } from '../storage/sidecar.ts';
+import type { StartSyncs } from './start-syncs.ts';
 
 /**
  * Recording paths are built only from validated names and always checked to stay under the recordings root.
@@ -71,11 +72,18 @@ export function insideRoot(root: string, ...parts: string[]): string {
   return target;
 }
 
-/** Folder of a session, created on demand. */
-export function sessionDir(root: string, session: string): string {
+/**
+ * Folder of a session, created on demand. New folders' entries are synced (a power cut must not lose a whole
+ * session folder); once, when created: now, or in the start's batch (`syncs`), which completes before the start is
+ * announced.
+ */
+export function sessionDir(root: string, session: string, syncs?: StartSyncs): string {
   const dir = insideRoot(root, checkSessionName(session));
-  // New folders' entries are synced (a power cut must not lose a whole session folder); once, when created.
   const first = mkdirSync(dir, { recursive: true });
-  if (first) for (let d = dir; d.length >= first.length; d = path.dirname(d)) syncDir(path.dirname(d));
+  if (first)
+    for (let d = dir; d.length >= first.length; d = path.dirname(d)) {
+      if (syncs) syncs.entryOf(d);
+      else syncDir(path.dirname(d));
+    }
   return dir;
 }

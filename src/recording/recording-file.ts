@@ -12,6 +12,7 @@ import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type ControlChan
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
+import type { StartSyncs } from './start-syncs.ts';
 import { TsFileWriter } from './ts-file-writer.ts';
 
 /** Remove a file this recording created itself (exclusively) when its start fails; nothing else is ever removed. */
@@ -63,6 +64,11 @@ export interface RecordingFileOptions {
   triggerSource: string | null;
   triggerMonoUs: number | null;
   fsyncIntervalMs: number;
+  /**
+   * The start's batch of fsyncs: the files, their directory entries and the database row are synced there (before
+   * the start is announced) instead of one by one here. Without it, everything is durable when this returns.
+   */
+  syncs?: StartSyncs;
   /** The trial's wall↔monotonic pair (all its cameras share it); default: one taken now. */
   pair?: WallMonoPair;
   /** The recorder's stop hold (stored: what it adds to write latency). */
@@ -132,7 +138,7 @@ export class RecordingFile implements TimedTsFile {
     const csvFile = o.file.replace(/\.ts$/, '.csv');
     this.relPath = path.relative(o.root, o.file);
     this.csvPath = path.relative(o.root, csvFile);
-    this.ts = new TsFileWriter(o.file, { fsyncIntervalMs: o.fsyncIntervalMs, onError: (e) => this.writeError(e) });
+    this.ts = new TsFileWriter(o.file, { fsyncIntervalMs: o.fsyncIntervalMs, onError: (e) => this.writeError(e), syncs: o.syncs });
     try {
       this.csv = new TimingCsvWriter(csvFile, o.csv);
     } catch (err) {
@@ -160,11 +166,16 @@ export class RecordingFile implements TimedTsFile {
       clockSource: o.clockSource ?? null,
       cameraSync: o.cameraSync ? JSON.stringify(o.cameraSync) : null,
       hwTrigger: o.hwTrigger ? JSON.stringify(o.hwTrigger) : null,
-    });
+    }, !o.syncs);
+    if (o.syncs) o.syncs.also('database', () => o.store.syncCommitted());
     this.sidecarPath = sidecarPathFor(o.file);
     this.sidecar = this.describe(mono0, wall0);
     try {
-      createSidecar(this.sidecarPath, this.sidecar); // its directory fsync covers the .csv's new entry too
+      createSidecar(this.sidecarPath, this.sidecar, !o.syncs); // its directory fsync covers the .csv's new entry too
+      if (o.syncs) {
+        o.syncs.file(this.sidecarPath);
+        o.syncs.entryOf(this.sidecarPath);
+      }
     } catch (err) {
       // The .ts and .csv were created exclusively just now (ours, no frame yet): removed; the sidecar is not ours.
       void this.ts.close().finally(() => removeOwn(o.file));

@@ -1,6 +1,7 @@
 import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
+import type { StartSyncs } from './start-syncs.ts';
 
 /**
  * fs.write as a promise of the bytes written (a short write is possible and handled by the caller); at `pos`
@@ -43,12 +44,14 @@ export class TsFileWriter {
   /** Create the file; refuses to overwrite an existing one (flag wx). Throws on failure. */
   constructor(
     readonly file: string,
-    opts: { fsyncIntervalMs: number; onError: (err: Error) => void },
+    opts: { fsyncIntervalMs: number; onError: (err: Error) => void; syncs?: StartSyncs },
   ) {
     this.onError = opts.onError;
     this.fd = openSync(file, 'wx', 0o644);
-    // Make the new directory entry durable too, so a power cut cannot lose the whole file.
-    syncDirOf(file);
+    // Make the new directory entry durable too, so a power cut cannot lose the whole file (now, or in the start's
+    // batch of fsyncs, which completes before the start announces the file).
+    if (opts.syncs) opts.syncs.entryOf(file);
+    else syncDirOf(file);
     this.syncTimer = setInterval(() => void this.sync(), opts.fsyncIntervalMs);
     this.syncTimer.unref();
   }

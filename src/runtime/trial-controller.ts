@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.ts';
 import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
 import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
+import { StartSyncs } from '../recording/start-syncs.ts';
 import { stopHoldMs } from '../recording/stop-hold.ts';
 import { monoNowUs, wallMonoPair } from '../clock.ts';
 import { readTimeSync } from './time-sync.ts';
@@ -62,6 +63,8 @@ function sessionName(name: string): string {
 export class TrialController {
   private session: SessionRow | null = null;
   private trial: ActiveTrial | null = null;
+  /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs. */
+  lastStartSyncUs: number | null = null;
 
   constructor(private readonly o: TrialControllerOptions) {}
 
@@ -152,7 +155,10 @@ export class TrialController {
 
     if (!this.session || this.session.name !== name) this.openSession(name);
     const session = this.session!;
-    sessionDir(this.o.root, name);
+    // The new files, their directory entries and the rows that register them are synced at once, after every camera
+    // has made its files and before the start is announced (see StartSyncs).
+    const syncs = new StartSyncs();
+    sessionDir(this.o.root, name, syncs);
     const label = p.trial_label ?? p.label ?? '';
     const row = this.o.store.createTrial({ sessionId: session.id, number, label, triggerSource: ctx.source, triggerMonoUs: ctx.triggerMonoUs, metadata: p.metadata ?? {} });
     const trial: ActiveTrial = { row, session, cameras: [], lost: [], state: 'recording', stopping: null };
@@ -171,10 +177,14 @@ export class TrialController {
           triggerMonoUs: ctx.triggerMonoUs,
           prerollUs: this.o.config.recording.preroll_seconds * 1e6,
           pair,
+          syncs,
         });
         trial.cameras.push(rt.id);
         recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
       }
+      const t0 = monoNowUs();
+      await syncs.run();
+      this.lastStartSyncUs = monoNowUs() - t0;
     } catch (err) {
       // A failed start removes what it made: the cameras that did start stop, their files (created exclusively
       // by this start, so never anyone else's) are removed with the trial's rows, and the trial number is free.

@@ -113,6 +113,14 @@ export class SdNotifier {
     return this.send({ STATUS: text });
   }
 
+  /**
+   * Start the helper now, when there is a socket to notify, so that python's own start-up (tens of ms on an idle
+   * Pi, seconds on a loaded one) runs while the service loads rather than delaying READY=1.
+   */
+  prepare(): void {
+    if (this.enabled && this.transport === 'helper') void this.startHelper();
+  }
+
   /** Sends one notification; true once it was handed to the socket, false when disabled or failed. Never rejects. */
   async send(fields: Record<string, string>): Promise<boolean> {
     if (!this.enabled) return false;
@@ -205,6 +213,11 @@ export function processNotifier(): SdNotifier {
 }
 
 /** READY=1: start-up finished (systemd then considers the unit started). */
+/** Start the notify helper early (see SdNotifier.prepare); a no-op without NOTIFY_SOCKET. */
+export function prepareNotify(): void {
+  processNotifier().prepare();
+}
+
 export function notifyReady(status?: string): Promise<boolean> {
   return processNotifier().ready(status);
 }

@@ -70,13 +70,18 @@ export function sidecarPathFor(video: string): string {
   return video.replace(/\.(ts|mp4)$/, '') + '.json';
 }
 
-/** This boot's id (Linux); a pid is only meaningful within one boot. */
+let boot: string | null = null;
+
+/** This boot's id (Linux); a pid is only meaningful within one boot. Read once: it cannot change while we run. */
 export function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown';
+  if (boot === null) {
+    try {
+      boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      boot = 'unknown';
+    }
   }
+  return boot;
 }
 
 /** fsync a directory so the entries just created or renamed in it survive a power cut. */
@@ -92,20 +97,23 @@ export function syncDir(dir: string): void {
   }
 }
 
-function writeWhole(file: string, text: string): void {
+function writeWhole(file: string, text: string, sync = true): void {
   const fd = openSync(file, 'wx', 0o644);
   try {
     writeSync(fd, text);
-    fsyncSync(fd);
+    if (sync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
 
-/** The first version, at start: created exclusively (never over another recording's sidecar). */
-export function createSidecar(file: string, s: Sidecar): void {
-  writeWhole(file, JSON.stringify(s, null, 2) + '\n');
-  syncDir(path.dirname(file));
+/**
+ * The first version, at start: created exclusively (never over another recording's sidecar), and fsynced with its
+ * directory entry, unless `durable` is false: then the caller syncs both before announcing it (a trial start).
+ */
+export function createSidecar(file: string, s: Sidecar, durable = true): void {
+  writeWhole(file, JSON.stringify(s, null, 2) + '\n', durable);
+  if (durable) syncDir(path.dirname(file));
 }
 
 /** Replace it atomically: a temporary name, fsync, rename over, fsync of the directory. */

@@ -1,4 +1,5 @@
-import type { Statement } from 'better-sqlite3';
+import type { RunResult, Statement } from 'better-sqlite3';
+import { open } from 'node:fs/promises';
 import type { Db } from './database.ts';
 import type { FrameRow } from '../timing/frame-row.ts';
 
@@ -356,6 +357,32 @@ export class Store {
   }
 
   /**
+   * Make every transaction committed so far durable without blocking the event loop: the WAL file is fsynced on the
+   * threadpool, which is what synchronous=FULL does on the loop at commit (SQLite has written the commit's frames to
+   * the WAL by then; an fsync of the file through any descriptor flushes them). When there is no WAL (a checkpoint
+   * with the last connection closing removed it), the database file is synced instead. For a caller that runs this
+   * fsync alongside others (a trial start: see StartSyncs) and announces nothing before it resolves.
+   */
+  async syncCommitted(): Promise<void> {
+    if (this.db.memory) return;
+    for (const file of [`${this.db.name}-wal`, this.db.name]) {
+      let h;
+      try {
+        h = await open(file, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file !== this.db.name) continue;
+        throw err;
+      }
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+      return;
+    }
+  }
+
+  /**
    * Run `fn` in one transaction without waiting for a lock another process holds: SQLITE_BUSY at once, for
    * writes the caller keeps and retries (frame rows), so a held lock costs the event loop nothing.
    */
@@ -514,15 +541,20 @@ export class Store {
   }
 
   // ---- recordings -----------------------------------------------------------------------------------
-  createRecording(r: NewRecording): number {
-    const info = this.durably(() => this
+  /**
+   * Register a recording, durably (synchronous=FULL) unless `durable` is false: then the caller owes an await of
+   * `syncCommitted()` before anyone is told the recording exists (a trial start, which syncs it with its files).
+   */
+  createRecording(r: NewRecording, durable = true): number {
+    const run = (): RunResult => this
       .q(
         `INSERT INTO recordings (trial_id, camera_id, segment, path, csv_path, codec, encoder, width, height, fps_nominal, clock,
            mono0_us, wall0_us, trigger_source, trigger_mono_us, stop_hold_ms, clock_source, camera_sync, hw_trigger, state, started_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?)`,
       )
       .run(r.trialId, r.cameraId, r.segment, r.path, r.csvPath, r.codec, r.encoder, r.width, r.height, r.fpsNominal, r.clock,
-        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, r.cameraSync ?? null, r.hwTrigger ?? null, nowIso()));
+        r.mono0Us, r.wall0Us, r.triggerSource, r.triggerMonoUs, r.stopHoldMs ?? null, r.clockSource ?? null, r.cameraSync ?? null, r.hwTrigger ?? null, nowIso());
+    const info = durable ? this.durably(run) : run();
     return Number(info.lastInsertRowid);
   }
 

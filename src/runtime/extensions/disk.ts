@@ -63,7 +63,7 @@ export class DiskExtension implements Extension {
 
   /** Why a start must be refused now, or null; runs a postponed recovery first when there is room for it. */
   async refuseStart(): Promise<string | null> {
-    const st = await this.guard.check();
+    const st = await this.guard.checkNow();
     if (this.pending && this.guard.refusal(st) === null) await this.recover();
     return this.refusal(st);
   }

@@ -1,0 +1,96 @@
+/**
+ * Memory of the release build: `rigcam serve` (bin/rigcam.js running the compiled dist/, no tsx, as the systemd unit
+ * runs it) with two 640x480@30 `test` cameras, driven over its HTTP API from this process. Two phases on one
+ * process: a soak (one trial recording 300 s) and a churn (1000 trials back to back, 0.1 s each). RSS (VmRSS) is
+ * read from /proc every 5 s during the soak and every 25 trials during the churn. Baseline in the same run: the RSS
+ * of a bare `node` process that only waits. RIGCAM_BENCH_NODE_ARGS adds node flags to the service (for trying V8
+ * heap limits, e.g. "--max-semi-space-size=1"). Run alone: node --import tsx bench/memory.ts
+ */
+import { spawn } from 'node:child_process';
+import { releaseFor, loadAvg, rssOf, serveRelease } from './lib/release-serve.ts';
+import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
+import { fixed, mib } from './lib/stats.ts';
+
+const NAME = 'Memory (release)';
+const GOAL = 100 * 1024 * 1024;
+
+async function command(url: string, command: string, payload: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/api/commands`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command, payload }) });
+  const body = (await res.json()) as Record<string, unknown>;
+  if (res.status !== 200 || body.ok === false) throw new Error(`${command}: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+  return body;
+}
+
+/** RSS of a Node process doing nothing: what any Node service starts from. */
+async function bareNodeRss(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  await sleep(1500);
+  const rss = rssOf(child.pid!);
+  child.kill();
+  return rss;
+}
+
+await runBench('memory', async (ctx) => {
+  const soakS = scaled(300, ctx.scale, 20);
+  const trials = scaled(1000, ctx.scale, 50);
+  const rel = ctx.tmpDir('release');
+  const bin = releaseFor(rel, ctx.log);
+  const data = ctx.tmpDir('memory');
+  const nodeArgs = (process.env.RIGCAM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const bareBefore = await bareNodeRss();
+  const cams = [0, 1].map((i) => ({ id: `cam${i}`, width: 640, height: 480, fps: 30 }));
+  const s = serveRelease({ bin, dataDir: data, cameras: cams, nodeArgs, env: { RIGCAM_CONFIG: '' } });
+  const loads: string[] = [loadAvg()];
+  try {
+    const url = await s.url;
+    const pid = s.child.pid!;
+    // Ready: both cameras running.
+    for (let t0 = Date.now(); ; await sleep(200)) {
+      const st = (await (await fetch(`${url}/api/status`)).json()) as { cameras?: Array<{ state?: string }> };
+      if (st.cameras?.length === 2 && st.cameras.every((c) => c.state === 'ready')) break;
+      if (Date.now() - t0 > 60_000) throw new Error(`cameras not ready: ${JSON.stringify(st).slice(0, 300)}`);
+    }
+    await sleep(3000);
+    const idle = rssOf(pid);
+
+    ctx.log(`soak: one trial of ${soakS} s`);
+    const soak: number[] = [];
+    await command(url, 'start_recording', { session: 'soak' });
+    for (let t = 0; t < soakS; t += 5) {
+      await sleep(5000);
+      soak.push(rssOf(pid));
+    }
+    await command(url, 'stop_recording');
+    loads.push(loadAvg());
+
+    ctx.log(`churn: ${trials} trials of 0.1 s`);
+    const churn: number[] = [];
+    for (let i = 0; i < trials; i++) {
+      await command(url, 'start_recording', { session: 'churn' });
+      await sleep(100);
+      await command(url, 'stop_recording');
+      if ((i + 1) % 25 === 0) churn.push(rssOf(pid));
+      if ((i + 1) % 200 === 0) ctx.log(`${i + 1}/${trials}, RSS ${mib(churn.at(-1)!)}`);
+    }
+    loads.push(loadAvg());
+    const bareAfter = await bareNodeRss();
+    const bare = Math.max(bareBefore, bareAfter);
+    const all = [...soak, ...churn];
+    const peak = Math.max(...all);
+    const half = (a: number[]): string => {
+      const h = Math.floor(a.length / 2);
+      return `${mib(Math.max(...a.slice(0, h)))} → ${mib(Math.max(...a.slice(h)))}`;
+    };
+    const rows: BenchRow[] = [
+      { bench: NAME, figure: `RSS, two cameras (640x480@30), soak ${soakS} s / churn ${trials} trials, peak`, value: `${mib(Math.max(...soak))} / ${mib(Math.max(...churn))}`, baseline: `${mib(bare)} bare node`, ratio: fixed(peak / bare, 2), goal: '< 100 MB', ok: peak < GOAL },
+      { bench: NAME, figure: '  flat: peak of first half → second half, soak / churn', value: `${half(soak)} / ${half(churn)}`, baseline: `${mib(idle)} idle, cameras running`, ratio: '', goal: '—', ok: null },
+    ];
+    const notes = [
+      `RSS samples (MiB): soak ${soak.map((r) => fixed(r / 1048576, 0)).join(' ')}; churn ${churn.map((r) => fixed(r / 1048576, 0)).join(' ')}. Node flags: ${nodeArgs.join(' ') || 'none'}. Load average at start / after soak / after churn: ${loads.join('; ')}.`,
+    ];
+    return { rows, notes };
+  } finally {
+    const code = await s.stop();
+    if (code !== 0) ctx.log(`rigcam serve exited ${code} on SIGTERM`);
+  }
+});

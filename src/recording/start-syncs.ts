@@ -1,0 +1,73 @@
+import { close, fsync, open } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const openAsync = promisify(open);
+const fsyncAsync = promisify(fsync);
+const closeAsync = promisify(close);
+
+/** fsync one path through the libuv threadpool (a regular file, or a directory for its new entries). */
+async function syncPath(p: string): Promise<void> {
+  const fd = await openAsync(p, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+/**
+ * The fsyncs a trial start owes before it may announce its files: every new file's data (the sidecar), every new
+ * directory entry (.ts, .csv, .json) and the database rows that register them. A start used to run them one by one
+ * on the event loop (four per camera, 8 for two cameras, each a journal commit on ext4: 10–60 ms on a busy SD card
+ * or a shared VM disk). Collected here, they run at once on the threadpool, where the filesystem merges concurrent
+ * fsyncs into one journal commit, and the event loop keeps serving frames meanwhile. Whoever opts in owns the
+ * promise: nothing may be reported as existing before `run()` resolves.
+ */
+export class StartSyncs {
+  private readonly files = new Set<string>();
+  private readonly dirs = new Set<string>();
+  private readonly late = new Map<string, () => Promise<void>>();
+  private ran = false;
+
+  /** A file whose data must be on disk. */
+  file(p: string): void {
+    this.check();
+    this.files.add(p);
+  }
+
+  /** The directory holding a new entry (created or renamed) that must survive a power cut. */
+  entryOf(p: string): void {
+    this.check();
+    this.dirs.add(path.dirname(p));
+  }
+
+  /** Another durable step (the database's WAL), run once per key with the others. */
+  also(key: string, fn: () => Promise<void>): void {
+    this.check();
+    if (!this.late.has(key)) this.late.set(key, fn);
+  }
+
+  get size(): number {
+    return this.files.size + this.dirs.size + this.late.size;
+  }
+
+  private check(): void {
+    if (this.ran) throw new Error('StartSyncs already ran: a later file would be announced unsynced');
+  }
+
+  /**
+   * Run every fsync concurrently; rejects with the first failure once all have settled (a file's fsync failing is
+   * a failed start). Directories some filesystems refuse to fsync (EINVAL, EISDIR) count as synced, as in syncDir.
+   */
+  async run(): Promise<void> {
+    this.ran = true;
+    const dirSync = (d: string): Promise<void> =>
+      syncPath(d).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
+      });
+    const results = await Promise.allSettled([...[...this.files].map(syncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  }
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { StartSyncs } from '../../src/recording/start-syncs.ts';
+import { openDatabase } from '../../src/storage/database.ts';
+import { Store } from '../../src/storage/store.ts';
+import { repoRoot } from '../helpers/cli.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+describe('StartSyncs', () => {
+  it('runs every fsync and each keyed step once; a file that cannot be synced fails the batch; nothing may join after it ran', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'a.json');
+    writeFileSync(f, '{}');
+    const s = new StartSyncs();
+    let steps = 0;
+    s.file(f);
+    s.entryOf(f);
+    s.entryOf(path.join(dir, 'b.ts')); // same directory: synced once
+    s.also('database', async () => void steps++);
+    s.also('database', async () => void steps++);
+    assert.equal(s.size, 3);
+    await s.run();
+    assert.equal(steps, 1);
+    assert.throws(() => s.file(f), /already ran/);
+    assert.throws(() => s.entryOf(f), /already ran/);
+
+    const bad = new StartSyncs();
+    bad.file(path.join(dir, 'gone.json'));
+    bad.entryOf(f);
+    await assert.rejects(bad.run(), /ENOENT/);
+    const failing = new StartSyncs();
+    failing.also('database', () => Promise.reject(new Error('disk I/O error')));
+    await assert.rejects(failing.run(), /disk I\/O error/);
+  });
+
+  it('Store.syncCommitted syncs the WAL a non-durable commit wrote (and the database file when there is no WAL)', async () => {
+    const dir = tmpDir();
+    const store = new Store(openDatabase(path.join(dir, 'rigcam.db')));
+    store.upsertCamera({ id: 'cam0', backend: 'test' });
+    await store.syncCommitted();
+    store.close();
+    // Closed cleanly: the WAL is gone, the database file is what is synced.
+    const again = new Store(openDatabase(path.join(dir, 'rigcam.db')));
+    await again.syncCommitted();
+    again.close();
+  });
+
+  it('a trial start fsyncs its sidecar, its files\' directory and the database WAL before it reports recording_started', { skip: skipUnlessCi(spawnSync('strace', ['-V']).status !== 0 && 'strace is not installed (apt-get install strace)') }, () => {
+    const dir = tmpDir();
+    const script = path.join(dir, 'start.mts');
+    writeFileSync(
+      script,
+      `import { writeSync } from 'node:fs';
+import { startTestBox } from ${JSON.stringify(path.join(repoRoot, 'test/runtime/runtime-helpers.ts'))};
+import { skipUnlessCi } from '../helpers/requires.ts';
+const t = await startTestBox({ cameras: 1 });
+t.box.on('status', (m) => { if (m.status === 'recording_started') writeSync(1, 'STARTED\\n'); });
+const r = await t.box.handleCommand('start_recording', { session: 'synced' }, { source: 'api' });
+if (!r.ok) throw new Error(r.error);
+await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+await t.close();
+process.exit(0);
+`,
+    );
+    const log = path.join(dir, 'strace.log');
+    const r = spawnSync('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync,write', '-o', log, process.execPath, '--import', 'tsx', script], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    const lines = readFileSync(log, 'utf8').split('\n');
+    const started = lines.findIndex((l) => /write\(1<[^>]*>, "STARTED\\n"/.test(l));
+    assert.ok(started > 0, 'the marker write is in the trace');
+    // Where each fsync of a path matching `re` completed (a call another thread interrupts is split in two lines:
+    // "<unfinished ...>" with the path, "<... fsync resumed>" with the result, from the same thread).
+    const completions = (re: RegExp): number[] =>
+      lines.flatMap((l, i) => {
+        const m = /^(\d+)\s+f(?:data)?sync\((\d+<[^>]*>)/.exec(l);
+        if (!m || !re.test(m[2]!)) return [];
+        if (!l.includes('<unfinished')) return /= 0$/.test(l) ? [i] : [];
+        const j = lines.findIndex((n, k) => k > i && n.startsWith(`${m[1]} `) && /f(?:data)?sync resumed/.test(n));
+        return j > 0 && /= 0$/.test(lines[j]!) ? [j] : [];
+      });
+    const syncedBefore = (re: RegExp): boolean => completions(re).some((i) => i < started);
+    assert.ok(syncedBefore(/synced_trial001_cam0\.json>$/), 'the sidecar was fsynced before the start was reported');
+    assert.ok(syncedBefore(/recordings\/synced>$/), "the session folder (the files' directory entries) was fsynced before");
+    assert.ok(syncedBefore(/rigcam\.db-wal>$/), "the database's WAL (the trial and recording rows) was fsynced before");
+  });
+});
