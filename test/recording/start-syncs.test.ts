@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 
 describe('StartSyncs', () => {
   it('runs every fsync and each keyed step once; a file that cannot be synced fails the batch; nothing may join after it ran', async () => {
@@ -55,7 +56,6 @@ describe('StartSyncs', () => {
       script,
       `import { writeSync } from 'node:fs';
 import { startTestBox } from ${JSON.stringify(path.join(repoRoot, 'test/runtime/runtime-helpers.ts'))};
-import { skipUnlessCi } from '../helpers/requires.ts';
 const t = await startTestBox({ cameras: 1 });
 t.box.on('status', (m) => { if (m.status === 'recording_started') writeSync(1, 'STARTED\\n'); });
 const r = await t.box.handleCommand('start_recording', { session: 'synced' }, { source: 'api' });
