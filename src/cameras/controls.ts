@@ -155,20 +155,6 @@ export async function setControl(
   return { ok: true, stderr: res.stderr };
 }
 
-/** `v4l2-ctl -d DEV -C a,b,...`: the values the driver holds now, by name (read back after setting). */
-export async function getControls(device: string, names: readonly string[], opts: RunToolOptions = {}): Promise<{ values: Record<string, number>; error?: string }> {
-  if (!names.length) return { values: {} };
-  const res = await runTool('v4l2-ctl', ['-d', device, '-C', names.join(',')], opts);
-  if (!res.found) return { values: {}, error: 'v4l2-ctl not found on PATH (install v4l-utils)' };
-  const values: Record<string, number> = {};
-  for (const line of res.stdout.split('\n')) {
-    const m = /^\s*([A-Za-z0-9_]+):\s*(-?\d+|0x[0-9a-fA-F]+)\s*$/.exec(line);
-    if (m) values[m[1]!] = m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]);
-  }
-  const stderr = res.stderr.trim();
-  return res.exitCode !== 0 || stderr ? { values, error: stderr || `v4l2-ctl exited with status ${res.exitCode}` } : { values };
-}
-
 export type ControlValue = number | boolean | string;
 
 /** A control rigcam keeps set, and where the wish comes from (a state entry overrides the config's). */
@@ -226,7 +212,7 @@ async function listControls(device: string, opts: RunToolOptions): Promise<{ con
 
 /**
  * Apply controls one by one (automatic modes first, then the listing is read again so the controls they freed
- * are active), then read every one back with `-C`: a driver that clamps or ignores a value is reported, never
+ * are active), then read every one back from the driver's listing: a driver that clamps or ignores a value is reported, never
  * taken for applied. One failing control does not stop the others.
  */
 export async function applyControls(device: string, wanted: readonly WantedControl[], listing: readonly V4l2Control[], opts: RunToolOptions = {}): Promise<ApplyControlsResult> {
@@ -252,16 +238,18 @@ export async function applyControls(device: string, wanted: readonly WantedContr
     const check = validateControlValue(control, w.value);
     if (check.ok) expected.set(w.name, check.value);
   }
+  // One listing reads every value back (and the inactive flags as they are now): one v4l2-ctl run, not two.
+  const after = await listControls(device, opts);
   const applied: Record<string, number> = {};
-  if (expected.size) {
-    const back = await getControls(device, [...expected.keys()], opts);
-    if (back.error) errors.push(`controls could not be read back: ${back.error}`);
-    for (const [name, want] of expected) {
-      const got = back.values[name];
-      if (got === undefined) continue;
-      applied[name] = got;
-      if (got !== want) errors.push(`control ${name}: set to ${want}, but the camera holds ${got} (read back)`);
+  if (expected.size && !after) errors.push('controls could not be read back (v4l2-ctl --list-ctrls-menus failed)');
+  for (const [name, want] of expected) {
+    const got = after?.controls.find((c) => c.name === name)?.value;
+    if (got === undefined) {
+      if (after) errors.push(`control ${name}: set, but the camera lists no value for it`);
+      continue;
     }
+    applied[name] = got;
+    if (got !== want) errors.push(`control ${name}: set to ${want}, but the camera holds ${got} (read back)`);
   }
-  return { applied, errors, listing: await listControls(device, opts) };
+  return { applied, errors, listing: after };
 }

@@ -10,7 +10,7 @@ import type { Store } from '../storage/store.ts';
 import { makeSourceSpec, type ConcreteEncoder } from '../sources/make-spec.ts';
 import type { SourceExit } from '../pipeline/camera-pipeline.ts';
 import type { V4l2Control } from '../cameras/v4l2-controls.ts';
-import { applyControls, getControls, setControl, validateControlValue, wantedControls } from '../cameras/controls.ts';
+import { applyControls, setControl, validateControlValue, wantedControls } from '../cameras/controls.ts';
 import type { ControlStateStore } from '../cameras/control-state.ts';
 import { existsSync } from 'node:fs';
 import { buildProbeResult } from '../cameras/probe.ts';
@@ -309,13 +309,13 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     const res = await setControl(device, name, check.value, { control });
     if (!res.ok) throw new Error(res.error ?? `v4l2-ctl failed: ${res.stderr}`);
     // Read back so the status and the web page show what the driver actually holds.
-    const [back, now] = await Promise.all([getControls(device, [name]), readControls(device)]);
+    const now = await readControls(device);
     if (now) {
       this.v4l2Controls = now.controls;
       if (this.caps) this.caps.controls = now.caps;
     }
-    const held = back.values[name];
-    if (held === undefined) throw new Error(`control ${name}: set, but it could not be read back (${back.error ?? 'no value'}); not remembered`);
+    const held = now?.controls.find((c) => c.name === name)?.value;
+    if (held === undefined) throw new Error(`control ${name}: set, but it could not be read back; not remembered`);
     this.recorder?.noteControlChange({ at: new Date().toISOString(), mono_us: monoNowUs(), control: name, value: held, persisted: persist && held === check.value });
     if (held !== check.value) throw new Error(`control ${name}: set to ${check.value}, but the camera holds ${held} (read back); not remembered`);
     if (persist && this.env.controlState) {
