@@ -8,6 +8,9 @@ export interface LoopbackSshd {
   port: number;
   /** The ssh command line that reaches it (key, known_hosts, port; no prompt). */
   ssh: string;
+  /** The client's private key and the known_hosts file naming the server's key (for configs that take them apart). */
+  identityFile: string;
+  knownHosts: string;
   stop: () => void;
 }
 
@@ -75,5 +78,5 @@ export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
   sshd.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   await waitConnect(port, 10_000, () => log);
   const ssh = `ssh -p ${port} -i ${path.join(sshDir, 'client_key')} -o UserKnownHostsFile=${path.join(sshDir, 'known_hosts')} -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes`;
-  return { port, ssh, stop: () => void sshd.kill() };
+  return { port, ssh, identityFile: path.join(sshDir, 'client_key'), knownHosts: path.join(sshDir, 'known_hosts'), stop: () => void sshd.kill() };
 }
