@@ -15,6 +15,8 @@ import type { OffloadConfig, OffloadTarget } from './config.ts';
 export interface OffloadTransport {
   /** For status and logs: `rsync user@host:/path/box`, `rclone remote:path/box`. */
   readonly describe: string;
+  /** rsync | rclone: the copy runs under ionice and nice, so its exit names them; messages name the tool. */
+  readonly tool: string;
   /** The copy of one file (absolute local path, path relative to the recordings root), nice'd and ionice'd. */
   copySpec(local: string, rel: string): ChildSpec;
   /** Each remote copy's SHA-256 by relative path (null when it is not there); throws when the remote cannot be asked. */
@@ -75,6 +77,7 @@ function rsyncTransport(t: Extract<OffloadTarget, { type: 'rsync' }>, cfg: Offlo
   };
   return {
     describe: `rsync ${login}:${base}`,
+    tool: 'rsync',
     copySpec: (local, rel) => ({
       ...lowPriority('rsync', [
         '--protect-args', // names travel inside the protocol, never through the remote shell
@@ -154,6 +157,7 @@ function rcloneTransport(t: Extract<OffloadTarget, { type: 'rclone' }>, cfg: Off
   };
   return {
     describe: `rclone ${base}`,
+    tool: 'rclone',
     copySpec: (local, rel) => ({
       // rclone resumes by copying the file again (most remotes cannot append); it writes under a temporary name.
       ...lowPriority('rclone', ['copyto', local, remote(rel), '--timeout', `${cfg.io_timeout_s}s`, ...(cfg.bwlimit_kbps > 0 ? ['--bwlimit', `${cfg.bwlimit_kbps}k`] : []), ...common]),

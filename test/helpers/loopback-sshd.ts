@@ -67,6 +67,7 @@ export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
+      'Subsystem sftp internal-sftp', // rclone's SFTP remote
       '',
     ].join('\n'),
   );

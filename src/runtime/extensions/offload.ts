@@ -178,7 +178,7 @@ export class OffloadExtension implements Extension {
           this.report(rec.id, 'interrupted');
           return 'interrupted';
         }
-        if (exit.code !== 0) return this.fail(rec.id, `copy of ${f.path} failed: ${exit.message}`);
+        if (exit.code !== 0) return this.fail(rec.id, `copy of ${f.path} failed: ${exit.message.replace(/^ionice\b/, t.tool)}`);
       }
       const copy: Record<string, string> = {};
       const bad: string[] = [];
