@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import path from 'node:path';
 
-/** An sshd of its own on a free loopback port, root logging in with a key made here (as test/deploy/ansible.test.ts). */
+/** An sshd of its own on a free loopback port, root logging in with a key made here; host key checked by the client. */
 export interface LoopbackSshd {
   port: number;
   /** The ssh command line that reaches it (key, known_hosts, port; no prompt). */
@@ -48,7 +48,8 @@ async function waitConnect(port: number, timeoutMs: number, log: () => string): 
   }
 }
 
-export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
+/** `extraConfig`: more sshd_config lines (e.g. `SetEnv HOME=...` for a login with a HOME of its own). */
+export async function startLoopbackSshd(dir: string, opts: { extraConfig?: readonly string[] } = {}): Promise<LoopbackSshd> {
   const sshDir = path.join(dir, 'ssh');
   mkdirSync(sshDir, { mode: 0o700, recursive: true });
   for (const key of ['host_key', 'client_key']) spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', key, '-f', path.join(sshDir, key)], { stdio: 'ignore' });
@@ -67,7 +68,8 @@ export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
-      'Subsystem sftp internal-sftp', // rclone's SFTP remote
+      'Subsystem sftp internal-sftp', // rclone's SFTP remote, ansible's file transfers
+      ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),
   );
