@@ -247,7 +247,7 @@ export class OffloadExtension implements Extension {
     this.failed.set(id, { error, retryAt: this.now() + delay });
     this.lastError = { at: new Date(this.now()).toISOString(), recording_id: id, message: error };
     this.o.log.warn({ recording: id, err: error, retry_in_ms: retry ? delay : null }, 'offload: copy not confirmed');
-    if (retry) this.report(id, 'failed');
+    this.report(id, 'failed');
     this.checkStale();
     return 'failed';
   }
