@@ -97,11 +97,6 @@ export class OffloadExtension implements Extension {
     await this.loop;
   }
 
-  /** Resolves when the push has nothing left it can do now (tests). */
-  async settled(): Promise<void> {
-    while (this.loop) await this.loop;
-  }
-
   /** A pull confirmed (error null) or refused a copy: the same last success / last error as a push. */
   noteOutcome(recordingId: number, error: string | null): void {
     if (error === null) this.succeeded(recordingId);
