@@ -101,7 +101,7 @@ export function openApiDocument(version: string): Json {
       },
     },
     paths: {
-      '/api/health': { get: { summary: 'liveness (no token needed)', responses: { '200': ok('alive; auth_required says whether a token is needed; disk_level and recording_allowed are the disk guard\'s state, reason why a trial would be refused', { type: 'object', properties: { ok: { const: true }, auth_required: { type: 'boolean' }, disk_level: { enum: ['ok', 'warn', 'stop', 'unknown'] }, recording_allowed: { type: 'boolean' }, reason: { type: 'string' } } }) } } },
+      '/api/health': { get: { summary: 'liveness (no token needed)', responses: { '200': ok('alive; auth_required says whether a token is needed; disk_level and recording_allowed are the disk guard\'s state, reason why a trial would be refused; offload_stale (with offload_warning) that no backup was confirmed for offload.stale_after_hours while recordings wait', { type: 'object', properties: { ok: { const: true }, auth_required: { type: 'boolean' }, disk_level: { enum: ['ok', 'warn', 'stop', 'unknown'] }, recording_allowed: { type: 'boolean' }, reason: { type: 'string' }, offload_stale: { type: 'boolean' }, offload_warning: { type: 'string' } } }) } } },
       '/api/openapi.json': { get: { summary: 'this document (no token needed)', responses: { '200': ok('OpenAPI 3.1') } } },
       '/api/status': {
         get: {

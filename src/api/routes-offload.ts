@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Router } from 'express';
 import { z } from 'zod';
+import { confirmOffload } from '../offload/confirm.ts';
 import { needsChecksums, recheckChecksums, recordingFiles } from '../storage/checksums.ts';
 import { SESSION_DOC, sessionDocumentText } from '../storage/session-export.ts';
 import type { RecordingRow } from '../storage/store.ts';
@@ -81,27 +82,18 @@ export function offloadRoutes(c: ApiContext): Router {
   r.post('/recordings/:id/offloaded', auth, requireJson, express.json({ limit: '64kb', strict: true }), (req, res) => {
     const { id } = parsePart('params', idParams, req.params);
     const body = parsePart('body', offloadedBody, req.body ?? {});
-    const rec = c.store.recording(id);
-    if (!rec) throw new HttpError(404, `no recording ${id}`, 'params.id');
-    if (rec.state === 'recording') throw new HttpError(409, `recording ${id} is still being written`);
-    if (rec.deleted_at) throw new HttpError(409, `recording ${id} was deleted from the box at ${rec.deleted_at}`);
-    const stored = c.store.checksumsOf(id);
-    if (!stored.length || needsChecksums(c.store, rec)) throw new HttpError(409, `recording ${id} has not been hashed yet: fetch the manifest again later`);
-    const known = new Set(stored.map((s) => s.path));
-    for (const p of Object.keys(body.sha256)) if (!known.has(p)) throw new HttpError(400, `body.sha256: "${p.slice(0, 200)}" is not a file of recording ${id}`, `body.sha256.${p.slice(0, 200)}`);
-    const problems: string[] = [];
-    for (const s of stored) {
-      const got = body.sha256[s.path]?.toLowerCase();
-      if (got === undefined) problems.push(`${s.path}: not confirmed`);
-      else if (got !== s.sha256) problems.push(`${s.path}: copy has ${got}, the box has ${s.sha256}`);
-    }
-    if (problems.length) {
-      res.status(409).json({ ok: false, error: `recording ${id} not marked offloaded: ${problems.join('; ')}`, recording_id: id, mismatches: problems });
+    const out = confirmOffload(c.store, id, body.sha256);
+    // Pull and push report to the same offload state (last success, last error, stale warning).
+    if (out.ok || out.mismatches) c.box.offloadOutcome(id, out.ok ? null : out.error);
+    if (out.ok) {
+      res.json({ ok: true, recording_id: id, offloaded_at: out.offloaded_at, offload_verified_at: out.offload_verified_at, files: out.files });
       return;
     }
-    if (!c.store.markOffloadVerified(id)) throw new HttpError(409, `recording ${id} cannot be marked (still recording or deleted)`);
-    const after = c.store.recording(id)!;
-    res.json({ ok: true, recording_id: id, offloaded_at: after.offloaded_at, offload_verified_at: after.offload_verified_at, files: stored.length });
+    if (out.mismatches) {
+      res.status(409).json({ ok: false, error: out.error, recording_id: id, mismatches: out.mismatches });
+      return;
+    }
+    throw new HttpError(out.status, out.error, out.field);
   });
 
   r.get('/recordings/:id/checksums', auth, async (req, res) => {

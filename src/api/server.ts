@@ -74,7 +74,9 @@ export function createApp(d: HttpDeps): express.Express {
     parsePart('query', noQuery, req.query);
     // ok is liveness; the disk guard's level says whether trials can record (stop: refused and stopped).
     const disk = d.box.status().disk;
-    res.json({ ok: true, auth_required: Boolean(d.config.http.token), disk_level: disk?.level ?? 'unknown', recording_allowed: disk !== null && disk.level !== 'stop' && disk.level !== 'unknown' && disk.start_refused === null, ...(disk?.start_refused ? { reason: disk.start_refused } : {}) });
+    // offload_stale: a backup that has not succeeded for offload.stale_after_hours while recordings wait.
+    const offload = d.box.offload.status();
+    res.json({ ok: true, auth_required: Boolean(d.config.http.token), disk_level: disk?.level ?? 'unknown', recording_allowed: disk !== null && disk.level !== 'stop' && disk.level !== 'unknown' && disk.start_refused === null, ...(disk?.start_refused ? { reason: disk.start_refused } : {}), offload_stale: offload.warning !== null, ...(offload.warning ? { offload_warning: offload.warning } : {}) });
   });
   app.get('/api/openapi.json', (req, res) => {
     parsePart('query', noQuery, req.query);

@@ -4,6 +4,7 @@ import { gpioConfigSchema } from '../triggers/gpio/gpio-config.ts';
 import { serialConfigSchema } from '../triggers/serial/serial-config.ts';
 import { diskConfigSchema } from '../disk/thresholds.ts';
 import { hwTriggerSchema, rpicamControlsSchema } from '../sources/rpicam-controls.ts';
+import { offloadConfigSchema } from '../offload/config.ts';
 
 /**
  * The one configuration file (YAML). Every key has a default, so an empty file is valid and runs one
@@ -156,6 +157,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Free-space guard of the recordings volume and the optional retention of offloaded recordings. */
   disk: diskConfigSchema,
+  /** Push offload (target) and the stale-backup warning of either direction (see src/offload). */
+  offload: offloadConfigSchema,
   /** GPIO TTL trigger inputs and status outputs (see src/triggers/gpio). Nothing runs when none is configured. */
   gpio: gpioConfigSchema.prefault({}),
   /** Serial-port trigger (see src/triggers/serial). */

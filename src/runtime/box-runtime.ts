@@ -14,6 +14,7 @@ import { ChecksumExtension } from './extensions/checksums.ts';
 import { DiskExtension } from './extensions/disk.ts';
 import type { Extension } from './extensions/extension.ts';
 import { JournalExtension } from './extensions/journal.ts';
+import { OffloadExtension } from './extensions/offload.ts';
 import { RemuxExtension } from './extensions/remux.ts';
 import { SessionExportExtension } from './extensions/session-export.ts';
 import { TelemetryExtension } from './extensions/telemetry.ts';
@@ -37,6 +38,8 @@ export interface BoxOptions {
   reserve?: SpaceReserve;
   /** Where /sys is (tests: a temp dir standing for it): a triggered CSI camera's driver parameter is set there. */
   sysRoot?: string;
+  /** Wall clock of the offload (stale warning), for tests. */
+  offloadNow?: () => number;
 }
 
 /**
@@ -53,6 +56,8 @@ export class BoxRuntime implements CommandHandler {
   private readonly registry: CameraRegistry;
   private readonly trials: TrialController;
   private readonly disk: DiskExtension;
+  /** Offload state (push when configured, pull otherwise): status, last success/error, the stale warning. */
+  readonly offload: OffloadExtension;
   private readonly extensions: Extension[] = [];
   private started = false;
   private closing: Promise<void> | null = null;
@@ -81,6 +86,8 @@ export class BoxRuntime implements CommandHandler {
     if (config.recording.remux_mp4) this.use(new RemuxExtension({ bus, store, root, keepTs: config.recording.keep_ts }));
     this.use(new ChecksumExtension({ bus, store, root, log }));
     this.use(new SessionExportExtension({ bus, store, root, log }));
+    this.offload = new OffloadExtension({ bus, store, root, log, config: config.offload, now: o.offloadNow });
+    this.use(this.offload);
   }
 
   /** Every camera, read-only (the registry owns them). */
@@ -166,7 +173,12 @@ export class BoxRuntime implements CommandHandler {
   }
 
   status(): BoxStatus {
-    return { ...this.trials.status(), cameras: this.registry.status(), disk: this.disk.status };
+    return { ...this.trials.status(), cameras: this.registry.status(), disk: this.disk.status, offload: this.offload.status() };
+  }
+
+  /** A pull offload's verdict on a copy (POST /api/recordings/:id/offloaded): null when confirmed, else why not. */
+  offloadOutcome(recordingId: number, error: string | null): void {
+    this.offload.noteOutcome(recordingId, error);
   }
 }
 

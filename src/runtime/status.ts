@@ -1,5 +1,6 @@
 import type { DiskLevel, DiskStatus } from '../disk/disk-guard.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
+import type { OffloadStatus } from '../offload/status.ts';
 import type { ChildProblem as SourceProblem } from '../supervise/child-supervisor.ts';
 import type { GpioControllerStatus } from '../triggers/gpio/gpio-trigger-controller.ts';
 import type { Capabilities, DeviceReady } from './camera-runtime.ts';
@@ -79,9 +80,11 @@ export type StatusDataMap = {
   segment_started: { camera_id: string; segment: number; recording_id: number; gap_us: number | null };
   telemetry: CameraTelemetry;
   error: { command: string | null; code: ErrorCode; error: string; message: string; recoverable: boolean; camera_id?: string };
-  warning: { message: string; disk?: DiskStatus } & Partial<RemuxResult>;
+  warning: { message: string; disk?: DiskStatus; offload?: OffloadStatus } & Partial<RemuxResult>;
   disk: DiskStatus & { previous_level: DiskLevel };
   retention: { deleted_recordings: number[] };
+  /** Offload progress (push copy started, verified, failed; the stale warning): the whole offload state. */
+  offload: OffloadStatus & { recording_id: number | null; event: 'copying' | 'verified' | 'failed' | 'interrupted' | 'stale' };
   remux_done: RemuxResult;
   /** A recording's files were hashed (SHA-256, paths relative to the recordings root); `missing`: files that could not be. */
   checksums: { recording_id: number; files: Array<{ kind: string; path: string; bytes: number; sha256: string }>; missing: string[] };
@@ -138,6 +141,7 @@ export type BoxStatus = {
   trial: { id: number; number: number; label: string; state: 'recording' | 'paused' | 'stopping'; cameras: string[]; trigger_source: string } | null;
   cameras: CameraStatus[];
   disk: BoxDiskStatus | null;
+  offload: OffloadStatus;
 };
 
 /** The disk guard's status as the box reports it: why a trial start would be refused now, and postponed recovery. */

@@ -691,6 +691,11 @@ export class Store {
     return this.durably(() => st.run(now, now, id).changes) === 1;
   }
 
+  /** When a copy was last confirmed by checksum (push or pull): the offload's last success, across restarts. */
+  lastOffloadVerifiedAt(): string | null {
+    return (this.q('SELECT MAX(offload_verified_at) AS t FROM recordings').get() as { t: string | null }).t;
+  }
+
   /** Finished recordings still on the box and not yet offloaded, oldest first: what a pull offload fetches. */
   offloadPending(): RecordingRow[] {
     return this

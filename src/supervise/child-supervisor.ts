@@ -367,7 +367,9 @@ export class ChildSupervisor<S extends ChildSpec = ChildSpec> extends EventEmitt
     const restartInMs = restart ? this.backoff.next(e.runMs) : null;
     const exit: ChildExit = { ...e, stderrTail: [...this.tail], restartInMs };
     const { error: _error, ...logged } = exit;
-    if (this.wanted) this.o.log.error({ ...this.o.logFields, cmd: command, ...logged }, `${this.o.what} stopped${restart ? '; restarting' : ''}`);
+    // A one-shot child (restart off, e.g. an offload copy) that finished with status 0 did its job: not an error.
+    const done = !this.o.restart && e.code === 0;
+    if (this.wanted && !done) this.o.log.error({ ...this.o.logFields, cmd: command, ...logged }, `${this.o.what} stopped${restart ? '; restarting' : ''}`);
     else this.o.log.info({ ...this.o.logFields, code: e.code, signal: e.signal }, `${this.o.what} stopped`);
     if (restartInMs !== null) this.timer = setTimeout(() => void this.launch(), restartInMs);
     else this.wanted = this.wanted && this.o.restart;

@@ -107,8 +107,27 @@ function renderStatus(s) {
     ? `disk: ${fmtBytes(d.free_bytes)} free${d.minutes_left != null ? ` · ~${Math.floor(d.minutes_left)} min of recording left` : ''}${d.start_refused ? ` · no trial can start: ${d.start_refused}` : ''}`
     : 'disk: unknown';
   disk.className = `disk ${d?.start_refused && d.level === 'ok' ? 'warn' : d?.level ?? ''}`;
+  renderOffload(s.offload);
   renderSync(s.sync);
   for (const c of s.cameras || []) renderCameraStats(c);
+}
+
+/** Backup: what waits to leave the box, the copy in progress, last success and error; the stale warning stands out. */
+function renderOffload(o) {
+  const e = $('offload');
+  if (!o) return void (e.hidden = true);
+  e.hidden = false;
+  const copying = (o.recordings || []).find((r) => r.state === 'copying');
+  const failed = (o.recordings || []).filter((r) => r.state === 'failed').length;
+  const parts = [`backup (${o.mode}): ${o.pending_recordings ? `${o.pending_recordings} waiting, ${fmtBytes(o.bytes_pending)}` : 'all copied'}`];
+  if (copying) parts.push(`copying #${copying.recording_id}`);
+  else if (o.activity === 'paused') parts.push('paused while recording');
+  if (failed) parts.push(`${failed} failed`);
+  parts.push(`last success: ${o.last_success_at ? new Date(o.last_success_at).toLocaleString() : 'never'}`);
+  e.textContent = parts.join(' · ');
+  e.title = [o.warning, o.last_error ? `last error (${new Date(o.last_error.at).toLocaleString()}): ${o.last_error.message}` : null, o.target].filter(Boolean).join('\n');
+  e.className = `offload ${o.warning ? 'warn' : failed ? 'failed' : ''}`;
+  if (o.warning) e.textContent = `⚠ ${e.textContent}: ${o.warning}`;
 }
 
 /** Sync pulse health: per sync line, pulses seen and how long ago the last edge was (stale after 10 s). */

@@ -64,7 +64,7 @@ describe('HTTP API over loopback (one test camera, token configured)', () => {
   it('serves health and the OpenAPI document without a token; the document lists every route', async () => {
     const h = await b.api('/api/health', { auth: false });
     assert.equal(h.status, 200, 'health status');
-    assert.deepEqual(await h.json(), { ok: true, auth_required: true, disk_level: 'ok', recording_allowed: true });
+    assert.deepEqual(await h.json(), { ok: true, auth_required: true, disk_level: 'ok', recording_allowed: true, offload_stale: false });
     const doc = (await (await b.api('/api/openapi.json', { auth: false })).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     assert.match(doc.openapi, /^3\./, 'openapi version');
     const expected = [

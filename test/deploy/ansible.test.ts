@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
+import { startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { makeFakeRelease } from './fake-release.ts';
 import { skipUnlessCi } from '../helpers/requires.ts';
@@ -48,20 +49,6 @@ async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(true)); // in use: sshd is listening
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Recap {
@@ -106,7 +93,7 @@ const reason = whyNot();
 
 describe('ansible rollout against loopback', { skip: skipUnlessCi(reason) }, () => {
   let dir = '';
-  let sshd: ChildProcess | null = null;
+  let sshd: LoopbackSshd | null = null;
   const box = (name: string) => path.join(dir, name);
   const ports = { box1: 0, box2: 0 };
   let inventory = '';
@@ -134,7 +121,7 @@ describe('ansible rollout against loopback', { skip: skipUnlessCi(reason) }, () 
     if (dir && existsSync(cp)) {
       for (const sock of readdirSync(cp)) spawnSync('ssh', ['-o', `ControlPath=${path.join(cp, sock)}`, '-O', 'exit', '127.0.0.1'], { stdio: 'ignore' });
     }
-    sshd?.kill();
+    sshd?.stop();
   });
   dir = reason ? '' : tmpDir('rigcam-ansible-');
 
@@ -162,43 +149,11 @@ describe('ansible rollout against loopback', { skip: skipUnlessCi(reason) }, () 
   }
 
   before(async () => {
-    const sshDir = path.join(dir, 'ssh');
-    mkdirSync(sshDir, { mode: 0o700 });
-    for (const key of ['host_key', 'client_key']) {
-      spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', key, '-f', path.join(sshDir, key)], { stdio: 'ignore' });
-    }
-    writeFileSync(path.join(sshDir, 'authorized_keys'), readFileSync(path.join(sshDir, 'client_key.pub')));
-    const sshPort = await freePort();
     const home = path.join(dir, 'home');
     mkdirSync(home, { mode: 0o700 });
-    writeFileSync(
-      path.join(sshDir, 'sshd_config'),
-      [
-        `Port ${sshPort}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(sshDir, 'host_key')}`,
-        `PidFile ${path.join(sshDir, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${path.join(sshDir, 'authorized_keys')}`,
-        'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'StrictModes no',
-        'Subsystem sftp internal-sftp',
-        `SetEnv HOME=${home}`,
-        '',
-      ].join('\n'),
-    );
-    // Host key checking stays on: the known_hosts file holds the key made above.
-    const hostPub = readFileSync(path.join(sshDir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
-    writeFileSync(path.join(sshDir, 'known_hosts'), `[127.0.0.1]:${sshPort} ${hostPub}\n`);
-    mkdirSync('/run/sshd', { recursive: true });
-    sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(sshDir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let sshdLog = '';
-    sshd.stderr?.on('data', (d: Buffer) => (sshdLog += d.toString()));
-    await waitForPort(sshPort, 10_000).catch((err: Error) => {
-      throw new Error(`${err.message}; sshd said: ${sshdLog}`);
-    });
+    // Host key checking stays on: the known_hosts file holds the key the helper made.
+    sshd = await startLoopbackSshd(dir, { extraConfig: [`SetEnv HOME=${home}`] });
+    const sshPort = sshd.port;
 
     // Stand-ins for systemd. `systemctl restart rigcam` (Type=notify): stop the running service, start
     // current/bin/rigcam.js serve, wait until it listens (ready) or dies. A start that dies leaves the unit
@@ -255,8 +210,8 @@ exit 1
                 ansible_port: sshPort,
                 ansible_user: 'root',
                 ansible_become: false,
-                ansible_ssh_private_key_file: path.join(sshDir, 'client_key'),
-                ansible_ssh_common_args: `-o UserKnownHostsFile=${path.join(sshDir, 'known_hosts')} -o StrictHostKeyChecking=yes`,
+                ansible_ssh_private_key_file: sshd.identityFile,
+                ansible_ssh_common_args: `-o UserKnownHostsFile=${sshd.knownHosts} -o StrictHostKeyChecking=yes`,
                 ansible_python_interpreter: '/usr/bin/python3',
                 rigcam_manage_system: false,
                 rigcam_npm_ci: false,

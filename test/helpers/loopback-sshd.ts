@@ -3,11 +3,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import path from 'node:path';
 
-/** An sshd of its own on a free loopback port, root logging in with a key made here (as test/deploy/ansible.test.ts). */
+/** An sshd of its own on a free loopback port, root logging in with a key made here; host key checked by the client. */
 export interface LoopbackSshd {
   port: number;
   /** The ssh command line that reaches it (key, known_hosts, port; no prompt). */
   ssh: string;
+  /** The client's private key and the known_hosts file naming the server's key (for configs that take them apart). */
+  identityFile: string;
+  knownHosts: string;
   stop: () => void;
 }
 
@@ -45,7 +48,8 @@ async function waitConnect(port: number, timeoutMs: number, log: () => string): 
   }
 }
 
-export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
+/** `extraConfig`: more sshd_config lines (e.g. `SetEnv HOME=...` for a login with a HOME of its own). */
+export async function startLoopbackSshd(dir: string, opts: { extraConfig?: readonly string[] } = {}): Promise<LoopbackSshd> {
   const sshDir = path.join(dir, 'ssh');
   mkdirSync(sshDir, { mode: 0o700, recursive: true });
   for (const key of ['host_key', 'client_key']) spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', key, '-f', path.join(sshDir, key)], { stdio: 'ignore' });
@@ -64,6 +68,8 @@ export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
+      'Subsystem sftp internal-sftp', // rclone's SFTP remote, ansible's file transfers
+      ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),
   );
@@ -75,5 +81,5 @@ export async function startLoopbackSshd(dir: string): Promise<LoopbackSshd> {
   sshd.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   await waitConnect(port, 10_000, () => log);
   const ssh = `ssh -p ${port} -i ${path.join(sshDir, 'client_key')} -o UserKnownHostsFile=${path.join(sshDir, 'known_hosts')} -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes`;
-  return { port, ssh, stop: () => void sshd.kill() };
+  return { port, ssh, identityFile: path.join(sshDir, 'client_key'), knownHosts: path.join(sshDir, 'known_hosts'), stop: () => void sshd.kill() };
 }

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { tmpDir } from '../helpers/tmp.ts';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { filesOf, startOffloadBox } from './push-helpers.ts';
+
+describe('offload config: a bad `offload:` is refused naming its key', () => {
+  const rsync = { type: 'rsync', host: 'backup.lab', path: '/srv/rigcam' };
+  for (const [what, offload, key] of [
+    ['a relative server path', { target: { ...rsync, path: 'srv/rigcam' } }, /offload\.target\.path: must be an absolute path/],
+    ['an ssh option with a command in it', { target: { ...rsync, ssh_options: ['ProxyCommand=nc -X connect %h %p'] } }, /offload\.target\.ssh_options\[0\]: an ssh option as Name=value/],
+    ['too many ssh options', { target: { ...rsync, ssh_options: Array.from({ length: 17 }, () => 'Compression=no') } }, /offload\.target\.ssh_options: at most 16/],
+    ['a misspelt key', { target: { ...rsync, hots: 'x' } }, /offload\.target: unknown key "hots"/],
+    ['an unknown target type', { target: { type: 'ftp', host: 'x' } }, /offload\.target\.type/],
+    ['a host with a space', { target: { ...rsync, host: 'a b' } }, /offload\.target\.host: a host name/],
+    ['an rclone remote without its name', { target: { type: 'rclone', remote: '/srv/x' } }, /offload\.target\.remote: an rclone remote as name:path/],
+    ['a line break in a path', { target: { ...rsync, path: '/srv/a\nb' } }, /offload\.target\.path: must not contain control characters/],
+    ['retries shorter at most than at first', { retry_initial_ms: 5000, retry_max_ms: 1000 }, /offload\.retry_max_ms: retry_max_ms must not be below retry_initial_ms/],
+    ['a stale time of zero', { stale_after_hours: 0 }, /offload\.stale_after_hours/],
+    ['a relative identity file', { target: { ...rsync, identity_file: 'id_ed25519' } }, /offload\.target\.identity_file/],
+  ] as const) {
+    it(`refuses ${what}`, () => {
+      assert.throws(() => parseConfig({ offload }), (e: unknown) => e instanceof ConfigError && key.test(e.message), `expected ${key}`);
+    });
+  }
+
+  it('accepts both kinds of target, and none (pull only) by default', () => {
+    assert.equal(parseConfig({}).offload.target, null);
+    assert.equal(parseConfig({}).offload.stale_after_hours, 24);
+    const r = parseConfig({ offload: { target: { ...rsync, user: 'rigcam', port: 2222, identity_file: '/etc/rigcam/offload_ed25519', ssh_options: ['StrictHostKeyChecking=yes'] } } });
+    assert.equal(r.offload.target?.type, 'rsync');
+    const c = parseConfig({ offload: { target: { type: 'rclone', remote: 'minio:rigcam bucket/lab 3', config_file: '/etc/rigcam/rclone.conf' }, stale_after_hours: 6 } });
+    assert.equal(c.offload.target?.type, 'rclone');
+  });
+});
+
+/**
+ * Pull offload (no target): the same state (pending, bytes, last success and error) and the stale-backup warning,
+ * with the offload's clock moved forward rather than waited for.
+ */
+describe('offload state and the stale warning (pull)', () => {
+  it('stale after offload.stale_after_hours with recordings waiting: status, health and a warning; a verified pull clears it', async () => {
+    const b = await startOffloadBox({ offload: { stale_after_hours: 2 } });
+    const [id] = await b.trial('p1', 1000);
+    const files = filesOf(b, id!);
+    const health = async () => (await (await fetch(`${b.url}/api/health`)).json()) as { offload_stale: boolean; offload_warning?: string };
+    const status = async () => ((await (await fetch(`${b.url}/api/status`)).json()) as { offload: Record<string, unknown> }).offload;
+
+    let st = await status();
+    assert.equal(st.mode, 'pull');
+    assert.equal(st.pending_recordings, 1);
+    assert.equal(st.bytes_pending, files.reduce((n, f) => n + f.bytes, 0));
+    assert.equal(st.warning, null);
+    assert.equal((st.recordings as Array<{ state: string }>)[0]!.state, 'pending');
+    assert.equal((await health()).offload_stale, false);
+
+    b.clock.offsetMs = 1.9 * 3_600_000; // not yet
+    b.box.offload.checkStale();
+    assert.equal((await status()).warning, null);
+    assert.ok(!b.statuses.some((m) => m.status === 'warning'));
+
+    b.clock.offsetMs = 2.1 * 3_600_000;
+    const warned = b.waitStatus('warning', (m) => /backup stale/.test(String(m.data.message)), 5000);
+    b.box.offload.checkStale();
+    assert.match(String((await warned).data.message), /backup stale: 1 recording\(s\) not offloaded, nothing confirmed for 2 h \(no backup has ever succeeded; offload\.stale_after_hours 2\)/);
+    b.box.offload.checkStale();
+    assert.equal(b.statuses.filter((m) => m.status === 'warning').length, 1, 'warned once, not at every check');
+    st = await status();
+    assert.match(String(st.warning), /backup stale/);
+    const h = await health();
+    assert.equal(h.offload_stale, true);
+    assert.match(String(h.offload_warning), /backup stale/);
+    // The page shows it too.
+    assert.ok(existsSync('/usr/bin/chromium'), 'chromium is installed (.ci/run)');
+    const ctx = await chromium.launchPersistentContext(tmpDir('rigcam-chromium-'), { executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = ctx.pages()[0] ?? (await ctx.newPage());
+      await page.goto(b.url);
+      const el = page.getByTestId('offload');
+      await el.filter({ hasText: 'backup stale' }).waitFor({ timeout: 20_000 });
+      assert.match((await el.textContent()) ?? '', /backup \(pull\): 1 waiting, .* · last success: never.*backup stale/);
+      assert.match((await el.getAttribute('class')) ?? '', /\bwarn\b/);
+    } finally {
+      await ctx.close();
+    }
+
+    // A pull whose copy does not match: refused, and it is the last error.
+    const bad = Object.fromEntries(files.map((f) => [f.path, f.sha256]));
+    bad[files[0]!.path] = 'a'.repeat(64);
+    const r409 = await fetch(`${b.url}/api/recordings/${id}/offloaded`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sha256: bad }) });
+    assert.equal(r409.status, 409);
+    st = await status();
+    assert.match(String((st.last_error as { message: string }).message), /not marked offloaded/);
+    assert.match(String(st.warning), /last error: recording \d+ not marked offloaded/);
+
+    const ok = await fetch(`${b.url}/api/recordings/${id}/offloaded`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sha256: Object.fromEntries(files.map((f) => [f.path, f.sha256])) }) });
+    assert.equal(ok.status, 200);
+    st = await status();
+    assert.equal(st.pending_recordings, 0);
+    assert.equal(st.warning, null);
+    assert.ok(st.last_success_at);
+    assert.equal((await health()).offload_stale, false);
+    await b.close();
+  });
+});
