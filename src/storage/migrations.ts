@@ -174,7 +174,7 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   {
-    version: 9,
+    version: 7,
     name: 'CSI sync and hardware trigger per recording',
     // A CSI camera's rpicam-vid --sync state (JSON) when each recording file opened; an externally triggered
     // camera's trigger settings (JSON: pulse line, lag, tolerance), to match its frames to the pulses.
