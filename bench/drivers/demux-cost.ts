@@ -36,7 +36,7 @@ const bytes = chunks.reduce((n, c) => n + c.length, 0);
 
 const inputs = new Set<ArrayBufferLike>(chunks.map((c) => c.buffer));
 const gc = (globalThis as { gc?: () => void }).gc;
-function pass(keep: AccessUnit[]): { ns: number; heap: number; ab: number; packets: number } {
+function pass(keep: AccessUnit[]): { ns: number; heap: number; copied: number; packets: number } {
   gc?.();
   const h0 = getHeapStatistics().used_heap_size;
   const t0 = process.cpuUsage(); // CPU, not wall time: the machine is shared
