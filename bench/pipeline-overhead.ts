@@ -9,11 +9,11 @@
  *   here, so Node's share shows. rigcam runs it through a PATH stand-in for ffmpeg (drivers/ffmpeg-copy-standin.sh);
  *   bare ffmpeg runs the same stand-in into a file.
  * rigcam runs compiled, as a release runs it (not through tsx). The sides never run at once: the windows run in the
- * order bare, rigcam, floor, copy-bare, copy-rigcam, copy-rigcam, copy-bare, floor, rigcam, bare, so a drift in the
- * shared machine's load hits both sides of every ratio alike; the load average is noted at each window. Two more
- * figures explain the result: rigcam capturing without recording, and a bare Node process that only reads the
- * source's pipe (the floor of any design that reads the stream in Node; the floor ratio is rigcam's Node process
- * while recording over it). Run alone: node --import tsx bench/pipeline-overhead.ts
+ * order of ORDER below (each pair ABBA), so a drift in the shared machine's load hits both sides of every ratio
+ * alike; the load average is noted at each window. More figures explain the result: rigcam capturing without
+ * recording, a bare Node process that only reads the source's pipe (the floor of any design that reads the stream
+ * in Node; the floor ratio is rigcam's Node process while recording over it), and one that also appends what it
+ * reads to a file (the floor of recording it from Node). Run alone: node --import tsx bench/pipeline-overhead.ts
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
@@ -115,8 +115,8 @@ function runDriver(script: string, args: string[], env: NodeJS.ProcessEnv = proc
   });
 }
 
-type Kind = 'bare' | 'rigcam' | 'floor' | 'copy-bare' | 'copy-rigcam';
-const ORDER: Kind[] = ['bare', 'rigcam', 'floor', 'copy-bare', 'copy-rigcam', 'copy-rigcam', 'copy-bare', 'floor', 'rigcam', 'bare'];
+type Kind = 'bare' | 'rigcam' | 'floor' | 'floor-write' | 'copy-bare' | 'copy-rigcam';
+const ORDER: Kind[] = ['bare', 'rigcam', 'floor', 'floor-write', 'copy-bare', 'copy-rigcam', 'copy-rigcam', 'copy-bare', 'floor-write', 'floor', 'rigcam', 'bare'];
 
 await runBench('pipeline-overhead', async (ctx) => {
   const half = Math.max(5, Math.round(30 * ctx.scale));
@@ -134,10 +134,11 @@ await runBench('pipeline-overhead', async (ctx) => {
   let idle: DriverOut['idle'] = null;
   for (const kind of ORDER) {
     const load = loadavg()[0]!;
-    ctx.log(`${kind}: ${kind === 'floor' ? side : half} s window (load average ${load.toFixed(2)})`);
+    const short = kind === 'floor' || kind === 'floor-write';
+    ctx.log(`${kind}: ${short ? side : half} s window (load average ${load.toFixed(2)})`);
     if (kind === 'bare' || kind === 'copy-bare') runs.push({ kind, load, w: await bare(dir, half, kind === 'copy-bare') });
-    else if (kind === 'floor') {
-      const r = await runDriver(floorJs!, [String(side), ...dims]);
+    else if (short) {
+      const r = await runDriver(floorJs!, [String(side), ...dims, ...(kind === 'floor-write' ? [path.join(dir, `floor-${Date.now()}.ts`)] : [])]);
       runs.push({ kind, load, w: { cpuS: r.nodeCpuS, nodeCpuS: r.nodeCpuS, ffmpegCpuS: r.ffmpegCpuS, windowS: r.windowS, fps: FPS, chunksPerS: r.chunksPerS } });
     } else {
       // The first rigcam run also measures the box capturing without recording.
@@ -159,6 +160,7 @@ await runBench('pipeline-overhead', async (ctx) => {
   const copyNodeRate = rate('copy-rigcam', (w) => w.nodeCpuS ?? 0);
   const idleNode = idle ? idle.nodeCpuS / idle.windowS : Number.NaN;
   const floorNode = rate('floor');
+  const floorWriteNode = rate('floor-write');
   const per60 = (r: number): string => `${fixed(r * 60, 2)} CPU s`;
   const ratio = rigRate / bareRate;
   const copyRatio = copyRigRate / copyBareRate;
@@ -171,14 +173,17 @@ await runBench('pipeline-overhead', async (ctx) => {
     { bench: NAME, figure: "  of which rigcam's Node process, recording", value: per60(nodeRate), baseline, ratio: `+${fixed(nodeRate / bareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: "  rigcam's Node process, capturing, not recording", value: per60(idleNode), baseline, ratio: `+${fixed(idleNode / bareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: '  bare Node reading the pipe, discarding (floor)', value: per60(floorNode), baseline, ratio: `+${fixed(floorNode / bareRate, 3)}`, goal: '—', ok: null },
+    { bench: NAME, figure: '  bare Node reading the pipe, appending it to a file', value: per60(floorWriteNode), baseline, ratio: `+${fixed(floorWriteNode / bareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: `CPU per 60 s recording, camera H.264 copied (${2 * half} s per side)`, value: per60(copyRigRate), baseline: copyBaseline, ratio: fixed(copyRatio, 3), goal: '≤ 1.5', ok: copyRatio <= 1.5 },
     { bench: NAME, figure: "  of which rigcam's Node process (copy)", value: per60(copyNodeRate), baseline: copyBaseline, ratio: `+${fixed(copyNodeRate / copyBareRate, 3)}`, goal: '—', ok: null },
-    { bench: NAME, figure: "Node process recording (x264) / floor", value: per60(nodeRate), baseline: floorBaseline, ratio: fixed(floorRatio, 2), goal: '≤ 1.5', ok: floorRatio <= 1.5 },
+    { bench: NAME, figure: 'Node process recording (x264) / floor', value: per60(nodeRate), baseline: floorBaseline, ratio: fixed(floorRatio, 2), goal: '≤ 1.5', ok: floorRatio <= 1.5 },
+    { bench: NAME, figure: '  bare Node appending the pipe to a file / floor', value: per60(floorWriteNode), baseline: floorBaseline, ratio: fixed(floorWriteNode / floorNode, 2), goal: '—', ok: null },
   ];
   const notes = [
     `windows (CPU s / s, load average at start): ${runs.map((r) => `${r.kind} ${fixed(r.w.cpuS / r.w.windowS, 3)} (${fixed(r.load, 1)})`).join(', ')}.`,
     `ffmpeg CPU s/s: x264 bare (into a file) ${fixed(bareRate, 3)}, into the pipe of a bare Node reader ${fixed(rate('floor', (w) => w.ffmpegCpuS ?? 0), 3)}, into rigcam ${fixed(rigRate - nodeRate, 3)}; copy bare ${fixed(copyBareRate, 3)}, into rigcam ${fixed(copyRigRate - copyNodeRate, 3)}.`,
     `frame rates: ${runs.filter((r) => r.kind !== 'floor').map((r) => `${r.kind} ${fixed(r.w.fps, 1)}`).join(', ')} fps (all must keep up with ${FPS}); the x264 source wrote ${fixed(runs.find((r) => r.kind === 'floor')?.w.chunksPerS ?? 0, 1)} pipe chunks/s.`,
+    `floor ffmpeg CPU s/s beside the appending reader: ${fixed(rate('floor-write', (w) => w.ffmpegCpuS ?? 0), 3)}.`,
   ];
   return { rows, notes };
 });
