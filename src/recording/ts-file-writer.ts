@@ -20,6 +20,11 @@ function writevAsync(fd: number, bufs: Buffer[]): Promise<number> {
     writev(fd, bufs, (err, n) => (err ? reject(err) : resolve(n)));
   });
 }
+/**
+ * What is queued is copied into slabs of this size (a frame bigger than a slab gets its own): one allocation per
+ * many frames rather than one per frame. A slab is freed once every frame in it is written.
+ */
+const SLAB_BYTES = 256 * 1024;
 /** Buffers per writev call (IOV_MAX is 1024 on Linux). */
 const IOV_BATCH = 512;
 const datasyncAsync = promisify(fdatasync);
@@ -49,6 +54,8 @@ export class TsFileWriter {
   private readonly cc = new Int8Array(8192).fill(-1);
   private readonly syncTimer: NodeJS.Timeout;
   private written = 0;
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
   private failure: Error | null = null;
   private closed = false;
 
@@ -81,12 +88,18 @@ export class TsFileWriter {
 
   /**
    * Queue packets (PSI, or one frame with `onWritten`, called once its last byte is in the file, so the frame
-   * timing never lists a frame the file lacks). Returns false once the writer has failed or closed. `owned`: the
-   * caller hands over a buffer nobody else holds, so it is renumbered in place instead of copied.
+   * timing never lists a frame the file lacks), given whole or as consecutive parts. Returns false once the writer
+   * has failed or closed. They are copied (the pre-roll ring and other files still hold the originals, which may be
+   * views of the source's pipe chunks) and renumbered in the copy.
    */
-  write(packets: Buffer, onWritten?: () => void, owned = false): boolean {
+  write(packets: Buffer | Buffer[], onWritten?: () => void): boolean {
     if (this.failure || this.closed) return false;
-    const out = owned ? packets : Buffer.from(packets); // a copy: the pre-roll ring still holds the original
+    const parts = Array.isArray(packets) ? packets : [packets];
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const out = this.take(len);
+    let at = 0;
+    for (const p of parts) at += p.copy(out, at);
     for (let off = 0; off + TS_PACKET_SIZE <= out.length; off += TS_PACKET_SIZE) this.renumber(out, off);
     this.queue.push({ buf: out, onWritten });
     this.queuedBytes += out.length;
@@ -94,6 +107,18 @@ export class TsFileWriter {
     // Started after the current task, so what it queues together (PAT/PMT and its keyframe) goes in one write.
     if (!this.draining) this.draining = Promise.resolve().then(() => this.drain());
     return true;
+  }
+
+  /** `n` bytes of the current slab (a new slab when it is full). */
+  private take(n: number): Buffer {
+    if (n > SLAB_BYTES / 4) return Buffer.allocUnsafeSlow(n); // a big frame: its own memory, no slab kept for it
+    if (!this.slab || this.slab.length - this.slabUsed < n) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+    this.slabUsed += n;
+    return out;
   }
 
   private renumber(buf: Buffer, off: number): void {
