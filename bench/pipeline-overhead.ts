@@ -1,19 +1,29 @@
 /**
- * Pipeline overhead: CPU seconds (user + system, from /proc) of rigcam recording 1280x720 at 30 fps from the `test`
- * source (the Node process plus its ffmpeg child) against bare ffmpeg running the test source's exact arguments into
- * a .ts file, over the same length of steady recording. rigcam runs compiled, as a release runs it (not through
- * tsx). The two never run at once; the 60 s per side run as two 30 s windows in the order bare, rigcam, rigcam,
- * bare, so a drift in the shared machine's load hits both alike. Two more figures explain the result: rigcam
- * capturing without recording, and a bare Node process that only reads the source's pipe (the floor of any design
- * that reads the stream in Node). Run alone: node --import tsx bench/pipeline-overhead.ts
+ * Pipeline overhead: CPU seconds (user + system, from /proc) of rigcam recording 1280x720 at 30 fps (the Node process
+ * plus its ffmpeg child) against bare ffmpeg running the same source command into a .ts file, over the same length
+ * of steady recording, for two sources:
+ * - x264: the `test` source (lavfi testsrc2 encoded by libx264), its exact arguments;
+ * - copy: H.264 with capture timestamps copied by ffmpeg (`-c:v copy`, `-copyts`), the way a camera's own H.264 is
+ *   copied (v4l2 input_format h264, encoder copy). The H.264 comes from the test source run upstream as "the
+ *   camera", whose CPU is not counted on either side (a camera's encoder is not the box's CPU). ffmpeg costs little
+ *   here, so Node's share shows. rigcam runs it through a PATH stand-in for ffmpeg (drivers/ffmpeg-copy-standin.sh);
+ *   bare ffmpeg runs the same stand-in into a file.
+ * rigcam runs compiled, as a release runs it (not through tsx). The sides never run at once: the windows run in the
+ * order of ORDER below (each pair ABBA), so a drift in the shared machine's load hits both sides of every ratio
+ * alike; the load average is noted at each window. More figures explain the result: rigcam capturing without
+ * recording, a bare Node process that only reads the source's pipe (the floor of any design that reads the stream
+ * in Node; the floor ratio is rigcam's Node process while recording over it), and one that also appends what it
+ * reads to a file (the floor of recording it from Node). Run alone: node --import tsx bench/pipeline-overhead.ts
  */
-import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { wallMinusMonoUs } from '../src/clock.ts';
+import { muxArgs } from '../src/sources/ffmpeg-common.ts';
 import { testSourceSpec } from '../src/sources/test-source.ts';
 import { readTsFrames } from '../src/storage/reconcile.ts';
-import { buildForBench } from './lib/build-dist.ts';
+import { buildForBench, REPO } from './lib/build-dist.ts';
 import { runBench, sleep, type BenchRow } from './lib/harness.ts';
 import { cpuSecondsOf } from './lib/proc-stat.ts';
 import { fixed } from './lib/stats.ts';
@@ -28,16 +38,41 @@ interface Window {
   windowS: number;
   fps: number;
   nodeCpuS?: number;
+  /** The source ffmpeg's share of cpuS (rigcam), or its CPU beside the bare pipe reader (floor). */
+  ffmpegCpuS?: number;
+  chunksPerS?: number;
 }
 
-/** Bare ffmpeg with the test source's own arguments, writing a file: CPU over a window after a 3 s warm-up. */
-async function bare(dir: string, seconds: number): Promise<Window> {
+/** The `test` source's arguments (libx264). */
+function x264Args(): string[] {
+  return testSourceSpec({ width: W, height: H, fps: FPS, gopSeconds: 1, bitrateKbps: 4000, wallMinusMonoUs: wallMinusMonoUs() }).args;
+}
+
+/**
+ * The process a camera's own H.264 is copied by (v4l2 input_format h264, encoder copy): H.264 with its capture
+ * timestamps in, `-c:v copy` with the sources' own output options out. Its input is the test source's output
+ * (drivers/ffmpeg-copy-standin.sh runs that upstream, as the camera).
+ */
+function copyArgs(out = 'pipe:1'): string[] {
+  const mux = muxArgs();
+  mux[mux.length - 1] = out;
+  return ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'warning', '-fflags', 'nobuffer', '-probesize', '32768', '-analyzeduration', '0', '-f', 'mpegts', '-i', 'pipe:0', '-c:v', 'copy', ...mux];
+}
+
+const STANDIN = path.join(REPO, 'bench/drivers/ffmpeg-copy-standin.sh');
+const realFfmpeg = (): string => spawnSync('sh', ['-c', 'command -v ffmpeg']).stdout.toString().trim();
+const copyEnv = (out?: string): NodeJS.ProcessEnv => ({ ...process.env, RIGCAM_BENCH_REAL_FFMPEG: realFfmpeg(), RIGCAM_BENCH_COPY_ARGS: copyArgs(out).join('\n') });
+
+/**
+ * Bare ffmpeg with the source's own arguments, writing a file: CPU over a window after a 3 s warm-up. `copy`: the
+ * copying ffmpeg writes the file, fed by the test source as the camera (the stand-in, whose pid is the copier's).
+ */
+async function bare(dir: string, seconds: number, copy: boolean): Promise<Window> {
   const out = path.join(dir, `bare-${Date.now()}.ts`);
-  const spec = testSourceSpec({ width: W, height: H, fps: FPS, gopSeconds: 1, bitrateKbps: 4000, wallMinusMonoUs: wallMinusMonoUs() });
-  const args = [...spec.args];
-  if (args[args.length - 1] !== 'pipe:1') throw new Error(`unexpected test source args: ${args.join(' ')}`);
-  args[args.length - 1] = out;
-  const p = spawn(spec.command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = x264Args();
+  if (args[args.length - 1] !== 'pipe:1') throw new Error(`unexpected source args: ${args.join(' ')}`);
+  if (!copy) args[args.length - 1] = out;
+  const p = spawn(copy ? STANDIN : 'ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'], env: copy ? copyEnv(out) : process.env });
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
@@ -70,9 +105,9 @@ interface DriverOut {
 }
 
 /** A compiled driver in its own process under plain node; its last stdout line is its JSON result. */
-function runDriver(script: string, args: string[]): Promise<DriverOut> {
+function runDriver(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<DriverOut> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);
@@ -80,47 +115,75 @@ function runDriver(script: string, args: string[]): Promise<DriverOut> {
   });
 }
 
+type Kind = 'bare' | 'rigcam' | 'floor' | 'floor-write' | 'copy-bare' | 'copy-rigcam';
+const ORDER: Kind[] = ['bare', 'rigcam', 'floor', 'floor-write', 'copy-bare', 'copy-rigcam', 'copy-rigcam', 'copy-bare', 'floor-write', 'floor', 'rigcam', 'bare'];
+
 await runBench('pipeline-overhead', async (ctx) => {
   const half = Math.max(5, Math.round(30 * ctx.scale));
   const side = Math.max(4, Math.round(10 * ctx.scale));
   const dir = ctx.tmpDir('overhead');
   ctx.log('compiling src/ as a release does (tsc -p tsconfig.build.json)');
   const [boxJs, floorJs] = buildForBench(ctx.tmpDir('dist'), ['bench/drivers/overhead-box.ts', 'bench/drivers/pipe-floor.ts']);
+  // The copy source for rigcam: `ffmpeg` on its PATH is the stand-in, which runs the real one.
+  const standinBin = path.join(dir, 'standin-bin');
+  mkdirSync(standinBin);
+  symlinkSync(STANDIN, path.join(standinBin, 'ffmpeg'));
+  const boxCopyEnv = { ...copyEnv(), PATH: `${standinBin}:${process.env.PATH ?? ''}` };
   const dims = [String(W), String(H), String(FPS)];
-  const runs: Array<{ kind: 'bare' | 'rigcam'; w: Window }> = [];
+  const runs: Array<{ kind: Kind; w: Window; load: number }> = [];
   let idle: DriverOut['idle'] = null;
-  for (const kind of ['bare', 'rigcam', 'rigcam', 'bare'] as const) {
-    ctx.log(`${kind}: ${half} s window`);
-    if (kind === 'bare') runs.push({ kind, w: await bare(dir, half) });
-    else {
+  for (const kind of ORDER) {
+    const load = loadavg()[0]!;
+    const short = kind === 'floor' || kind === 'floor-write';
+    ctx.log(`${kind}: ${short ? side : half} s window (load average ${load.toFixed(2)})`);
+    if (kind === 'bare' || kind === 'copy-bare') runs.push({ kind, load, w: await bare(dir, half, kind === 'copy-bare') });
+    else if (short) {
+      const r = await runDriver(floorJs!, [String(side), ...dims, ...(kind === 'floor-write' ? [path.join(dir, `floor-${Date.now()}.ts`)] : [])]);
+      runs.push({ kind, load, w: { cpuS: r.nodeCpuS, nodeCpuS: r.nodeCpuS, ffmpegCpuS: r.ffmpegCpuS, windowS: r.windowS, fps: FPS, chunksPerS: r.chunksPerS } });
+    } else {
       // The first rigcam run also measures the box capturing without recording.
-      const r = await runDriver(boxJs!, [ctx.tmpDir('box'), String(half), ...dims, String(idle ? 0 : side)]);
-      idle ??= r.idle ?? null;
-      runs.push({ kind, w: { cpuS: r.nodeCpuS + r.ffmpegCpuS, nodeCpuS: r.nodeCpuS, windowS: r.windowS, fps: (r.frames ?? 0) / r.windowS } });
+      const measureIdle = kind === 'rigcam' && !idle;
+      const r = await runDriver(boxJs!, [ctx.tmpDir('box'), String(half), ...dims, String(measureIdle ? side : 0)], kind === 'copy-rigcam' ? boxCopyEnv : process.env);
+      if (measureIdle) idle = r.idle ?? null;
+      runs.push({ kind, load, w: { cpuS: r.nodeCpuS + r.ffmpegCpuS, nodeCpuS: r.nodeCpuS, ffmpegCpuS: r.ffmpegCpuS, windowS: r.windowS, fps: (r.frames ?? 0) / r.windowS } });
     }
   }
-  ctx.log(`pipe floor: ${side} s window`);
-  const floor = await runDriver(floorJs!, [String(side), ...dims]);
 
-  const sum = (k: 'bare' | 'rigcam', f: (w: Window) => number): number => runs.filter((r) => r.kind === k).reduce((s, r) => s + f(r.w), 0);
+  const sum = (k: Kind, f: (w: Window) => number): number => runs.filter((r) => r.kind === k).reduce((s, r) => s + f(r.w), 0);
   // CPU per second of window, so windows a few ms apart in length compare exactly.
-  const bareRate = sum('bare', (w) => w.cpuS) / sum('bare', (w) => w.windowS);
-  const rigRate = sum('rigcam', (w) => w.cpuS) / sum('rigcam', (w) => w.windowS);
-  const nodeRate = sum('rigcam', (w) => w.nodeCpuS ?? 0) / sum('rigcam', (w) => w.windowS);
+  const rate = (k: Kind, f: (w: Window) => number = (w) => w.cpuS): number => sum(k, f) / sum(k, (w) => w.windowS);
+  const bareRate = rate('bare');
+  const rigRate = rate('rigcam');
+  const nodeRate = rate('rigcam', (w) => w.nodeCpuS ?? 0);
+  const copyBareRate = rate('copy-bare');
+  const copyRigRate = rate('copy-rigcam');
+  const copyNodeRate = rate('copy-rigcam', (w) => w.nodeCpuS ?? 0);
   const idleNode = idle ? idle.nodeCpuS / idle.windowS : Number.NaN;
-  const floorNode = floor.nodeCpuS / floor.windowS;
+  const floorNode = rate('floor');
+  const floorWriteNode = rate('floor-write');
   const per60 = (r: number): string => `${fixed(r * 60, 2)} CPU s`;
   const ratio = rigRate / bareRate;
+  const copyRatio = copyRigRate / copyBareRate;
+  const floorRatio = nodeRate / floorNode;
   const baseline = `${per60(bareRate)} bare ffmpeg`;
+  const copyBaseline = `${per60(copyBareRate)} bare ffmpeg -c copy`;
+  const floorBaseline = `${per60(floorNode)} bare Node pipe read`;
   const rows: BenchRow[] = [
-    { bench: NAME, figure: `CPU per 60 s recording (${2 * half} s measured per side)`, value: per60(rigRate), baseline, ratio: fixed(ratio, 3), goal: '≤ 1.05', ok: ratio <= 1.05 },
+    { bench: NAME, figure: `CPU per 60 s recording, x264 (${2 * half} s measured per side)`, value: per60(rigRate), baseline, ratio: fixed(ratio, 3), goal: '≤ 1.05', ok: ratio <= 1.05 },
     { bench: NAME, figure: "  of which rigcam's Node process, recording", value: per60(nodeRate), baseline, ratio: `+${fixed(nodeRate / bareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: "  rigcam's Node process, capturing, not recording", value: per60(idleNode), baseline, ratio: `+${fixed(idleNode / bareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: '  bare Node reading the pipe, discarding (floor)', value: per60(floorNode), baseline, ratio: `+${fixed(floorNode / bareRate, 3)}`, goal: '—', ok: null },
+    { bench: NAME, figure: '  bare Node reading the pipe, appending it to a file', value: per60(floorWriteNode), baseline, ratio: `+${fixed(floorWriteNode / bareRate, 3)}`, goal: '—', ok: null },
+    { bench: NAME, figure: `CPU per 60 s recording, camera H.264 copied (${2 * half} s per side)`, value: per60(copyRigRate), baseline: copyBaseline, ratio: fixed(copyRatio, 3), goal: '≤ 1.5', ok: copyRatio <= 1.5 },
+    { bench: NAME, figure: "  of which rigcam's Node process (copy)", value: per60(copyNodeRate), baseline: copyBaseline, ratio: `+${fixed(copyNodeRate / copyBareRate, 3)}`, goal: '—', ok: null },
+    { bench: NAME, figure: 'Node process recording (x264) / floor', value: per60(nodeRate), baseline: floorBaseline, ratio: fixed(floorRatio, 2), goal: '≤ 1.5', ok: floorRatio <= 1.5 },
+    { bench: NAME, figure: '  bare Node appending the pipe to a file / floor', value: per60(floorWriteNode), baseline: floorBaseline, ratio: fixed(floorWriteNode / floorNode, 2), goal: '—', ok: null },
   ];
   const notes = [
-    `windows (CPU s / s): ${runs.map((r) => `${r.kind} ${fixed(r.w.cpuS / r.w.windowS, 3)}`).join(', ')}; ffmpeg under rigcam ${fixed(rigRate - nodeRate, 3)} CPU s/s vs bare ${fixed(bareRate, 3)}.`,
-    `frame rates: ${runs.map((r) => `${r.kind} ${fixed(r.w.fps, 1)}`).join(', ')} fps (both must keep up with ${FPS}); the source wrote ${fixed(floor.chunksPerS ?? 0, 1)} pipe chunks/s.`,
+    `windows (CPU s / s, load average at start): ${runs.map((r) => `${r.kind} ${fixed(r.w.cpuS / r.w.windowS, 3)} (${fixed(r.load, 1)})`).join(', ')}.`,
+    `ffmpeg CPU s/s: x264 bare (into a file) ${fixed(bareRate, 3)}, into the pipe of a bare Node reader ${fixed(rate('floor', (w) => w.ffmpegCpuS ?? 0), 3)}, into rigcam ${fixed(rigRate - nodeRate, 3)}; copy bare ${fixed(copyBareRate, 3)}, into rigcam ${fixed(copyRigRate - copyNodeRate, 3)}.`,
+    `frame rates: ${runs.filter((r) => r.kind !== 'floor').map((r) => `${r.kind} ${fixed(r.w.fps, 1)}`).join(', ')} fps (all must keep up with ${FPS}); the x264 source wrote ${fixed(runs.find((r) => r.kind === 'floor')?.w.chunksPerS ?? 0, 1)} pipe chunks/s.`,
+    `floor ffmpeg CPU s/s beside the appending reader: ${fixed(rate('floor-write', (w) => w.ffmpegCpuS ?? 0), 3)}.`,
   ];
   return { rows, notes };
 });

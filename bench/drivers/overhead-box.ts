@@ -4,7 +4,8 @@
  * an optional idle window (capturing, not recording), then over a recording window, and prints one JSON line.
  * Usage (compiled, see lib/build-dist.ts): node overhead-box.js <dir> <seconds> <width> <height> <fps> [idle seconds]
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { startHttp } from '../../src/api/server.ts';
 import { parseConfig, recordingsRoot } from '../../src/config/load.ts';
@@ -18,6 +19,26 @@ if (!dir || !secondsArg || !w || !h || !fpsArg) throw new Error('usage: overhead
 const seconds = Number(secondsArg);
 const idleSeconds = Number(idleArg ?? 0);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * RIGCAM_BENCH_CPU_PROF=<path prefix>: V8 CPU profiles of the steady windows only (start-up excluded), written as
+ * <prefix>-idle.cpuprofile and <prefix>-recording.cpuprofile (open in Chrome DevTools, or bench/lib/cpu-profile-top.ts).
+ */
+const profPrefix = process.env.RIGCAM_BENCH_CPU_PROF || null;
+const inspector = profPrefix ? new Session() : null;
+if (inspector) {
+  inspector.connect();
+  await inspector.post('Profiler.enable');
+  await inspector.post('Profiler.setSamplingInterval', { interval: 500 });
+}
+async function profileStart(): Promise<void> {
+  if (inspector) await inspector.post('Profiler.start');
+}
+async function profileStop(name: string): Promise<void> {
+  if (!inspector) return;
+  const { profile } = await inspector.post('Profiler.stop');
+  writeFileSync(`${profPrefix}-${name}.cpuprofile`, JSON.stringify(profile));
+}
 
 const config = parseConfig({
   data_dir: dir,
@@ -37,15 +58,18 @@ await sleep(3000); // past start-up: the windows measure steady state only
 
 let idle: { nodeCpuS: number; ffmpegCpuS: number; windowS: number } | null = null;
 if (idleSeconds > 0) {
+  await profileStart();
   const i0 = performance.now();
   const n0 = cpuSecondsOf('self');
   const f0 = cpuSecondsOf(ffPid);
   await sleep(idleSeconds * 1000);
   idle = { nodeCpuS: cpuSecondsOf('self') - n0, ffmpegCpuS: cpuSecondsOf(ffPid) - f0, windowS: (performance.now() - i0) / 1000 };
+  await profileStop('idle');
 }
 
 const start = await box.handleCommand('start_recording', { session_prefix: 'overhead' }, { source: 'cli' });
 if (!start.ok) throw new Error(`start failed: ${start.error}`);
+await profileStart();
 const t0 = performance.now();
 const node0 = cpuSecondsOf('self');
 const ff0 = cpuSecondsOf(ffPid);
@@ -55,6 +79,7 @@ const node1 = cpuSecondsOf('self');
 const ff1 = cpuSecondsOf(ffPid);
 const frames1 = cam.current?.frames ?? 0;
 const windowS = (performance.now() - t0) / 1000;
+await profileStop('recording');
 const stop = await box.handleCommand('stop_recording', {}, { source: 'cli' });
 await box.shutdown();
 await new Promise<void>((r) => server.close(() => r()));

@@ -1,19 +1,27 @@
 /**
  * The floor of any Node-based design: a bare Node process that spawns the test source and reads its stdout,
  * discarding every byte. Its CPU per second is what rigcam cannot go below while it reads the stream through a pipe.
- * Prints one JSON line. Usage: node pipe-floor.js <seconds> <width> <height> <fps>
+ * With an output file it also appends every chunk to that file through a plain fs.WriteStream (one asynchronous
+ * write per chunk, as any Node recorder that keeps the event loop free of disk stalls does): the floor of recording.
+ * Prints one JSON line. Usage: node pipe-floor.js <seconds> <width> <height> <fps> [output file]
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { wallMinusMonoUs } from '../../src/clock.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { cpuSecondsOf } from '../lib/proc-stat.ts';
 
-const [secondsArg, w, h, fpsArg] = process.argv.slice(2).map(Number);
+const [secondsArg, w, h, fpsArg] = process.argv.slice(2, 6).map(Number);
+const outFile = process.argv[6];
 if (!secondsArg || !w || !h || !fpsArg) throw new Error('usage: pipe-floor <seconds> <width> <height> <fps>');
 const spec = testSourceSpec({ width: w, height: h, fps: fpsArg, gopSeconds: 1, bitrateKbps: 4000, wallMinusMonoUs: wallMinusMonoUs() });
 const p = spawn(spec.command, spec.args, { stdio: ['ignore', 'pipe', 'inherit'] });
 let chunks = 0;
-p.stdout.on('data', () => (chunks += 1));
+const out = outFile ? createWriteStream(outFile, { flags: 'wx' }) : null;
+p.stdout.on('data', (chunk: Buffer) => {
+  chunks += 1;
+  out?.write(chunk);
+});
 await new Promise((r) => setTimeout(r, 3000));
 const t0 = performance.now();
 const n0 = cpuSecondsOf('self');

@@ -93,6 +93,16 @@ function adaptationCore(buf: Uint8Array, flagsAt: number, afLen: number): number
  * One output buffer; O(bytes of the access unit).
  */
 export function insertNalIntoAccessUnit(packets: Buffer, nal: Uint8Array): Buffer | null {
+  const parts = insertNalParts(packets, nal);
+  return parts && Buffer.concat(parts);
+}
+
+/**
+ * The same as insertNalIntoAccessUnit, as consecutive parts that are views of `packets` where it is unchanged: only
+ * the re-cut packets (and the first packet, when its PES_packet_length changes) are new. For a writer that copies
+ * what it writes anyway (the file writer renumbers continuity counters), so the frame is copied once, not twice.
+ */
+export function insertNalParts(packets: Buffer, nal: Uint8Array): Buffer[] | null {
   const at = seiInsertPoint(packets);
   if (at < 0) return null;
   const k = at - (at % PKT); // the packet that is split
@@ -108,9 +118,8 @@ export function insertNalIntoAccessUnit(packets: Buffer, nal: Uint8Array): Buffe
   const firstCap = PKT - 4 - firstAf;
   const count = contentLen <= firstCap ? 1 : 1 + Math.ceil((contentLen - firstCap) / (PKT - 4));
 
-  const out = Buffer.allocUnsafe(packets.length + (count - 1) * PKT);
-  packets.copy(out, 0, 0, k);
-  let o = k;
+  const out = Buffer.allocUnsafe(count * PKT); // the re-cut packets
+  let o = 0;
   let done = 0; // content bytes written
   for (let j = 0; j < count; j++) {
     const af = j === 0 ? firstAf : 0;
@@ -144,16 +153,22 @@ export function insertNalIntoAccessUnit(packets: Buffer, nal: Uint8Array): Buffe
     done += take;
     o += PKT;
   }
-  packets.copy(out, o, k + PKT);
+  const parts: Buffer[] = [];
+  if (k > 0) parts.push(packets.subarray(0, k));
+  parts.push(out);
+  if (k + PKT < packets.length) parts.push(packets.subarray(k + PKT));
 
-  // A bounded PES_packet_length grows by the NAL (video may use 0, "unbounded", when it no longer fits).
-  const p0 = payloadStart(out, 0);
-  const pesLen = (out[p0 + 4]! << 8) | out[p0 + 5]!;
+  // A bounded PES_packet_length grows by the NAL (video may use 0, "unbounded", when it no longer fits). It is in the
+  // first packet: when that one was not re-cut, it is copied rather than changed in the caller's buffer.
+  const first = k === 0 ? out : Buffer.from(packets.subarray(0, PKT));
+  const p0 = payloadStart(first, 0);
+  const pesLen = (first[p0 + 4]! << 8) | first[p0 + 5]!;
   if (pesLen !== 0) {
     const grown = pesLen + nal.length;
-    out.writeUInt16BE(grown > 0xffff ? 0 : grown, p0 + 4);
+    first.writeUInt16BE(grown > 0xffff ? 0 : grown, p0 + 4);
+    if (k > 0) parts.splice(0, 1, first, ...(k > PKT ? [packets.subarray(PKT, k)] : []));
   }
-  return out;
+  return parts;
 }
 
 /** Copies content bytes [from, from+len) of (head, nal, tail) into out at w; returns the new w. */
@@ -197,6 +212,11 @@ function copyContent(
 /** The access unit with rigcam's timing SEI for this frame, or null when it cannot be read (write it as it is). */
 export function stampAccessUnit(packets: Buffer, t: SeiTiming): Buffer | null {
   return insertNalIntoAccessUnit(packets, buildTimingSei(t));
+}
+
+/** stampAccessUnit as parts (see insertNalParts): for the file writer, which copies them once. */
+export function stampAccessUnitParts(packets: Buffer, t: SeiTiming): Buffer[] | null {
+  return insertNalParts(packets, buildTimingSei(t));
 }
 
 /** The Annex B bytes of one access unit (the PES payload after its header), or null when the PES is unreadable. */

@@ -7,6 +7,10 @@ import { PtsUnwrapper, unwrapNear } from './pts-unwrap.ts';
  * ffmpeg's and libav's mpegts muxers. It does not reassemble the elementary stream: it groups the TS
  * packets of the video PID into access units (PUSI to next PUSI), kept byte for byte, and reads just
  * enough of each (PES timestamps, adaptation flags, first NAL units) to time it and spot keyframes.
+ *
+ * Per packet it only reads header bytes in place (no allocation): a frame is a list of runs of
+ * consecutive packets in the input chunks. A frame that is one run, the usual case (a source flushes
+ * each frame in one write), is handed on as a view of its chunk, not a copy; see SHARE_MIN_FILL.
  */
 
 export interface DemuxWarning {
@@ -36,11 +40,22 @@ const SYNC = 0x47;
 const PAT_PID = 0x0000;
 const NULL_PID = 0x1fff;
 const MAX_SECTION = 1024; // PAT and PMT sections are at most 1024 bytes (section_length ≤ 1021)
+/**
+ * A frame that lies in one run of one chunk is a view of that chunk (no copy) when it fills at least this share of
+ * the chunk's memory: a view keeps the whole chunk alive (in the pre-roll ring, for seconds), so a small frame of a
+ * big chunk is copied instead and what is held stays within twice what the ring counts.
+ */
+const SHARE_MIN_FILL = 0.5;
 
 /** One frame being gathered, from its PUSI packet up to the next. */
 interface PendingAu {
   pid: number;
-  packets: Buffer[];
+  /** Runs of consecutive packets already closed (another PID's packet or a chunk boundary came between). */
+  runs: Buffer[];
+  /** The open run: bytes [runStart, runEnd) of runBuf. */
+  runBuf: Buffer | null;
+  runStart: number;
+  runEnd: number;
   size: number;
   /** PES header bytes gathered so far, while the header is not yet complete. */
   headerPart: Buffer | null;
@@ -72,6 +87,12 @@ export class TsDemuxer {
   private readonly carry = Buffer.allocUnsafe(PKT);
   private carryLen = 0;
   private carryAt = 0; // stream offset of carry[0]
+  /**
+   * A whole packet that ended the last chunk while in sync, awaiting the next byte to confirm it: kept as a view of
+   * that chunk (not copied into carry) so a frame that ends a chunk stays one run of it.
+   */
+  private tailBuf: Buffer | null = null;
+  private tailOff = 0;
   private received = 0;
   private synced = false;
   /** A packet whose successor did not start with 0x47: kept until we know whether it was whole. */
@@ -127,8 +148,10 @@ export class TsDemuxer {
   }
 
   /**
-   * Feeds bytes in any chunking. Packets of the current frame keep referring to `chunk` until the
-   * frame is emitted, so the caller must not reuse the buffer (Node streams never do).
+   * Feeds bytes in any chunking. An emitted frame's `packets` may be a view of `chunk` (see
+   * SHARE_MIN_FILL), held as long as the frame is (the pre-roll ring, a recording's queue), so the
+   * caller must never reuse or change the buffer afterwards (Node streams never do: each read is a new
+   * allocation, test/pipeline/recording-bytes.test.ts checks it).
    * Exceptions thrown by the callbacks propagate and the rest of the chunk is dropped.
    */
   push(chunk: Buffer): void {
@@ -136,6 +159,17 @@ export class TsDemuxer {
     this.received += chunk.length;
     this.stats.bytes += chunk.length;
     if (chunk.length === 0) return;
+    if (this.tailBuf) {
+      const tail = this.tailBuf;
+      this.tailBuf = null;
+      if (chunk[0] === SYNC) this.handlePacket(tail, this.tailOff);
+      else {
+        // Sync lost at the seam: the carry path below decides, as if the packet had been carried.
+        tail.copy(this.carry, 0, this.tailOff, this.tailOff + PKT);
+        this.carryLen = PKT;
+        this.carryAt = chunkAt - PKT;
+      }
+    }
     if (this.carryLen === 0) {
       this.scan(chunk, chunkAt);
       return;
@@ -153,7 +187,7 @@ export class TsDemuxer {
       if (chunk[need] === SYNC) {
         chunk.copy(this.carry, this.carryLen, 0, need);
         this.carryLen = 0;
-        this.handlePacket(Buffer.from(this.carry));
+        this.handlePacket(Buffer.from(this.carry), 0);
         this.scan(chunk.subarray(need), chunkAt + need);
         return;
       }
@@ -168,20 +202,21 @@ export class TsDemuxer {
   /** End of input: takes the last packet (no successor to confirm it) and emits the last frame. */
   end(): void {
     if (this.synced) {
-      if (this.carryLen === PKT) this.handlePacket(Buffer.from(this.carry));
+      if (this.tailBuf) this.handlePacket(this.tailBuf, this.tailOff);
+      else if (this.carryLen === PKT) this.handlePacket(Buffer.from(this.carry), 0);
       else if (this.carryLen > 0) {
         this.warn('sync', `stream ended inside a packet: ${this.carryLen} bytes dropped`);
       }
     } else {
       let resumeAt = this.garbageFrom;
       if (this.suspect) {
-        this.handlePacket(this.suspect);
+        this.handlePacket(this.suspect, 0);
         resumeAt = this.suspectAt + PKT;
         this.suspect = null;
       }
       let skipped = this.received - resumeAt;
       if (this.carryLen === PKT && this.carry[0] === SYNC && this.carryAt >= resumeAt) {
-        this.handlePacket(Buffer.from(this.carry));
+        this.handlePacket(Buffer.from(this.carry), 0);
         skipped -= PKT;
       }
       if (skipped > 0) {
@@ -190,6 +225,7 @@ export class TsDemuxer {
       }
     }
     this.carryLen = 0;
+    this.tailBuf = null;
     this.synced = false;
     this.garbageFrom = this.received;
     this.emitPending();
@@ -210,12 +246,17 @@ export class TsDemuxer {
           this.loseSync(at + p, null);
           continue;
         }
-        if (p + PKT >= len) {
+        if (p + PKT === len) {
+          this.tailBuf = buf;
+          this.tailOff = p;
+          return;
+        }
+        if (p + PKT > len) {
           this.stash(buf, p, at);
           return;
         }
         if (buf[p + PKT] === SYNC) {
-          this.handlePacket(buf.subarray(p, p + PKT));
+          this.handlePacket(buf, p);
           p += PKT;
           continue;
         }
@@ -262,7 +303,7 @@ export class TsDemuxer {
       this.suspect = null;
       if (offset >= this.suspectAt + PKT) {
         // No packet began inside it: it was whole and the garbage came after it.
-        this.handlePacket(suspect);
+        this.handlePacket(suspect, 0);
         skipped = offset - (this.suspectAt + PKT);
       } else {
         skipped = offset - this.suspectAt;
@@ -279,28 +320,29 @@ export class TsDemuxer {
 
   // ------------------------------------------------------------------ packets
 
-  private handlePacket(pkt: Buffer): void {
+  /** The packet at `buf[o .. o + 188)`, read in place. */
+  private handlePacket(buf: Buffer, o: number): void {
     this.stats.packets++;
-    const b1 = pkt[1];
-    const pid = ((b1 & 0x1f) << 8) | pkt[2];
+    const b1 = buf[o + 1];
+    const pid = ((b1 & 0x1f) << 8) | buf[o + 2];
     if (b1 & 0x80) {
       this.warn('continuity', 'transport_error_indicator set: packet dropped', pid);
       if (pid === this.vPid) this.markDiscontinuity(false);
       return;
     }
     if (pid === NULL_PID) return;
-    const b3 = pkt[3];
+    const b3 = buf[o + 3];
     const afc = (b3 >> 4) & 3;
     if (afc === 0) return; // reserved: decoders discard such packets
     let payloadStart = 4;
     let afFlags = 0;
     if (afc & 2) {
-      const afLen = pkt[4];
+      const afLen = buf[o + 4];
       if (afLen > (afc === 3 ? 182 : 183)) {
         this.warn('continuity', `adaptation field length ${afLen} too long: packet dropped`, pid);
         return;
       }
-      if (afLen > 0) afFlags = pkt[5];
+      if (afLen > 0) afFlags = buf[o + 5];
       payloadStart = 5 + afLen;
     }
     const hasPayload = (afc & 1) !== 0;
@@ -323,11 +365,11 @@ export class TsDemuxer {
     }
 
     if (pid === PAT_PID) {
-      if (hasPayload) this.patAsm.feed(pkt, payloadStart, pusi, this.psiSink('PAT', (s, p) => this.onPat(s, p)));
+      if (hasPayload) this.patAsm.feed(buf.subarray(o, o + PKT), payloadStart, pusi, this.patSink);
     } else if (pid === this.pmtPid) {
-      if (hasPayload) this.pmtAsm.feed(pkt, payloadStart, pusi, this.psiSink('PMT', (s, p) => this.onPmt(s, p)));
+      if (hasPayload) this.pmtAsm.feed(buf.subarray(o, o + PKT), payloadStart, pusi, this.pmtSink);
     } else if (pid === this.vPid) {
-      this.onVideoPacket(pkt, pusi, hasPayload, payloadStart, afFlags);
+      this.onVideoPacket(buf, o, pusi, hasPayload, payloadStart, afFlags);
     }
   }
 
@@ -349,6 +391,9 @@ export class TsDemuxer {
   }
 
   // ------------------------------------------------------------------ PSI
+
+  private readonly patSink = this.psiSink('PAT', (s, p) => this.onPat(s, p));
+  private readonly pmtSink = this.psiSink('PMT', (s, p) => this.onPmt(s, p));
 
   private psiSink(
     table: string,
@@ -420,13 +465,16 @@ export class TsDemuxer {
 
   // ------------------------------------------------------------------ video PES
 
-  private onVideoPacket(pkt: Buffer, pusi: boolean, hasPayload: boolean, payloadStart: number, afFlags: number): void {
+  private onVideoPacket(buf: Buffer, o: number, pusi: boolean, hasPayload: boolean, payloadStart: number, afFlags: number): void {
     const rai = (afFlags & 0x40) !== 0;
     if (pusi) {
       this.emitPending();
       this.pending = {
         pid: this.vPid ?? 0,
-        packets: [],
+        runs: [],
+        runBuf: null,
+        runStart: 0,
+        runEnd: 0,
         size: 0,
         headerPart: null,
         headerDone: false,
@@ -453,17 +501,25 @@ export class TsDemuxer {
       }
       return;
     }
-    au.packets.push(pkt);
+    if (au.runBuf === buf && au.runEnd === o) au.runEnd += PKT;
+    else {
+      if (au.runBuf) au.runs.push(au.runBuf.subarray(au.runStart, au.runEnd));
+      au.runBuf = buf;
+      au.runStart = o;
+      au.runEnd = o + PKT;
+    }
     au.size += PKT;
-    if (hasPayload && payloadStart < PKT) this.feedPes(au, pkt, payloadStart);
+    if (hasPayload && payloadStart < PKT) this.feedPes(au, buf, o + payloadStart, o + PKT);
   }
 
-  private feedPes(au: PendingAu, pkt: Buffer, start: number): void {
+  /** PES bytes [start, end) of `buf` (one packet's payload). */
+  private feedPes(au: PendingAu, buf: Buffer, start: number, end: number): void {
     if (au.headerDone) {
-      if (!au.headerBad) this.feedEs(au, pkt, start, PKT);
+      if (!au.headerBad) this.feedEs(au, buf, start, end);
       return;
     }
-    const bytes = au.headerPart ? Buffer.concat([au.headerPart, pkt.subarray(start)]) : pkt.subarray(start);
+    const payload = buf.subarray(start, end);
+    const bytes = au.headerPart ? Buffer.concat([au.headerPart, payload]) : payload;
     const h = parsePesHeader(bytes);
     if (h.state === 'short') {
       au.headerPart = Buffer.from(bytes);
@@ -524,7 +580,7 @@ export class TsDemuxer {
       pts,
       dts,
       keyframe: au.keyframe || au.nal.result.idr,
-      packets: Buffer.concat(au.packets, au.size),
+      packets: framePackets(au),
       payloadBytes,
       discontinuity: au.discontinuity,
       seq: this.stats.accessUnits++,
@@ -535,6 +591,14 @@ export class TsDemuxer {
   private warn(kind: DemuxWarning['kind'], message: string, pid?: number): void {
     this.onWarning(pid === undefined ? { kind, message } : { kind, pid, message });
   }
+}
+
+/** The frame's packets: a view of its chunk when it is one run that fills enough of it, else one copy. */
+function framePackets(au: PendingAu): Buffer {
+  const last = au.runBuf ? au.runBuf.subarray(au.runStart, au.runEnd) : null;
+  if (last && au.runs.length === 0 && last.length >= SHARE_MIN_FILL * last.buffer.byteLength) return last;
+  if (last) au.runs.push(last);
+  return Buffer.concat(au.runs, au.size);
 }
 
 // -------------------------------------------------------------------- PES header

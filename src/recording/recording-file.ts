@@ -7,7 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
-import { stampAccessUnit } from '../pipeline/au-sei.ts';
+import { stampAccessUnitParts } from '../pipeline/au-sei.ts';
 import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type ControlChangeNote, type Sidecar } from '../storage/sidecar.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
@@ -263,7 +263,7 @@ export class RecordingFile implements TimedTsFile {
    */
   writeFrame(f: CapturedFrame, flags: string[], expectedGap: boolean): boolean {
     const index = this.queued + 1;
-    const stamped = stampAccessUnit(f.au.packets, { frameIndex: index, captureUs: f.captureUs, wallUs: this.timer.wallUs(f.captureUs) });
+    const stamped = stampAccessUnitParts(f.au.packets, { frameIndex: index, captureUs: f.captureUs, wallUs: this.timer.wallUs(f.captureUs) });
     if (!stamped && !this.warnedUnstamped) {
       this.warnedUnstamped = true;
       this.o.log.warn({ recording: this.id, frame: index }, 'frame written without its timing SEI (access unit not readable)');
@@ -303,7 +303,6 @@ export class RecordingFile implements TimedTsFile {
           this.unsavedTrigger = row.index;
         }
       },
-      stamped !== null,
     );
     if (ok) this.queued += 1;
     return ok;

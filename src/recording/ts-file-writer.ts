@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, close as closeCb } from 'node:fs';
+import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, writev, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
 import type { StartSyncs } from './start-syncs.ts';
@@ -12,6 +12,22 @@ export function writeAsync(fd: number, buf: Buffer, off = 0, len?: number, pos: 
     write(fd, buf, off, len ?? buf.length - off, pos, (err, n) => (err ? reject(err) : resolve(n)));
   });
 }
+/**
+ * fs.writev as a promise of the bytes written (possibly short). One system call for a batch of frames, none of
+ * them copied into one buffer first.
+ */
+function writevAsync(fd: number, bufs: Buffer[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    writev(fd, bufs, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+/**
+ * What is queued is copied into slabs of this size (a frame bigger than a slab gets its own): one allocation per
+ * many frames rather than one per frame. A slab is freed once every frame in it is written.
+ */
+const SLAB_BYTES = 256 * 1024;
+/** Buffers per writev call (IOV_MAX is 1024 on Linux). */
+const IOV_BATCH = 512;
 const datasyncAsync = promisify(fdatasync);
 const fsyncAsync = promisify(fsync);
 const truncateAsync = promisify(ftruncate);
@@ -35,9 +51,12 @@ export class TsFileWriter {
   private queuedBytes = 0;
   private queuedFrames = 0;
   private draining: Promise<void> | null = null;
-  private readonly cc = new Map<number, number>();
+  /** Last continuity counter written per PID, -1 before its first packet (typed: looked up for every packet). */
+  private readonly cc = new Int8Array(8192).fill(-1);
   private readonly syncTimer: NodeJS.Timeout;
   private written = 0;
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
   private failure: Error | null = null;
   private closed = false;
 
@@ -72,28 +91,47 @@ export class TsFileWriter {
 
   /**
    * Queue packets (PSI, or one frame with `onWritten`, called once its last byte is in the file, so the frame
-   * timing never lists a frame the file lacks). Returns false once the writer has failed or closed. `owned`: the
-   * caller hands over a buffer nobody else holds, so it is renumbered in place instead of copied.
+   * timing never lists a frame the file lacks), given whole or as consecutive parts. Returns false once the writer
+   * has failed or closed. They are copied (the pre-roll ring and other files still hold the originals, which may be
+   * views of the source's pipe chunks) and renumbered in the copy.
    */
-  write(packets: Buffer, onWritten?: () => void, owned = false): boolean {
+  write(packets: Buffer | Buffer[], onWritten?: () => void): boolean {
     if (this.failure || this.closed) return false;
-    const out = owned ? packets : Buffer.from(packets); // a copy: the pre-roll ring still holds the original
+    const parts = Array.isArray(packets) ? packets : [packets];
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const out = this.take(len);
+    let at = 0;
+    for (const p of parts) at += p.copy(out, at);
     for (let off = 0; off + TS_PACKET_SIZE <= out.length; off += TS_PACKET_SIZE) this.renumber(out, off);
     this.queue.push({ buf: out, onWritten });
     this.queuedBytes += out.length;
     if (onWritten) this.queuedFrames += 1;
-    if (!this.draining) this.draining = this.drain();
+    // Started after the current task, so what it queues together (PAT/PMT and its keyframe) goes in one write.
+    if (!this.draining) this.draining = Promise.resolve().then(() => this.drain());
     return true;
+  }
+
+  /** `n` bytes of the current slab (a new slab when it is full). */
+  private take(n: number): Buffer {
+    if (n > SLAB_BYTES / 4) return Buffer.allocUnsafeSlow(n); // a big frame: its own memory, no slab kept for it
+    if (!this.slab || this.slab.length - this.slabUsed < n) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+    this.slabUsed += n;
+    return out;
   }
 
   private renumber(buf: Buffer, off: number): void {
     const pid = ((buf[off + 1]! & 0x1f) << 8) | buf[off + 2]!;
     const afc = (buf[off + 3]! >> 4) & 0x3;
     const hasPayload = afc === 1 || afc === 3;
-    const prev = this.cc.get(pid);
+    const prev = this.cc[pid]!;
     // The counter advances only on packets with payload (ISO 13818-1 2.4.3.3).
-    const next = prev === undefined ? 0 : hasPayload ? (prev + 1) & 0xf : prev;
-    this.cc.set(pid, next);
+    const next = prev < 0 ? 0 : hasPayload ? (prev + 1) & 0xf : prev;
+    this.cc[pid] = next;
     buf[off + 3] = (buf[off + 3]! & 0xf0) | next;
   }
 
@@ -102,11 +140,25 @@ export class TsFileWriter {
     let off = 0;
     try {
       while (this.queue.length && !this.failure && this.fd !== null) {
-        batch = this.queue.splice(0, this.queue.length);
-        const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((b) => b.buf));
+        batch = this.queue.splice(0, Math.min(this.queue.length, IOV_BATCH));
         off = 0;
-        while (off < buf.length) off += await writeAsync(this.fd, buf, off, buf.length - off);
-        this.complete(batch, buf.length);
+        if (batch.length === 1) {
+          const buf = batch[0]!.buf;
+          while (off < buf.length) off += await writeAsync(this.fd, buf, off, buf.length - off);
+        } else {
+          // Frames (and the PAT/PMT before a keyframe) queued while the previous write was under way: one writev.
+          const total = batch.reduce((n, b) => n + b.buf.length, 0);
+          off = await writevAsync(this.fd, batch.map((b) => b.buf));
+          // A short writev (rare: a full disk, a signal) finishes with plain writes of what is left.
+          let pos = 0;
+          for (const item of batch) {
+            const end = pos + item.buf.length;
+            while (off < end) off += await writeAsync(this.fd, item.buf, off - pos, end - off);
+            pos = end;
+          }
+          if (off !== total) throw new Error(`writev accounting: ${off} of ${total} bytes`);
+        }
+        this.complete(batch, off);
         batch = [];
       }
     } catch (err) {

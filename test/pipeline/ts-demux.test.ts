@@ -537,6 +537,36 @@ describe('TsDemuxer on real ffmpeg streams', () => {
     }
   });
 
+  it('hands a frame that is one run of its chunk on as a view of it (no copy); a small frame of a big chunk is copied', () => {
+    const ts = stream();
+    // Chunks cut where each video PES starts, as a source that flushes every frame writes them.
+    const starts: number[] = [];
+    for (let o = 0; o < ts.length; o += PKT) {
+      const pid = ((ts[o + 1]! & 0x1f) << 8) | ts[o + 2]!;
+      if (pid === 0x100 && ts[o + 1]! & 0x40) starts.push(o);
+    }
+    const cuts = [0, ...starts.slice(1), ts.length];
+    // Each chunk its own memory, as a pipe read delivers it (Buffer.from would share the 8 KiB pool).
+    const own = (b: Buffer): Buffer => {
+      const c = Buffer.allocUnsafeSlow(b.length);
+      b.copy(c);
+      return c;
+    };
+    const chunks = cuts.slice(1).map((end, i) => own(ts.subarray(cuts[i], end)));
+    const perFrame = demux(chunks);
+    const whole = demux(ts);
+    assert.equal(perFrame.aus.length, 90);
+    assert.deepEqual(perFrame.aus.map((a) => a.packets), whole.aus.map((a) => a.packets), 'same bytes whatever the chunking');
+    const owners = new Set(chunks.map((c) => c.buffer));
+    const views = perFrame.aus.filter((a) => owners.has(a.packets.buffer));
+    assert.equal(views.length, 90, 'every frame is a view of its chunk');
+    for (const a of perFrame.aus) assert.ok(a.packets.length >= 0.5 * a.packets.buffer.byteLength, 'a frame never holds more than twice its size');
+    // One big chunk of 90 small frames: each frame is copied out, so keeping one does not keep the whole chunk.
+    const big = own(ts);
+    const copied = demux(big).aus.filter((a) => a.packets.buffer === big.buffer);
+    assert.equal(copied.length, 0);
+  });
+
   it('demuxes at a sane rate (sanity bound only)', (t) => {
     const ts = stream({ extraOutputArgs: ['-muxrate', '2M'] });
     const passes = 4;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TS_PACKET_SIZE, type AccessUnit } from '../../src/pipeline/access-unit.ts';
 import { TsDemuxer } from '../../src/pipeline/ts-demux.ts';
 import { TsFileWriter } from '../../src/recording/ts-file-writer.ts';
-import { insertNalIntoAccessUnit, seiInsertPoint, stampAccessUnit, timingOfAccessUnit } from '../../src/pipeline/au-sei.ts';
+import { insertNalIntoAccessUnit, seiInsertPoint, stampAccessUnit, stampAccessUnitParts, timingOfAccessUnit } from '../../src/pipeline/au-sei.ts';
 import { buildTimingSei, type SeiTiming } from '../../src/timing/sei.ts';
 import { makeTestAnnexB, makeTestTs, probePackets, type TestStreamOptions } from '../helpers/ffmpeg-ts.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -207,6 +207,14 @@ describe('timing SEI inserted into real H.264 access units', () => {
     const lenBefore = aus[1]!.packets.readUInt16BE(((aus[1]!.packets[3]! >> 4) & 2 ? 5 + aus[1]!.packets[4]! : 4) + 4);
     assert.ok(lenBefore > 0);
     assert.equal(stamped.readUInt16BE(p + 4), lenBefore + buildTimingSei(timingFor(1)).length);
+    // As parts (the recorder's path): the same bytes, and the caller's packets (views shared with the pre-roll ring
+    // and the source's chunks) never written to, the PES length included, whichever packet is re-cut.
+    for (const [i, au] of aus.entries()) {
+      const before = Buffer.from(au.packets);
+      const parts = stampAccessUnitParts(au.packets, timingFor(i))!;
+      assert.ok(au.packets.equals(before), `frame ${i}: the original packets were changed`);
+      assert.ok(Buffer.concat(parts).equals(stampAccessUnit(au.packets, timingFor(i))!), `frame ${i}: parts differ`);
+    }
     await checkStream('no-aud', ts);
   });
 
