@@ -81,6 +81,10 @@ describe('quality API: decimated series, summary, session rows', () => {
     const longDrops = new Map<number, number>([[2, 1], [432_000, 3]]);
     for (let i = 4321; i < 432_000; i += 4321) longDrops.set(i, 1 + (i % 3));
     long = makeSyntheticRecording(b.store, b.root, { session: 'q-long', fps: 120, frames: 432_000, prerollFrames: 60, drops: longDrops, csv: false, markers: [{ label: 'm', atFrame: 200_000 }] });
+    // Writing the synthetic hour above holds the event loop for seconds on a loaded machine: the camera's frames
+    // wait in the pipe meanwhile (a gap the real trial would then show as drops and an old pre-roll). Let the
+    // stream run steadily again, longer than the pre-roll, before the real trial.
+    await sleep(1500);
     // A real trial of the test camera, with pre-roll and two markers.
     const st = await b.api('/api/trials/start', { json: { session: 'q-real', label: 'real' } });
     assert.equal(st.status, 200, await st.clone().text());
