@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +30,13 @@ it('npm run release:offline:arm64 is the same script with --arch arm64, and npm 
 
 it('refuses an unknown target or option before building anything', () => {
   const out = tmpDir('rigcam-offline-args-');
+  // Should the script ever accept one, it must not start a chroot build that outlives this test's timeout.
+  const bin = path.join(out, 'bin');
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'mmdebstrap'), '#!/bin/sh\necho "mmdebstrap must not run" >&2\nexit 99\n', { mode: 0o755 });
   for (const args of [['--arch', 'sparc'], ['--arch'], ['--bogus']]) {
-    const res = spawnSync('bash', [script, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, RIGCAM_RELEASE_DIR: path.join(out, 'release'), RIGCAM_OFFLINE_CACHE: path.join(out, 'cache') } });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, RIGCAM_RELEASE_DIR: path.join(out, 'release'), RIGCAM_OFFLINE_CACHE: path.join(out, 'cache') };
+    const res = spawnSync('bash', [script, ...args], { encoding: 'utf8', timeout: 30_000, env });
     assert.equal(res.status, 1, `${args.join(' ')}: ${res.stdout}${res.stderr}`);
     assert.match(res.stderr, /^release-offline: (--arch: only arm64 is supported|unknown option)/m, args.join(' '));
     assert.equal(res.stdout, '', 'no tarball path printed');
