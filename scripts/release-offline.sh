@@ -12,8 +12,8 @@
 # chroot (mmdebstrap + qemu-user-static, binfmt_misc), with trixie's own Node 20 (ABI 115, the box's).
 # GitHub's prebuilt binaries are not assumed reachable, so better-sqlite3 may compile from source
 # under emulation. Everything runs under `nice -n 19`, so it is slow on a busy machine: measured on the
-# shared 2-core build machine (load 14-18 from other work), the chroot (623 packages; Debian's npm alone
-# brings ~340 node-* ones) was still unpacking after 30 min, at about 10 packages a minute (once: cached).
+# shared 2-core build machine (load 7-30 from other work), the chroot (623 packages; Debian's npm alone
+# brings ~340 node-* ones) took 4699 s, 78 min (once: cached).
 # The native path (no emulation) takes about 1 min with its node_modules cached, 10 s of it the smoke run.
 #
 # Either way the release is smoke-run where it was built, failing the build on any error:
@@ -89,6 +89,10 @@ else
   stage="$(mktemp -d "$root/tmp/rigcam-offline.XXXXXX")"
   trap 'rm -rf "$stage"' EXIT
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # This machine's CA trust goes along: a network that inspects TLS has its own CA, and npm in the
+  # chroot must trust the registry as npm here does.
+  ca="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+  [ -f "$ca" ] && cp "$ca" "$stage/ca.crt"
   # in_target DIR CMD...: run CMD in the chroot, in DIR (a path on this machine, under $root). A
   # private mount namespace holds /proc and /dev, so nothing stays mounted when it ends (even if killed).
   in_target() {
@@ -100,9 +104,11 @@ else
       r=$1; shift
       mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"' \
       _ "$root" /usr/bin/env -C "$dir" HOME=/root PATH=/usr/local/bin:/usr/bin:/bin \
-      npm_config_cache="$(tpath "$stage")/npm-cache" "$@"
+      npm_config_cache="$(tpath "$stage")/npm-cache" ${ca_env:+"$ca_env"} "$@"
   }
   tpath() { echo "/${1#"$root"/}"; }
+  ca_env=
+  [ -f "$stage/ca.crt" ] && ca_env="NODE_EXTRA_CA_CERTS=$(tpath "$stage")/ca.crt"
 fi
 
 # --- The plain release, with node_modules for the target ------------------------------------------
