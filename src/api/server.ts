@@ -9,6 +9,7 @@ import { loopbackHostOnly, sameOriginOnly } from './auth.ts';
 import type { ApiContext, HttpDeps } from './context.ts';
 import { errorHandler, HttpError, parsePart } from './http-error.ts';
 import { openApiDocument } from './openapi.ts';
+import { packageVersion } from '../version.ts';
 import { PreviewHub } from '../pipeline/preview.ts';
 import { EventStreams } from './sse.ts';
 import { controlRoutes } from './routes-control.ts';
@@ -32,17 +33,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The page's folder, next to the api folder: src/web for the sources, dist/web in a build (npm run build copies it). */
 const webDir = (): string => path.join(here, '../web');
-
-function packageVersion(): string {
-  for (const p of [path.join(here, '../../package.json'), path.join(here, '../../../package.json')]) {
-    try {
-      return (JSON.parse(readFileSync(p, 'utf8')) as { version?: string }).version ?? '0.0.0';
-    } catch {
-      /* next */
-    }
-  }
-  return '0.0.0';
-}
 
 const contexts = new WeakMap<express.Express, ApiContext>();
 const serverContexts = new WeakMap<Server, ApiContext>();

@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { ConfigError, loadConfig, parseConfig, readConfigFile, recordingsRoot } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PathError } from '../recording/paths.ts';
+import { packageVersion } from '../version.ts';
 import { formatIssues } from '../config/load.ts';
 import path from 'node:path';
 import type { ProbeOptions } from '../cameras/probe-command.ts';
@@ -10,7 +11,11 @@ import type { Store } from '../storage/store.ts';
 // The commands' modules load on use: `rigcam module` must say `ready` fast (the host waits 10 s).
 
 const program = new Command();
-program.name('rigcam').description('Camera box service for behavioral-science rigs').option('-c, --config <file>', 'config file (YAML)');
+program
+  .name('rigcam')
+  .description('Camera box service for behavioral-science rigs')
+  .version(packageVersion(), '-V, --version', 'print the version')
+  .option('-c, --config <file>', 'config file (YAML)');
 
 function num(v: string): number {
   const n = Number(v);
