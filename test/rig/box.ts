@@ -112,9 +112,10 @@ function inventory(vm: RigVm): unknown {
                 outputs: { recording: { line: LINE.recordingOut } },
               },
               rigcam_serial_config: { enabled: true, path: '/dev/ttyS1', baud: 115200 },
-              // A power cut may lose the stop hold (here 150 + 5 + 250 ms) plus one fsync interval: 500 ms keeps
-              // that under the 1 s the power-cut scenario allows (the default 1000 ms would not).
-              rigcam_extra_config: { log: { level: 'info' }, recording: { fsync_interval_ms: 500 } },
+              // A power cut may lose the stop hold (here 150 + 5 + 250 ms) plus one fsync interval and a frame: with
+              // 500 ms a run lost 0.977 s, at the edge of the 1 s the power-cut scenario allows; 250 ms leaves room
+              // (the default 1000 ms would not fit at all).
+              rigcam_extra_config: { log: { level: 'info' }, recording: { fsync_interval_ms: 250 } },
               rigcam_health_retries: 60,
               rigcam_health_delay: 2,
             },
