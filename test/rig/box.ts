@@ -99,7 +99,8 @@ function inventory(vm: RigVm): unknown {
               rigcam_validate_config: true,
               rigcam_packages: ['ffmpeg', 'v4l-utils', 'gpiod', 'nodejs', 'python3'],
               rigcam_http_token: TOKEN,
-              rigcam_cameras: [{ id: 'cam0', source: 'v4l2', device: '/dev/video0', input_format: 'yuyv422', width: 320, height: 180, fps: FPS, encoder: 'libx264', gop_seconds: 1, bitrate_kbps: 300 }],
+              // brightness: a control from the config, applied and read back at every source start (issue 22).
+              rigcam_cameras: [{ id: 'cam0', source: 'v4l2', device: '/dev/video0', input_format: 'yuyv422', width: 320, height: 180, fps: FPS, encoder: 'libx264', gop_seconds: 1, bitrate_kbps: 300, controls: { brightness: 200 } }],
               rigcam_gpio_config: {
                 backend: 'gpiod',
                 chip: 'gpiochip0',

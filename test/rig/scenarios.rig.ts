@@ -275,6 +275,22 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     checkTiming(await checkRecording(vm, again.id), 'trial after replug');
   });
 
+  scenario('camera settings stick: a config control and a remembered control_change, read back from vivid after a replug and a restart', async ({ vm }) => {
+    const ctl = async (name: string): Promise<number> => Number((await vm.run(`v4l2-ctl -d /dev/video0 -C ${name}`)).split(':')[1]);
+    // The config's brightness is on the device (after the unplug scenario's replug too, when run in order).
+    assert.equal(await ctl('brightness'), 200, 'config control applied and held by the driver');
+    const changed = await api<{ ok: boolean; error?: string; data?: { value: number; persisted: boolean } }>(vm, 'POST', '/api/commands', { command: 'control_change', payload: { camera_id: 'cam0', control: 'contrast', value: 100 } });
+    assert.equal(changed.status, 200, JSON.stringify(changed.json));
+    assert.equal(await ctl('contrast'), 100);
+    const state = JSON.parse(await vm.run('cat /var/lib/rigcam/camera-controls.json')) as unknown;
+    assert.match(JSON.stringify(state), /"contrast":100/, `remembered: ${JSON.stringify(state)}`);
+    // Changed behind rigcam's back (another program, a camera that reset), then rigcam restarts: both come back.
+    await vm.run('v4l2-ctl -d /dev/video0 -c brightness=10 -c contrast=50');
+    await vm.run('systemctl restart rigcam');
+    await waitBoxReady(vm);
+    await waitFor('controls applied again after the restart', async () => (await ctl('brightness')) === 200 && (await ctl('contrast')) === 100, 30_000, 1000);
+  });
+
   scenario('watchdog: SIGSTOP of the main process: systemd aborts and restarts it, reconcile runs', async ({ vm }) => {
     const pid = (await vm.run('systemctl show -p MainPID --value rigcam')).trim();
     assert.equal((await api(vm, 'POST', '/api/trials/start', { session: 'rigwatchdog' })).status, 200);
