@@ -275,9 +275,9 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     checkTiming(await checkRecording(vm, again.id), 'trial after replug');
   });
 
-  scenario('camera settings stick: a config control and a remembered control_change, read back from vivid after a replug and a restart', async ({ vm }) => {
+  scenario('camera settings stick: a config control and a remembered control_change, read back from vivid, re-applied after a restart', async ({ vm }) => {
     const ctl = async (name: string): Promise<number> => Number((await vm.run(`v4l2-ctl -d /dev/video0 -C ${name}`)).split(':')[1]);
-    // The config's brightness is on the device (after the unplug scenario's replug too, when run in order).
+    // The config's brightness is on the device (applied at the source's start, and again at the unplug scenario's replug).
     assert.equal(await ctl('brightness'), 200, 'config control applied and held by the driver');
     const changed = await api<{ ok: boolean; error?: string; data?: { value: number; persisted: boolean } }>(vm, 'POST', '/api/commands', { command: 'control_change', payload: { camera_id: 'cam0', control: 'contrast', value: 100 } });
     assert.equal(changed.status, 200, JSON.stringify(changed.json));
