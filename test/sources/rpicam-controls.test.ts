@@ -37,9 +37,26 @@ function optionOf(argv: string[], flag: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 /** rpicam-vid processes alive now (the stand-in is a node script named rpicam-vid). */
+/** Whether a process descends from this test process (other test files run their own stand-ins meanwhile). */
+function ours(pid: number): boolean {
+  for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+    if (p === process.pid) return true;
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after its closing paren.
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** rpicam-vid stand-ins of this box running now. */
 function liveRpicam(): number {
   try {
-    return execFileSync('pgrep', ['-f', `${path.join(repoRoot, 'test/standins/rpicam-vid')} --camera`]).toString().trim().split('\n').filter(Boolean).length;
+    const pids = execFileSync('pgrep', ['-f', `${path.join(repoRoot, 'test/standins/rpicam-vid')} --camera`]).toString().trim().split('\n').filter(Boolean);
+    return pids.map(Number).filter(ours).length;
   } catch {
     return 0;
   }

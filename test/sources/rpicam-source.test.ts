@@ -210,7 +210,8 @@ describe('rpicam-vid stand-in', () => {
     const dir = tmpDir();
     const logFile = path.join(dir, 'standin.log');
     const args = rpicamVidArgs({ ...base, width: 320, height: 240, fps: 30, gopSeconds: 0.5, encoder: 'libx264' });
-    const r = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_STANDIN_LOG: logFile }), 1500);
+    // Long enough for the second keyframe (frame 15) even when ffmpeg starts slowly on a loaded machine.
+    const r = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_STANDIN_LOG: logFile }), 3000);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^\[0:11:01\.271953329\] \[3103\] {2}INFO Camera camera_manager\.cpp:330 libcamera v0\.5\.2/);
     assert.match(r.stderr, /\nViewfinder frame 0\nVideo start timestamp : (\d+) us\nViewfinder frame 1\n/);
@@ -221,7 +222,7 @@ describe('rpicam-vid stand-in', () => {
     const { packets } = JSON.parse(
       execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'packet=pts,flags', '-of', 'json', '-i', 'pipe:0'], { input: r.stdout }).toString(),
     ) as { packets: Array<{ pts: number; flags: string }> };
-    assert.ok(packets.length >= 20, `${packets.length} packets`);
+    assert.ok(packets.length >= 16, `${packets.length} packets: the keyframes at 0 and 15 are both checked`);
     packets.forEach(({ pts, flags }, i) => {
       assert.equal(pts, i * 3000, `PTS of frame ${i}`);
       assert.equal(flags.startsWith('K'), i % 15 === 0, `keyframe flag of frame ${i}`);
