@@ -1,26 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot, rigcamBin } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait-status.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const TOKEN = 'python-client-token-0123456789';
 const clientDir = path.join(repoRoot, 'clients/python');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 240_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {

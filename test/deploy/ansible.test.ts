@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.t
 import { tmpDir } from '../helpers/tmp.ts';
 import { makeFakeRelease } from './fake-release.ts';
 import { skipUnlessCi } from '../helpers/requires.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 /**
  * The ansible playbook, run for real over SSH against this machine: an sshd started here on a free
@@ -38,17 +38,6 @@ function whyNot(): string | null {
   if (missing.length) return `missing: ${missing.join(', ')} (apt-get install ansible openssh-server)`;
   if (process.getuid?.() !== 0) return 'needs root (sshd with its own config, login as root over loopback)';
   return null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 interface Recap {

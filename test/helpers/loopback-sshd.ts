@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import path from 'node:path';
+import { freePort } from './free-port.ts';
 
 /** An sshd of its own on a free loopback port, root logging in with a key made here; host key checked by the client. */
 export interface LoopbackSshd {
@@ -21,17 +22,6 @@ export function sshdMissing(): string | null {
   if (missing.length) return `missing: ${missing.join(', ')} (.ci/run installs them)`;
   if (process.getuid?.() !== 0) return 'needs root (sshd with its own config, login as root over loopback)';
   return null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitConnect(port: number, timeoutMs: number, log: () => string): Promise<void> {

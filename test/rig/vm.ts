@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../helpers/free-port.ts';
 
 /**
  * The virtual rig: a Debian trixie guest (scripts/rig/build-image.sh) booted in qemu-system-x86_64
@@ -62,17 +63,6 @@ export function logTiming(what: string, ms: number, note = ''): void {
   const line = `rig timing: ${what} ${(ms / 1000).toFixed(1)} s${note ? ` (${note})` : ''}`;
   process.stderr.write(line + '\n');
   if (process.env.RIG_TIMINGS) writeFileSync(process.env.RIG_TIMINGS, line + '\n', { flag: 'a' });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
