@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { tmpDir } from '../helpers/tmp.ts';
-import { ensureImage, logTiming, repo, RigVm, sleep } from './vm.ts';
+import { ensureImage, logTiming, repo, RigVm, runScript, sleep } from './vm.ts';
 
 /**
  * rigcam on the virtual rig: built as an offline release, installed by the project's Ansible role
@@ -29,13 +29,12 @@ export const LINE = { start: 17, stop: 27, marker: 22, recordingOut: 18, sync: 2
 const SIM = '/sys/devices/platform/gpio-sim.0/gpiochip0';
 
 /** scripts/release-offline.sh: the release with node_modules for this machine, so the guest needs no registry. */
-export function buildOfflineRelease(outDir: string): string {
+export async function buildOfflineRelease(outDir: string): Promise<string> {
   const t0 = Date.now();
-  const res = spawnSync('bash', [path.join(repo, 'scripts/release-offline.sh')], {
+  const res = await runScript('bash', [path.join(repo, 'scripts/release-offline.sh')], {
     cwd: repo,
-    encoding: 'utf8',
     env: { ...process.env, RIGCAM_RELEASE_DIR: outDir },
-    timeout: 15 * 60_000,
+    timeoutMs: 15 * 60_000,
   });
   if (res.status !== 0) throw new Error(`scripts/release-offline.sh failed:\n${res.stdout}\n${res.stderr}`);
   logTiming('offline release', Date.now() - t0);
@@ -401,8 +400,11 @@ export interface Box {
  */
 export async function setUpBox(): Promise<Box> {
   const work = tmpDir('rigcam-rig-');
-  const image = ensureImage();
-  const release = buildOfflineRelease(path.join(work, 'release'));
+  // Both run to their end (a failed one reported, not left running under the next step).
+  const [built, released] = await Promise.allSettled([ensureImage(), buildOfflineRelease(path.join(work, 'release'))]);
+  if (built.status === 'rejected') throw built.reason;
+  if (released.status === 'rejected') throw released.reason;
+  const [image, release] = [built.value, released.value];
   const attached = RigVm.attached(image);
   if (attached) return { vm: attached, release, work };
   const vm = new RigVm(image, path.join(work, 'vm'));

@@ -9,10 +9,10 @@ import { buildOfflineRelease, playbook, TOKEN, waitBoxReady } from './box.ts';
 import { ensureImage, RigVm } from './vm.ts';
 
 const work = tmpDir('rigcam-rig-shell-');
-const vm = new RigVm(ensureImage(), path.join(work, 'vm'));
+const vm = new RigVm(await ensureImage(), path.join(work, 'vm'));
 await vm.boot();
 if (process.argv.includes('--install')) {
-  const run = playbook(vm, buildOfflineRelease(path.join(work, 'release')));
+  const run = playbook(vm, await buildOfflineRelease(path.join(work, 'release')));
   if (run.status !== 0) console.error(run.output);
   else await waitBoxReady(vm);
 }
