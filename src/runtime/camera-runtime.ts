@@ -246,9 +246,9 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     this.releaseTrigger();
   }
 
-  /** The trigger parameter this camera's running source holds at 1 (null: none, or not running). */
+  /** The trigger parameter this camera set to 1 for its runs (starting or running) and has not set back; null: none. */
   get triggerParamInUse(): string | null {
-    return this.pipeline && this.cfg.source === 'rpicam' && this.cfg.trigger ? this.cfg.trigger.module_param : null;
+    return this.triggerParamSet;
   }
 
   /**
@@ -304,6 +304,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       this.triggerParamSet = null;
       this.env.log.info({ camera: this.id, param }, 'sensor set back to free-running (trigger_mode 0)');
     } catch (err) {
+      // Not held any longer either way: a free-running start of that sensor tries again and reports why it cannot.
+      this.triggerParamSet = null;
       this.env.log.warn({ camera: this.id, param, err: (err as Error).message }, 'sensor trigger mode could not be set back to 0');
     }
   }
