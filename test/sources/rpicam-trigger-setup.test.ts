@@ -6,6 +6,8 @@ import { after, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { basePipelineConfigFile, pipelineConfigText, rpiTargetOf, writeTriggerPipelineConfig } from '../../src/sources/rpi-pipeline-config.ts';
 import { sensorTriggerParam } from '../../src/sources/sensor-trigger.ts';
+import { makeSourceSpec } from '../../src/sources/make-spec.ts';
+import { cameraSchema } from '../../src/config/schema.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { until, writePulseFixture } from '../helpers/sync-train.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -48,6 +50,21 @@ const RPI_APPS = `{
 `;
 
 describe("libcamera's pipeline configuration for a triggered camera", () => {
+  it("a triggered camera's run: the file in its environment, a stall limit 5 s beyond the timeout, none before the first pulse", () => {
+    const cam = cameraSchema.parse({ id: 'gs0', source: 'rpicam', device: 0, width: 320, height: 240, fps: 60, rpicam: { shutter_us: 5000 }, trigger: { mode: 'external', pulse_line: 17, camera_timeout_ms: 120_000 } });
+    const spec = makeSourceSpec(cam, 'libx264', { pipelineConfigFile: '/data/libcamera/rpi-pipeline-gs0.yaml' });
+    assert.equal(spec.env?.LIBCAMERA_RPI_CONFIG_FILE, '/data/libcamera/rpi-pipeline-gs0.yaml');
+    assert.equal(spec.env?.PATH, process.env.PATH, "the rest of rigcam's environment is passed on");
+    assert.equal(spec.stallMs, 125_000);
+    assert.equal(spec.firstOutputMs, null);
+    assert.equal(cameraSchema.parse({ ...cam, trigger: { mode: 'external', pulse_line: 17 } }).trigger?.camera_timeout_ms, 30_000, 'default');
+    assert.equal(cameraSchema.safeParse({ ...cam, trigger: { mode: 'external', pulse_line: 17, camera_timeout_ms: 999 } }).success, false);
+    // Free-running: rigcam's own environment (a user's LIBCAMERA_RPI_CONFIG_FILE included), the frame-rate stall limit.
+    const free = makeSourceSpec({ ...cam, trigger: undefined, rpicam: undefined }, 'libx264', {});
+    assert.equal(free.env, undefined);
+    assert.equal(free.stallMs, undefined);
+  });
+
   it('the pipeline from the path libcamera registers the camera by', () => {
     assert.equal(rpiTargetOf('/base/axi/pcie@120000/rp1/i2c@88000/imx296@1a'), 'pisp');
     assert.equal(rpiTargetOf('/base/axi/pcie@1000120000/rp1/i2c@80000/imx296@1a'), 'pisp');
