@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { RecordingRow, SeriesBucket, Store, TrialRow } from '../storage/store.ts';
 import { fileInRoot } from './file-in-root.ts';
 import { hwTriggerSchema } from '../sources/rpicam-controls.ts';
-import { checkPulseFrames, type PulseFrameCheck } from '../sync/pulse-frames.ts';
+import { checkPulseFrames, checkTrialPulseFrames, type TrialPulseFrameCheck } from '../sync/pulse-frames.ts';
 
 /**
  * Issue 19: what the page plots and summarises for a recording, computed on the box. Times in the answers are
@@ -191,7 +191,7 @@ interface Check {
  * of this recording, from the trigger to the stop (pre-roll frames are outside: they have no pulses of the trial).
  * The lag is found over the whole recording first, then each side is cut to the same window on the frame clock.
  */
-type HwTriggerCheck = PulseFrameCheck & { pulse_line: number; from_mono_us: number; to_mono_us: number; missing_count: number; extra_count: number };
+type HwTriggerCheck = TrialPulseFrameCheck & { pulse_line: number; from_mono_us: number; to_mono_us: number; missing_count: number; extra_count: number };
 function hwTriggerOf(store: Store, rec: RecordingRow, tl: Timeline): HwTriggerCheck | null {
   if (!rec.hw_trigger || rec.trial_id === null) return null;
   let parsed;
@@ -209,12 +209,13 @@ function hwTriggerOf(store: Store, rec: RecordingRow, tl: Timeline): HwTriggerCh
   const allPulses = store.syncPulsesOfTrial(rec.trial_id, trig.pulse_line, Math.min(from, tl.extent.first_us) - margin, to);
   const first = checkPulseFrames(allPulses, frames, { lagUs: trig.lag_us, toleranceUs: trig.tolerance_us });
   const lag = first.lag_us ?? trig.lag_us ?? 0;
+  const tol = trig.tolerance_us ?? first.tolerance_us;
   const inWindow = (captureUs: number): boolean => captureUs >= from && captureUs < to;
-  const r = checkPulseFrames(
-    allPulses.filter((p) => inWindow(p + lag)),
-    frames.filter((f) => inWindow(f.capture_us)),
-    { lagUs: lag, toleranceUs: trig.tolerance_us ?? first.tolerance_us ?? undefined },
-  );
+  // No tolerance (fewer than two pulses, none configured): nothing to match, the window's pulses and frames as they are.
+  const r: TrialPulseFrameCheck =
+    tol === null
+      ? { ...checkPulseFrames(allPulses.filter((p) => inWindow(p + lag)), frames.filter((f) => inWindow(f.capture_us)), { lagUs: lag }), unjudged_at_stop: 0 }
+      : checkTrialPulseFrames(allPulses, frames, { fromUs: from, toUs: to, lagUs: lag, toleranceUs: tol });
   return {
     ...r,
     missing_count: r.missing.length,
@@ -282,7 +283,7 @@ export async function recordingSummary(store: Store, root: string, rec: Recordin
     checks.push({
       name: 'hardware trigger: one frame per pulse',
       ok: live ? null : hwTrigger.ok,
-      detail: `${hwTrigger.pulses} pulses on line ${hwTrigger.pulse_line}, ${hwTrigger.frames} frames: ${hwTrigger.missing_count} missing, ${hwTrigger.extra_count} extra (lag ${hwTrigger.lag_us} µs)`,
+      detail: `${hwTrigger.pulses} pulses on line ${hwTrigger.pulse_line}, ${hwTrigger.frames} frames: ${hwTrigger.missing_count} missing, ${hwTrigger.extra_count} extra (lag ${hwTrigger.lag_us} µs)${hwTrigger.unjudged_at_stop ? `; ${hwTrigger.unjudged_at_stop} pulse due within the tolerance of the stop not judged` : ''}`,
     });
   const failed = checks.filter((c) => c.ok === false);
   const base = `/api/recordings/${rec.id}`;

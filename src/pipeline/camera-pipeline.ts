@@ -87,7 +87,7 @@ export class CameraPipeline extends EventEmitter<PipelineEvents> {
           ...spec,
           isChatter: spec.relativePts?.isChatter,
           // The stall limit follows the frame rate of the spec in use.
-          stallMs: opts.stallMs === undefined ? sourceStallMs(spec.fps) : opts.stallMs,
+          stallMs: opts.stallMs === undefined ? (spec.stallMs ?? sourceStallMs(spec.fps)) : opts.stallMs,
           firstOutputMs: opts.stallMs === null ? null : spec.firstOutputMs !== undefined ? spec.firstOutputMs : SOURCE_FIRST_OUTPUT_MS,
         };
       },

@@ -36,7 +36,7 @@ export interface BoxOptions {
   pendingRecovery?: () => Promise<void>;
   /** The database's space reserve, written again when its volume has room. */
   reserve?: SpaceReserve;
-  /** Where /sys is (tests: a temp dir standing for it): a triggered CSI camera's driver parameter is set there. */
+  /** Where /sys and /usr/share are (tests: a temp dir standing for them): a CSI sensor's trigger parameter, libcamera's rpi_apps.yaml. */
   sysRoot?: string;
   /** Wall clock of the offload (stale warning), for tests. */
   offloadNow?: () => number;

@@ -94,7 +94,14 @@ export class CameraRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private newCamera(cam: CameraConfig): CameraRuntime {
-    const rt = new CameraRuntime(cam, { config: this.o.config, store: this.o.store, log: this.o.log, sysRoot: this.o.sysRoot, controlState: this.controlState });
+    const rt = new CameraRuntime(cam, {
+      config: this.o.config,
+      store: this.o.store,
+      log: this.o.log,
+      sysRoot: this.o.sysRoot,
+      controlState: this.controlState,
+      triggerHolder: (param, except) => this.list().find((c) => c.id !== except && c.triggerParamInUse === param)?.id ?? null,
+    });
     const id = cam.id;
     rt.on('source_exit', (e: SourceExit) => {
       this.o.bus.report('source_exited', { camera_id: id, problem: e.problem, message: e.message, code: e.code, signal: e.signal, restart_in_ms: e.restartInMs }, id);

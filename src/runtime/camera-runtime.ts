@@ -17,7 +17,8 @@ import { buildProbeResult } from '../cameras/probe.ts';
 import { monoNowUs } from '../clock.ts';
 import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
 import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
-import { setSensorTriggerMode } from '../sources/sensor-trigger.ts';
+import { readSensorTriggerMode, sensorTriggerParam, setSensorTriggerModeSync } from '../sources/sensor-trigger.ts';
+import { rpiTargetOf, writeTriggerPipelineConfig } from '../sources/rpi-pipeline-config.ts';
 import { needsRestart, pickEncoder, pickMode, probeCamera, readControls, type Capabilities, type Probed } from './camera-setup.ts';
 
 export type { Capabilities } from './camera-setup.ts';
@@ -68,8 +69,10 @@ export interface CameraEnv {
   config: Config;
   store: Store;
   log: Logger;
-  /** Where /sys is ("/" unless a test stands in for it). */
+  /** Where /sys and /usr/share are ("/" unless a test stands in for them). */
   sysRoot?: string;
+  /** Another camera of the box whose running source holds this trigger parameter at 1 (null: none). */
+  triggerHolder?: (param: string, exceptCameraId: string) => string | null;
   /** The box's remembered control changes (absent: nothing is remembered). */
   controlState?: ControlStateStore;
 }
@@ -98,6 +101,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
   private controlsProblem: string | null = null;
   /** Control applications run one at a time (a restart may come while the first start's are running). */
   private controlsQueue: Promise<void> = Promise.resolve();
+  /** The sensor trigger parameter this camera set to 1 and has not set back (null: none). */
+  private triggerParamSet: string | null = null;
 
   constructor(
     cam: CameraConfig,
@@ -176,12 +181,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     let spec: ReturnType<typeof makeSourceSpec>;
     try {
       probed = await probeCamera(cam, this.env.log);
-      // Read by the driver when streaming starts: set before rpicam-vid runs (refused: the camera does not start).
-      if (cam.source === 'rpicam' && cam.trigger) await setSensorTriggerMode(cam.trigger.module_param, 1, this.env.sysRoot);
       effective = pickMode(cam, probed.caps, this.env.log, useDefaultMode);
       const encoder = await pickEncoder(effective);
       spec = makeSourceSpec(effective, encoder); // validates the combination before anything starts
-      pipeline = this.newPipeline(effective, encoder);
+      pipeline = this.newPipeline(effective, encoder, probed.csi);
       if (!this.pipeline) this.st = 'starting';
       pipeline.start();
       // A sync camera encodes nothing until the boxes are in step (maybe minutes, until the server box starts):
@@ -194,6 +197,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
       if (!this.pipeline) {
         this.st = 'error';
         this.error = (err as Error).message;
+        this.releaseTrigger();
       }
       throw err;
     }
@@ -239,6 +243,71 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     this.st = 'unassigned';
     if (p) this.emit('source', null);
     if (p) await p.stop(timeoutMs);
+    this.releaseTrigger();
+  }
+
+  /** The trigger parameter this camera set to 1 for its runs (starting or running) and has not set back; null: none. */
+  get triggerParamInUse(): string | null {
+    return this.triggerParamSet;
+  }
+
+  /**
+   * Before every rpicam-vid run (the first and each restart): a triggered camera's sensor is put in trigger mode and
+   * its run gets the pipeline configuration raising libcamera's frame timeout; a free-running camera's sensor (and
+   * the parameter this camera last triggered) is set back to free-running, unless another running camera of the box
+   * triggers the same driver (then this camera cannot free-run: refused with the reason). Throws: the run does not start.
+   */
+  private prepareCsiRun(cam: CameraConfig, csi: Probed['csi']): { pipelineConfigFile?: string } {
+    if (cam.source !== 'rpicam') return {};
+    const sysRoot = this.env.sysRoot ?? '/';
+    if (cam.trigger) {
+      if (!csi) throw new Error(`camera ${cam.id}: not probed (no libcamera path to choose its pipeline configuration by)`);
+      if (this.triggerParamSet && this.triggerParamSet !== cam.trigger.module_param) this.releaseTrigger();
+      setSensorTriggerModeSync(cam.trigger.module_param, 1, sysRoot);
+      this.triggerParamSet = cam.trigger.module_param;
+      const written = writeTriggerPipelineConfig({
+        dataDir: this.env.config.data_dir,
+        cameraId: cam.id,
+        target: rpiTargetOf(csi.path),
+        timeoutMs: cam.trigger.camera_timeout_ms,
+        inherited: process.env.LIBCAMERA_RPI_CONFIG_FILE || undefined,
+        fsRoot: sysRoot,
+      });
+      return { pipelineConfigFile: written.file };
+    }
+    const own = csi ? sensorTriggerParam(csi.sensor) : null;
+    if (this.triggerParamSet && this.triggerParamSet !== own) this.releaseTrigger();
+    if (own && readSensorTriggerMode(own, sysRoot) !== null && readSensorTriggerMode(own, sysRoot) !== '0') {
+      const holder = this.env.triggerHolder?.(own, cam.id) ?? null;
+      if (holder)
+        throw new Error(
+          `camera ${cam.id} is free-running, but camera ${holder} triggers the same sensor driver (${own} is one setting for every ${csi!.sensor}): configure both with trigger or neither`,
+        );
+      setSensorTriggerModeSync(own, 0, sysRoot);
+      this.env.log.info({ camera: cam.id, param: own }, 'sensor was in external trigger mode: set back to free-running before start');
+      if (this.triggerParamSet === own) this.triggerParamSet = null;
+    }
+    return {};
+  }
+
+  /** Set the trigger parameter this camera set back to 0, unless another running camera holds it (logged, never thrown). */
+  private releaseTrigger(): void {
+    const param = this.triggerParamSet;
+    if (!param) return;
+    const holder = this.env.triggerHolder?.(param, this.id) ?? null;
+    if (holder) {
+      this.triggerParamSet = null; // the other camera sets it back when it stops
+      return;
+    }
+    try {
+      setSensorTriggerModeSync(param, 0, this.env.sysRoot ?? '/');
+      this.triggerParamSet = null;
+      this.env.log.info({ camera: this.id, param }, 'sensor set back to free-running (trigger_mode 0)');
+    } catch (err) {
+      // Not held any longer either way: a free-running start of that sensor tries again and reports why it cannot.
+      this.triggerParamSet = null;
+      this.env.log.warn({ camera: this.id, param, err: (err as Error).message }, 'sensor trigger mode could not be set back to 0');
+    }
   }
 
   async applyConfig(changes: Partial<CameraConfig>): Promise<{ restarted: boolean; camera: DeviceReady }> {
@@ -429,7 +498,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     });
   }
 
-  private newPipeline(cam: CameraConfig, encoder: ConcreteEncoder | undefined): CameraPipeline {
+  private newPipeline(cam: CameraConfig, encoder: ConcreteEncoder | undefined, csi: Probed['csi']): CameraPipeline {
     const cfg = this.env.config;
     const mode = cam.source === 'rpicam' && (cam.sync === 'server' || cam.sync === 'client') ? cam.sync : null;
     let p: CameraPipeline | undefined = undefined;
@@ -447,7 +516,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
         this.env.log.info({ camera: cam.id, mode, difference_us: e.differenceUs }, 'rpicam-vid --sync achieved');
       }
     };
-    p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder, { onSync }), {
+    p = new CameraPipeline(cam.id, () => makeSourceSpec(cam, encoder, { onSync, ...this.prepareCsiRun(cam, csi) }), {
       backoff: { initialMs: cfg.supervisor.restart_initial_ms, maxMs: cfg.supervisor.restart_max_ms, healthyAfterMs: cfg.supervisor.healthy_after_ms },
       ringWindowUs: (cfg.recording.preroll_seconds + 2 * cam.gop_seconds + 1) * 1e6,
       ringMaxBytes: cfg.recording.preroll_max_mb * 1024 * 1024,

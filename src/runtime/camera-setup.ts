@@ -20,6 +20,8 @@ export interface Capabilities {
 export interface Probed {
   caps: Capabilities;
   controls: V4l2Control[];
+  /** A CSI camera as libcamera lists it: the sensor (its driver's name) and the path it is registered by. */
+  csi?: { sensor: string; path: string };
 }
 
 /** ffmpeg's -input_format name of a V4L2 fourcc. */
@@ -54,7 +56,7 @@ export async function probeCamera(cam: CameraConfig, log: Logger): Promise<Probe
   if (!csi) throw new Error(`no CSI camera ${index} (rpicam-hello --list-cameras lists none with that index; is rpicam-apps installed and the camera connected?)`);
   const modes = csi.camera.modes.map((m) => ({ format: m.format, width: m.width, height: m.height, fps: m.fps }));
   const mode = { format: 'H264', width: cam.width, height: cam.height, fps: cam.fps };
-  return { caps: { modes, default_record: mode, default_preview: mode, controls: [] }, controls: [] };
+  return { caps: { modes, default_record: mode, default_preview: mode, controls: [] }, controls: [], csi: { sensor: csi.camera.sensor, path: csi.camera.path } };
 }
 
 /** The controls the driver holds now (after a change), or null when they cannot be read. */
@@ -100,5 +102,10 @@ export async function pickEncoder(cam: CameraConfig): Promise<ConcreteEncoder | 
 export function needsRestart(a: CameraConfig, b: CameraConfig): boolean {
   const keys: Array<keyof CameraConfig> = ['source', 'device', 'input_format', 'width', 'height', 'fps', 'encoder', 'gop_seconds', 'bitrate_kbps'];
   // rpicam-vid takes its controls and --sync role only on its command line.
-  return keys.some((k) => a[k] !== b[k]) || a.sync !== b.sync || JSON.stringify(a.rpicam ?? {}) !== JSON.stringify(b.rpicam ?? {});
+  return (
+    keys.some((k) => a[k] !== b[k]) ||
+    a.sync !== b.sync ||
+    JSON.stringify(a.rpicam ?? {}) !== JSON.stringify(b.rpicam ?? {}) ||
+    JSON.stringify(a.trigger ?? null) !== JSON.stringify(b.trigger ?? null)
+  );
 }

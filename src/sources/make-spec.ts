@@ -14,6 +14,8 @@ export type ConcreteEncoder = 'copy' | 'h264_v4l2m2m' | 'libx264';
 export interface SourceHooks {
   /** A sync camera's progress in the current run (rpicam only). */
   onSync?: (e: RpicamSyncEvent) => void;
+  /** A triggered camera's run: the pipeline configuration file written for it (LIBCAMERA_RPI_CONFIG_FILE). */
+  pipelineConfigFile?: string;
 }
 
 export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder, hooks: SourceHooks = {}): SourceSpec {
@@ -57,7 +59,7 @@ export function makeSourceSpec(cam: CameraConfig, encoder?: ConcreteEncoder, hoo
         controls: cam.rpicam,
         sync: cam.sync,
         onSync: hooks.onSync,
-        triggered: cam.trigger !== undefined,
+        triggered: cam.trigger ? { cameraTimeoutMs: cam.trigger.camera_timeout_ms, pipelineConfigFile: hooks.pipelineConfigFile ?? null } : undefined,
       });
     }
   }

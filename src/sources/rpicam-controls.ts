@@ -49,6 +49,12 @@ export const hwTriggerSchema = z.strictObject({
   lag_us: z.number().int().min(0).max(10_000_000).optional(),
   /** How far a frame may lie from pulse + lag (µs); default a quarter of the median pulse interval. */
   tolerance_us: z.number().int().min(1).max(10_000_000).optional(),
+  /**
+   * libcamera's frame timeout for this camera (ms; LIBCAMERA_RPI_CONFIG_FILE camera_timeout_value_ms, see
+   * rpi-pipeline-config.ts): how long the pulses may pause before the camera counts as failed (libcamera restarts it,
+   * rigcam's stall limit restarts rpicam-vid 5 s later). Default 30 s.
+   */
+  camera_timeout_ms: z.number().int().min(1000).max(86_400_000).default(30_000),
   /** The sensor driver's trigger switch (a module parameter set to 1 before each start); the GS camera's by default. */
   module_param: z
     .string()

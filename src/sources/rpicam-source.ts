@@ -38,8 +38,12 @@ export interface RpicamSourceOptions {
   controls?: RpicamControls;
   /** rpicam-vid --sync role; 'off' or absent: no sync. */
   sync?: RpicamSync;
-  /** Frames come from external pulses (trigger mode): none at all until the pulses start. */
-  triggered?: boolean;
+  /**
+   * Frames come from external pulses (trigger mode): none at all until the pulses start, none while they pause. The
+   * run gets LIBCAMERA_RPI_CONFIG_FILE (the file raising libcamera's frame timeout, see rpi-pipeline-config.ts) and a
+   * stall limit 5 s beyond that timeout, so a pause up to `cameraTimeoutMs` restarts nothing.
+   */
+  triggered?: { cameraTimeoutMs: number; pipelineConfigFile: string | null };
   /** Told, per run, when the camera runs but waits for sync and when sync is achieved (sync cameras only). */
   onSync?: (e: RpicamSyncEvent) => void;
 }
@@ -76,6 +80,9 @@ export function parseSyncAchievedLine(line: string): number | null {
 }
 
 export type RpicamSourceSpec = SourceSpec & { relativePts: RelativePts };
+
+/** A triggered camera's stall limit is its libcamera timeout plus this: libcamera notices a dead camera first. */
+export const TRIGGER_STALL_MARGIN_MS = 5000;
 
 /**
  * rpicam-vid links the system's libavcodec, whose h264_v4l2m2m needs the VideoCore encoder node
@@ -174,6 +181,8 @@ export function rpicamSourceSpec(o: RpicamSourceOptions): RpicamSourceSpec {
     height: o.height,
     encoder: o.encoder === 'libx264' ? 'rpicam-sw' : 'rpicam-hw',
     ...(syncing || o.triggered ? { firstOutputMs: null } : {}),
+    ...(o.triggered ? { stallMs: o.triggered.cameraTimeoutMs + TRIGGER_STALL_MARGIN_MS } : {}),
+    ...(o.triggered?.pipelineConfigFile ? { env: { ...process.env, LIBCAMERA_RPI_CONFIG_FILE: o.triggered.pipelineConfigFile } } : {}),
     relativePts: {
       originFromStderr(line: string): { originUs: number; clockSource: ClockSource } | null {
         watchSync(line);

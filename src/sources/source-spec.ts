@@ -57,4 +57,8 @@ export interface SourceSpec {
    * nothing until the other boxes' cameras are in step, however long that takes). Absent: the pipeline's default.
    */
   firstOutputMs?: number | null;
+  /** How long the run may write nothing once it has written; absent: from the frame rate (a triggered camera: its camera timeout). */
+  stallMs?: number | null;
+  /** The child's whole environment; absent: rigcam's own. */
+  env?: NodeJS.ProcessEnv;
 }

@@ -152,3 +152,47 @@ export function checkPulseFrames(pulseUs: readonly number[], frameList: readonly
     ok: pairs.length === pulses.length && pairs.length === frames.length,
   };
 }
+
+export interface TrialPulseFrameCheck extends PulseFrameCheck {
+  /** Unmatched pulses whose frame would have come within the tolerance of the stop: not judged (see below). */
+  unjudged_at_stop: number;
+}
+
+/**
+ * One trial's check, on the frame clock: frames captured in [from, to) (the trigger to the stop; the recording cuts at
+ * the stop instant, so a frame at or after it is never in the file) against the pulses whose frames belong there.
+ * Matching runs on both sides widened by the tolerance, then each pair is judged by its frame's time, so a frame a
+ * few µs inside the window whose pulse + lag falls a few µs outside (or the reverse) is neither extra nor missing.
+ * A pulse without a frame whose frame was due within the tolerance before the stop is not called missing: that frame
+ * may have been captured just after the stop (counted in `unjudged_at_stop`). `lagUs` and `toleranceUs` are the
+ * recording's (from checkPulseFrames over all of it).
+ */
+export function checkTrialPulseFrames(
+  pulseUs: readonly number[],
+  frameList: readonly Frame[],
+  o: { fromUs: number; toUs: number; lagUs: number; toleranceUs: number },
+): TrialPulseFrameCheck {
+  const { fromUs: from, toUs: to, lagUs: lag, toleranceUs: tol } = o;
+  const pulses = [...pulseUs].filter((p) => p + lag >= from - tol && p + lag < to + tol).sort((a, b) => a - b);
+  const frames = [...frameList].filter((f) => f.capture_us >= from - tol && f.capture_us < to).sort((a, b) => a.capture_us - b.capture_us);
+  const all = checkPulseFrames(pulses, frames, { lagUs: lag, toleranceUs: tol });
+  const inTrial = (captureUs: number): boolean => captureUs >= from && captureUs < to;
+  const { pairs } = matchAt(pulses, frames, lag, tol);
+  const kept = pairs.filter(([, fi]) => inTrial(frames[fi]!.capture_us));
+  const missing = all.missing.filter((m) => m.pulse_mono_us + lag >= from && m.pulse_mono_us + lag < to - tol);
+  const unjudged = all.missing.filter((m) => m.pulse_mono_us + lag >= to - tol && m.pulse_mono_us + lag < to).length;
+  const extra = all.extra.filter((x) => inTrial(x.capture_us));
+  const resid = kept.map(([pi, fi]) => Math.abs(frames[fi]!.capture_us - lag - pulses[pi]!));
+  return {
+    pulses: kept.length + missing.length,
+    frames: frames.filter((f) => inTrial(f.capture_us)).length,
+    matched: kept.length,
+    lag_us: lag,
+    tolerance_us: Math.round(tol),
+    missing,
+    extra,
+    residual_us: resid.length ? { median: median(resid), max: Math.max(...resid) } : null,
+    ok: missing.length === 0 && extra.length === 0,
+    unjudged_at_stop: unjudged,
+  };
+}

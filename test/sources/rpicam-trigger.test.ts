@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { setSensorTriggerMode } from '../../src/sources/sensor-trigger.ts';
 import { after, describe, it } from 'node:test';
 import { recordingSummary } from '../../src/api/quality.ts';
@@ -19,6 +20,7 @@ import { startTestBox, type TestBox } from '../runtime/runtime-helpers.ts';
 // stamps). Both replay the same fixture from the same CLOCK_MONOTONIC origin.
 const dir = tmpDir('rigcam-csi-trigger-');
 const fixture = path.join(dir, 'pulses.txt');
+const standinLog = path.join(dir, 'standin.log');
 const PERIOD_NS = 50_000_000n; // 20 Hz, like the guide's PWM
 const COUNT = 400;
 const DROP = 120; // T0 + 6 s
@@ -39,7 +41,9 @@ Object.assign(process.env, standinEnv, {
   RIGCAM_RPICAM_TRIGGER_FIXTURE: fixture,
   RIGCAM_RPICAM_TRIGGER_DROP: String(DROP),
   RIGCAM_RPICAM_TRIGGER_EXTRA: String(EXTRA),
+  RIGCAM_STANDIN_LOG: standinLog,
 });
+delete process.env.LIBCAMERA_RPI_CONFIG_FILE;
 
 const camera = { id: 'gs0', source: 'rpicam', device: 0, width: 320, height: 240, fps: 20, gop_seconds: 0.5, rpicam: { shutter_us: 5000 }, trigger: { mode: 'external', pulse_line: 17 } };
 
@@ -92,7 +96,7 @@ describe('hardware-triggered capture (GS camera XTR + the same pulses on a GPIO 
 
     const [listed] = t.store.listRecordings();
     const rec = t.store.recording(listed!.id)!;
-    assert.deepEqual(JSON.parse(rec.hw_trigger!), { mode: 'external', pulse_line: 17, module_param: '/sys/module/imx296/parameters/trigger_mode' });
+    assert.deepEqual(JSON.parse(rec.hw_trigger!), { mode: 'external', pulse_line: 17, camera_timeout_ms: 30_000, module_param: '/sys/module/imx296/parameters/trigger_mode' });
     // gpiomon started with the GPIO extension, after the camera was ready: its replay runs that much behind the
     // stamps it prints. The check reads what is stored, so wait for the pulses past the stop to be in.
     const pastStop = Number(at(9.5) / 1000n);
@@ -112,5 +116,20 @@ describe('hardware-triggered capture (GS camera XTR + the same pulses on a GPIO 
     const check = q.agreement.checks.find((c) => c.name === 'hardware trigger: one frame per pulse')!;
     assert.equal(check.ok, false);
     assert.match(check.detail, /1 missing, 1 extra/);
+
+    // The ~6 s before the first pulse did not time the camera out: rpicam-vid ran with the pipeline configuration
+    // raising libcamera's frame timeout (the stand-in times out after 1 s without it, as libcamera does), written for
+    // the Pi 4's pipeline (a wrong target and the stand-in, like libcamera, registers no camera).
+    const log = readFileSync(standinLog, 'utf8');
+    const configFile = path.resolve(t.config.data_dir, 'libcamera', 'rpi-pipeline-gs0.yaml');
+    assert.ok(log.split('\n').includes(`rpicam-vid-env camera=0 LIBCAMERA_RPI_CONFIG_FILE=${configFile}`), log.split('\n').filter((l) => l.startsWith('rpicam-vid-env')).join('\n'));
+    assert.doesNotMatch(log, /camera-timeout/, 'no libcamera frame timeout while waiting for the pulses');
+    const written = parseYaml(readFileSync(configFile, 'utf8')) as { version: number; target: string; pipeline_handler: Record<string, unknown> };
+    assert.deepEqual(written, { version: 1, target: 'bcm2835', pipeline_handler: { camera_timeout_value_ms: 30_000 } });
+
+    // Stopped: the sensor is set back to free-running, so the next program to open it is not left waiting for pulses.
+    await t.close();
+    t = null;
+    assert.equal(readFileSync(param, 'utf8').trim(), '0', 'trigger_mode set back to 0 when the camera stopped');
   });
 });
