@@ -149,9 +149,11 @@ export class RigVm {
     this.boots++;
     const t0 = Date.now();
     const accel = process.env.RIG_ACCEL ?? 'tcg';
+    // `max` (every feature TCG can emulate, SSE4/AVX2/AES among them) rather than the default qemu64: Python, Node
+    // and ssh take their vector paths, measured here 30-50 % faster under TCG (an Ansible module ~0.8 s, not ~1.5).
     const args = [
       '-nodefaults', '-display', 'none', '-no-reboot',
-      '-accel', accel, '-m', '1536', '-smp', '2', '-cpu', process.env.RIG_CPU ?? 'qemu64',
+      '-accel', accel, '-m', '1536', '-smp', '2', '-cpu', process.env.RIG_CPU ?? 'max',
       '-kernel', this.image.kernel, '-initrd', this.image.initrd,
       '-append', 'root=/dev/vda rw console=ttyS0,115200 panic=-1 systemd.show_status=false',
       '-drive', `file=${this.overlay},if=virtio,format=qcow2,cache=writeback`,
