@@ -91,6 +91,9 @@ export interface ChecksumRow {
   computed_at: string;
 }
 
+/** A recording with the bytes of its stored checksums (null: not hashed yet). */
+export type OffloadSizedRow = RecordingRow & { hashed_bytes: number | null };
+
 export interface NewRecording {
   trialId: number | null;
   cameraId: string;
@@ -701,6 +704,20 @@ export class Store {
     return this
       .q("SELECT * FROM recordings WHERE state != 'recording' AND offloaded_at IS NULL AND deleted_at IS NULL ORDER BY id")
       .all() as RecordingRow[];
+  }
+
+  /**
+   * The offload's view in one query each, however many recordings wait: the recordings not yet offloaded (as
+   * offloadPending) and the given others (the last verified), each with `hashed_bytes`, the sum of its stored
+   * checksums' sizes (null while none is stored).
+   */
+  offloadSized(others: readonly number[] = []): { pending: OffloadSizedRow[]; others: OffloadSizedRow[] } {
+    const sized = 'SELECT r.*, (SELECT SUM(c.bytes) FROM checksums c WHERE c.recording_id = r.id) AS hashed_bytes FROM recordings r';
+    const pending = this
+      .q(`${sized} WHERE r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL ORDER BY r.id`)
+      .all() as OffloadSizedRow[];
+    const rest = others.length ? (this.q(`${sized} WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id`).all(JSON.stringify(others)) as OffloadSizedRow[]) : [];
+    return { pending, others: rest };
   }
 
   /** Finished recordings still on the box (their files are final, so they can be hashed). */

@@ -105,3 +105,71 @@ describe('offload state and the stale warning (pull)', () => {
     await b.close();
   });
 });
+
+/**
+ * A box that has not been backed up for a while holds hundreds of waiting recordings: /api/status (and every offload
+ * status) must stay one query for all of them, and still say the right thing about each.
+ */
+describe('offload state with many waiting recordings', () => {
+  it('200 waiting recordings: right state and bytes for each, bytes pending summed, without a query per recording', async () => {
+    const b = await startOffloadBox({});
+    try {
+      const made: Array<{ id: number; bytes: number; expect: 'pending' | 'failed' | 'gone' | 'verified' }> = [];
+      for (let i = 0; i < 230; i++) {
+        const id = b.store.createRecording({ trialId: null, cameraId: 'cam0', segment: i, path: `bulk/r${i}.ts`, csvPath: `bulk/r${i}.csv`, codec: 'h264', encoder: 'libx264', width: 320, height: 240, fpsNominal: 15, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: null, triggerMonoUs: null }, false);
+        if (i === 229) {
+          made.push({ id, bytes: 0, expect: 'gone' }); // still recording: not waiting
+          continue;
+        }
+        b.store.finishRecording(id, { state: 'complete', frames: 10, dropped: 0, bytes: 5000 + i, reason: null });
+        let bytes = 5000 + i; // not hashed yet: the size the recorder counted
+        if (i % 4 !== 0) {
+          b.store.setChecksum({ recording_id: id, kind: 'video', path: `bulk/r${i}.ts`, bytes: 100_000 + i, sha256: 'a'.repeat(64) });
+          b.store.setChecksum({ recording_id: id, kind: 'csv', path: `bulk/r${i}.csv`, bytes: 700 + i, sha256: 'b'.repeat(64) });
+          b.store.setChecksum({ recording_id: id, kind: 'sidecar', path: `bulk/r${i}.json`, bytes: 30, sha256: 'c'.repeat(64) });
+          bytes = 100_000 + i + 700 + i + 30;
+        }
+        if (i >= 200 && i < 215) {
+          b.store.markOffloadVerified(id);
+          b.box.offloadOutcome(id, null);
+          made.push({ id, bytes, expect: i >= 205 ? 'verified' : 'gone' }); // the last 10 are listed as verified
+        } else if (i >= 215) {
+          b.store.markDeleted(id);
+          made.push({ id, bytes, expect: 'gone' });
+        } else made.push({ id, bytes, expect: i % 50 === 7 ? 'failed' : 'pending' });
+      }
+      for (const m of made) if (m.expect === 'failed') b.box.offloadOutcome(m.id, `copy of ${m.id} did not match`);
+      const waiting = made.filter((m) => m.expect === 'pending' || m.expect === 'failed');
+      assert.equal(waiting.length, 200);
+
+      // Count per-recording look-ups while the status is served (the fix made them one query for all).
+      let perRecording = 0;
+      const { checksumsOf, recording } = b.store;
+      b.store.checksumsOf = (id) => (perRecording++, checksumsOf.call(b.store, id));
+      b.store.recording = (id) => (perRecording++, recording.call(b.store, id));
+      let st;
+      try {
+        st = ((await (await fetch(`${b.url}/api/status`)).json()) as { offload: import('../../src/offload/status.ts').OffloadStatus }).offload;
+      } finally {
+        b.store.checksumsOf = checksumsOf;
+        b.store.recording = recording;
+      }
+      assert.equal(perRecording, 0, 'no query per recording');
+      assert.equal(st.pending_recordings, 200);
+      assert.equal(st.bytes_pending, waiting.reduce((n, m) => n + m.bytes, 0));
+      const listed = st.recordings.filter((r) => r.state !== 'verified');
+      assert.equal(listed.length, 100, 'the oldest 100 waiting are listed');
+      assert.deepEqual(
+        listed.map((r) => [r.recording_id, r.state, r.bytes]),
+        waiting.slice(0, 100).map((m) => [m.id, m.expect, m.bytes]),
+      );
+      assert.match(String(listed.find((r) => r.state === 'failed')?.error), /did not match/);
+      assert.deepEqual(
+        st.recordings.filter((r) => r.state === 'verified').map((r) => [r.recording_id, r.bytes]),
+        made.filter((m) => m.expect === 'verified').map((m) => [m.id, m.bytes]),
+      );
+    } finally {
+      await b.close();
+    }
+  });
+});
