@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { tmpDir } from '../helpers/tmp.ts';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
-import { filesOf, startOffloadBox } from './push-helpers.ts';
+import { filesOf, startOffloadBox, until } from './push-helpers.ts';
 
 describe('offload config: a bad `offload:` is refused naming its key', () => {
   const rsync = { type: 'rsync', host: 'backup.lab', path: '/srv/rigcam' };
@@ -169,6 +169,85 @@ describe('offload state with many waiting recordings', () => {
         made.filter((m) => m.expect === 'verified').map((m) => [m.id, m.bytes]),
       );
     } finally {
+      await b.close();
+    }
+  });
+});
+
+describe('offload telemetry over SSE', () => {
+  it('offload_telemetry comes periodically on /api/events with pending, bytes, last success and error, stale; never journaled', async () => {
+    const b = await startOffloadBox({ telemetry: { emit_interval_ms: 500, offload_interval_ms: 300 }, offload: { stale_after_hours: 1 } });
+    const ac = new AbortController();
+    try {
+      const [id] = await b.trial('t1', 800);
+      const files = filesOf(b, id!);
+      const bytes = files.reduce((n, f) => n + f.bytes, 0);
+      const samples: Array<{ at: number; data: Record<string, unknown> }> = [];
+      const ev = await fetch(`${b.url}/api/events`, { signal: ac.signal });
+      assert.equal(ev.status, 200);
+      void (async () => {
+        const dec = new TextDecoder();
+        let buf = '';
+        for await (const chunk of ev.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += dec.decode(chunk, { stream: true });
+          for (let i; (i = buf.indexOf('\n\n')) >= 0; ) {
+            const line = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+            buf = buf.slice(i + 2);
+            const m = line ? (JSON.parse(line.slice(6)) as { status: string; data: Record<string, unknown> }) : null;
+            if (m?.status === 'offload_telemetry') samples.push({ at: Date.now(), data: m.data });
+          }
+        }
+      })().catch(() => undefined);
+      /** The next sample (after those seen so far) that satisfies pred. */
+      const next = async (what: string, pred: (d: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+        const from = samples.length;
+        await until(what, () => samples.slice(from).some((s) => pred(s.data)), 10_000);
+        return samples.slice(from).find((s) => pred(s.data))!.data;
+      };
+
+      let d = await next('a first sample', () => true);
+      assert.equal(d.mode, 'pull');
+      assert.equal(d.pending_recordings, 1);
+      assert.equal(d.bytes_pending, bytes);
+      assert.equal(d.last_success_at, null);
+      assert.equal(d.last_error, null);
+      assert.equal(d.stale, false);
+      assert.equal(d.warning, null);
+      assert.equal(d.failed_recordings, 0);
+      assert.equal('recordings' in d, false, 'a sample, not the per-recording list');
+      // Periodic: more samples come with nothing happening in between.
+      const n0 = samples.length;
+      await until('two more samples', () => samples.length >= n0 + 2, 10_000);
+      const gaps = samples.slice(-3).map((s, i, a) => (i ? s.at - a[i - 1]!.at : 0)).slice(1);
+      assert.ok(gaps.every((g) => g >= 150 && g < 3000), `about every 300 ms: ${gaps.join(', ')}`);
+
+      // No backup for longer than stale_after_hours: the samples say stale, with the reason.
+      b.clock.offsetMs = 1.5 * 3_600_000;
+      d = await next('a stale sample', (x) => x.stale === true);
+      assert.match(String(d.warning), /backup stale: 1 recording\(s\) not offloaded/);
+
+      // A pull whose copy does not match: the samples carry the error and the failed recording.
+      const bad = Object.fromEntries(files.map((f) => [f.path, f.sha256]));
+      bad[files[0]!.path] = 'f'.repeat(64);
+      const r409 = await fetch(`${b.url}/api/recordings/${id}/offloaded`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sha256: bad }) });
+      assert.equal(r409.status, 409);
+      d = await next('a sample with the error', (x) => x.last_error !== null);
+      assert.match(String((d.last_error as { message: string }).message), /not marked offloaded/);
+      assert.equal(d.failed_recordings, 1);
+
+      // A verified pull: nothing waits, a last success, not stale.
+      const ok = await fetch(`${b.url}/api/recordings/${id}/offloaded`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sha256: Object.fromEntries(files.map((f) => [f.path, f.sha256])) }) });
+      assert.equal(ok.status, 200);
+      d = await next('a sample after the verified copy', (x) => x.pending_recordings === 0);
+      assert.equal(d.bytes_pending, 0);
+      assert.equal(d.stale, false);
+      assert.equal(d.failed_recordings, 0);
+      assert.ok(typeof d.last_success_at === 'string' && Date.parse(d.last_success_at) > 0);
+
+      const journaled = b.db.prepare("SELECT COUNT(*) AS n FROM events WHERE name = 'offload_telemetry'").get() as { n: number };
+      assert.equal(journaled.n, 0, 'sampled, not journaled');
+    } finally {
+      ac.abort();
       await b.close();
     }
   });
