@@ -3,7 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { ControlStateStore } from '../../src/cameras/control-state.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
 import { parseRpicamControl, rpicamControlArgs } from '../../src/sources/rpicam-controls.ts';
 import { rpicamVidArgs, type RpicamSourceOptions } from '../../src/sources/rpicam-source.ts';
 import { repoRoot } from '../helpers/cli.ts';
@@ -105,6 +108,42 @@ describe('CSI controls → rpicam-vid options', () => {
     assert.throws(() => parseConfig({ cameras: [{ id: 'u', source: 'v4l2', device: '/dev/video0', rpicam: { gain: 2 } }] }), /"rpicam" controls are for CSI cameras/);
     assert.throws(() => parseConfig({ cameras: [{ id: 'u', source: 'test', sync: 'client' }] }), /"sync" is rpicam-vid's --sync/);
     assert.throws(() => parseConfig({ cameras: [{ id: 'c', source: 'rpicam', rpicam: { exposure: 5 } }] }), /exposure/);
+  });
+});
+
+describe('remembered CSI controls in camera-controls.json', () => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+
+  it('reads a file without CSI entries, adds them beside the V4L2 ones, and keeps both across a re-read', () => {
+    const data = tmpDir();
+    const file = path.join(data, 'camera-controls.json');
+    writeFileSync(file, JSON.stringify({ format: 'rigcam-camera-controls/1', cameras: { usb: { device: '/dev/video0', controls: { brightness: 90 }, updated_at: '2026-01-01T00:00:00Z' } } }));
+    const a = new ControlStateStore(data, log);
+    assert.equal(a.problem, null);
+    a.setRpicam('csi', 'shutter_us', 12000);
+    a.setRpicam('csi', 'awbgains', '1.5,2');
+    a.set('csi', null, 'unused', 1); // a V4L2 set on the same id keeps its CSI options
+    const b = new ControlStateStore(data, log);
+    assert.deepEqual(b.get('usb'), { brightness: 90 });
+    assert.deepEqual(b.getRpicam('csi'), { shutter_us: 12000, awbgains: [1.5, 2] });
+    assert.deepEqual(b.getRpicam('usb'), {});
+  });
+
+  it('a hand-edited value rpicam-vid would reject is dropped with a warning (the config applies); an unknown option sets the file aside', () => {
+    const data = tmpDir();
+    const file = path.join(data, 'camera-controls.json');
+    const entry = (rpicam: Record<string, unknown>) => JSON.stringify({ format: 'rigcam-camera-controls/1', cameras: { csi: { device: null, controls: {}, rpicam, updated_at: 'x' } } });
+    writeFileSync(file, entry({ gain: 100, awb: 'daylight', awbgains: '1.5;rm -rf /' }));
+    const st = new ControlStateStore(data, log);
+    assert.equal(st.problem, null);
+    assert.deepEqual(st.getRpicam('csi'), { awb: 'daylight' });
+    assert.ok(lines.some((l) => /remembered CSI control not applied: gain: 100 is not valid/.test(l)), lines.join(''));
+    assert.ok(lines.some((l) => /remembered CSI control not applied: awbgains/.test(l)));
+    writeFileSync(file, entry({ exposure: 5 }));
+    const odd = new ControlStateStore(data, log);
+    assert.match(String(odd.problem), /is unreadable .*set aside/);
+    assert.deepEqual(odd.getRpicam('csi'), {});
   });
 });
 
