@@ -730,6 +730,19 @@ export class Store {
     return this.q('SELECT * FROM checksums WHERE recording_id = ? ORDER BY kind').all(recordingId) as ChecksumRow[];
   }
 
+  /** The checksums of many recordings in one query, by recording id (a recording without any: absent). */
+  checksumsOfMany(ids: readonly number[]): Map<number, ChecksumRow[]> {
+    const out = new Map<number, ChecksumRow[]>();
+    if (!ids.length) return out;
+    const rows = this.q('SELECT * FROM checksums WHERE recording_id IN (SELECT value FROM json_each(?)) ORDER BY recording_id, kind').all(JSON.stringify(ids)) as ChecksumRow[];
+    for (const r of rows) {
+      const list = out.get(r.recording_id);
+      if (list) list.push(r);
+      else out.set(r.recording_id, [r]);
+    }
+    return out;
+  }
+
   setChecksum(c: Omit<ChecksumRow, 'computed_at'>): void {
     this
       .q('INSERT OR REPLACE INTO checksums (recording_id, kind, path, bytes, sha256, computed_at) VALUES (?, ?, ?, ?, ?, ?)')

@@ -168,6 +168,35 @@ describe('offload state with many waiting recordings', () => {
         st.recordings.filter((r) => r.state === 'verified').map((r) => [r.recording_id, r.bytes]),
         made.filter((m) => m.expect === 'verified').map((m) => [m.id, m.bytes]),
       );
+
+      // The pull manifest: the same recordings, their hashed files ready, those not hashed yet not ready.
+      b.store.checksumsOf = (id) => (perRecording++, checksumsOf.call(b.store, id));
+      let manifest;
+      try {
+        manifest = (await (await fetch(`${b.url}/api/offload/manifest`)).json()) as {
+          recordings: Array<{ id: number; ready: boolean; files: Array<{ kind: string; path: string; bytes: number | null; sha256: string | null }> }>;
+          ready: number;
+          pending_checksums: number;
+          bytes_ready: number;
+        };
+      } finally {
+        b.store.checksumsOf = checksumsOf;
+      }
+      assert.equal(perRecording, 0, 'no checksum query per recording in the manifest either');
+      assert.deepEqual(manifest.recordings.map((r) => r.id), waiting.map((m) => m.id));
+      const hashed = waiting.filter((m) => m.bytes !== 5000 + made.indexOf(m));
+      assert.equal(manifest.ready, hashed.length);
+      assert.equal(manifest.pending_checksums, 200 - hashed.length);
+      assert.equal(manifest.bytes_ready, hashed.reduce((n, m) => n + m.bytes, 0));
+      const i = made.indexOf(hashed[0]!);
+      assert.deepEqual(manifest.recordings.find((r) => r.id === hashed[0]!.id)!.files, [
+        { kind: 'video', path: `bulk/r${i}.ts`, bytes: 100_000 + i, sha256: 'a'.repeat(64) },
+        { kind: 'csv', path: `bulk/r${i}.csv`, bytes: 700 + i, sha256: 'b'.repeat(64) },
+        { kind: 'sidecar', path: `bulk/r${i}.json`, bytes: 30, sha256: 'c'.repeat(64) },
+      ]);
+      const unhashed = manifest.recordings.find((r) => r.id === made[0]!.id)!; // r0: no checksums stored yet
+      assert.equal(unhashed.ready, false);
+      assert.deepEqual(unhashed.files.map((f) => [f.kind, f.bytes, f.sha256]), [['video', null, null], ['csv', null, null], ['sidecar', null, null]]);
     } finally {
       await b.close();
     }

@@ -134,7 +134,9 @@ export class OffloadExtension implements Extension {
     for (;;) {
       if (this.stopped || this.recording) return;
       const now = this.now();
-      const ready = this.o.store.offloadPending().filter((r) => !needsChecksums(this.o.store, r));
+      const pending = this.o.store.offloadPending();
+      const stored = this.o.store.checksumsOfMany(pending.map((r) => r.id));
+      const ready = pending.filter((r) => !needsChecksums(this.o.store, r, stored.get(r.id) ?? []));
       const next = ready.find((r) => (this.failed.get(r.id)?.retryAt ?? 0) <= now);
       if (!next) {
         const waits = ready.map((r) => this.failed.get(r.id)?.retryAt).filter((t): t is number => t !== undefined);
