@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { confirmOffload } from '../offload/confirm.ts';
 import { needsChecksums, recheckChecksums, recordingFiles } from '../storage/checksums.ts';
 import { SESSION_DOC, sessionDocumentText } from '../storage/session-export.ts';
-import type { RecordingRow } from '../storage/store.ts';
+import type { ChecksumRow, RecordingRow, SessionRow, TrialRow } from '../storage/store.ts';
 import { requireJson, requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
@@ -28,18 +28,37 @@ export const offloadedBody = z.strictObject({
     .describe('the SHA-256 of each file of the recording as the puller computed it over ITS copy, by path as the manifest names it (relative to the recordings root)'),
 });
 
-/** A recording as the offload manifest lists it: its files with sizes and SHA-256 (null while not hashed yet). */
-function manifestEntry(c: ApiContext, r: RecordingRow): Record<string, unknown> {
-  const sums = new Map(c.store.checksumsOf(r.id).map((s) => [s.kind, s]));
-  const trial = r.trial_id !== null ? c.store.trial(r.trial_id) : undefined;
-  const session = trial ? c.store.session(trial.session_id) : undefined;
+/**
+ * The offload manifest's entries: each recording not yet offloaded with its files, sizes and SHA-256 (null while not
+ * hashed yet). The checksums in one query for all, trials and sessions read once each (hundreds may wait).
+ */
+function manifestEntries(c: ApiContext): Array<Record<string, unknown>> {
+  const pending = c.store.offloadPending();
+  const stored = c.store.checksumsOfMany(pending.map((r) => r.id));
+  const trials = new Map<number, TrialRow | undefined>();
+  const sessions = new Map<number, SessionRow | undefined>();
+  const trialOf = (id: number): TrialRow | undefined => (trials.has(id) ? trials.get(id) : trials.set(id, c.store.trial(id)).get(id));
+  const sessionOf = (id: number): SessionRow | undefined => (sessions.has(id) ? sessions.get(id) : sessions.set(id, c.store.session(id)).get(id));
+  return pending.map((r) => manifestEntry(r, stored.get(r.id) ?? [], c.store, trialOf, sessionOf));
+}
+
+function manifestEntry(
+  r: RecordingRow,
+  rows: ChecksumRow[],
+  store: ApiContext['store'],
+  trialOf: (id: number) => TrialRow | undefined,
+  sessionOf: (id: number) => SessionRow | undefined,
+): Record<string, unknown> {
+  const sums = new Map(rows.map((s) => [s.kind, s]));
+  const trial = r.trial_id !== null ? trialOf(r.trial_id) : undefined;
+  const session = trial ? sessionOf(trial.session_id) : undefined;
   return {
     id: r.id,
     session: session?.name ?? null,
     trial: trial?.number ?? null,
     camera_id: r.camera_id,
     state: r.state,
-    ready: !needsChecksums(c.store, r),
+    ready: !needsChecksums(store, r, rows),
     files: recordingFiles(r).map((f) => {
       const s = sums.get(f.kind);
       return { kind: f.kind, path: f.path, bytes: s && s.path === f.path ? s.bytes : null, sha256: s && s.path === f.path ? s.sha256 : null };
@@ -62,7 +81,7 @@ export function offloadRoutes(c: ApiContext): Router {
 
   r.get('/offload/manifest', authLink, (req, res) => {
     const q = parsePart('query', manifestQuery, req.query);
-    const entries = c.store.offloadPending().map((rec) => manifestEntry(c, rec));
+    const entries = manifestEntries(c);
     res.setHeader('cache-control', 'no-store');
     if (q.format === 'tsv') {
       res.type('text/tab-separated-values; charset=utf-8');

@@ -119,7 +119,13 @@ export const configSchema = z.strictObject({
       session_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).default('session'),
     })
     .prefault({}),
-  telemetry: z.strictObject({ emit_interval_ms: z.number().int().min(100).max(60_000).default(1000) }).prefault({}),
+  telemetry: z
+    .strictObject({
+      emit_interval_ms: z.number().int().min(100).max(60_000).default(1000),
+      /** How often `offload_telemetry` (backup health: pending, last success and error, stale) goes out. */
+      offload_interval_ms: z.number().int().min(100).max(3_600_000).default(60_000),
+    })
+    .prefault({}),
   /**
    * The event journal (`events` table) is bounded: events older than max_age_days, and the oldest beyond max_rows,
    * are deleted (at start and hourly) — never those of a trial or session whose recordings are not all offloaded.

@@ -31,3 +31,24 @@ export interface OffloadStatus {
   /** Recordings not yet offloaded (oldest first, at most 100) and the last few verified. */
   recordings: OffloadRecordingView[];
 }
+
+/** `offload_telemetry`: the backup's health, sampled periodically (not journaled), for dashboards listening on SSE. */
+export type OffloadTelemetry = Omit<OffloadStatus, 'recordings'> & {
+  /** Whether the stale warning applies now (`warning` says why). */
+  stale: boolean;
+  /** Waiting recordings whose last copy or check failed (retried). */
+  failed_recordings: number;
+  /** The recording being copied now, or null. */
+  copying_recording_id: number | null;
+};
+
+/** The periodic sample of an offload state (its per-recording list left out: counts stand for it). */
+export function offloadTelemetry(s: OffloadStatus): OffloadTelemetry {
+  const { recordings, ...rest } = s;
+  return {
+    ...rest,
+    stale: s.warning !== null,
+    failed_recordings: recordings.filter((r) => r.state === 'failed').length,
+    copying_recording_id: recordings.find((r) => r.state === 'copying')?.recording_id ?? null,
+  };
+}

@@ -28,8 +28,8 @@ export interface RecorderStart {
   prerollUs: number;
   /** The trial's wall↔monotonic pair, shared by all its cameras and segments. */
   pair?: WallMonoPair;
-  /** The camera's control values as the recording starts (V4L2 cameras), for the sidecar. */
-  controls?: Record<string, number>;
+  /** The camera's control values as the recording starts (V4L2 values, CSI options), for the sidecar. */
+  controls?: Record<string, number | string>;
   /** The start's batch of fsyncs for the first file (see StartSyncs); later segments sync themselves. */
   syncs?: StartSyncs;
 }
@@ -96,7 +96,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   private holdOverflowLogged = false;
   private readonly onFrame = (f: CapturedFrame): void => this.frame(f);
   /** Control values now (start values plus changes): what a new segment's sidecar starts from. */
-  private controlsNow: Record<string, number> | null = null;
+  private controlsNow: Record<string, number | string> | null = null;
 
   constructor(
     private readonly pipeline: CameraPipeline,

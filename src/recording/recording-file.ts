@@ -77,8 +77,8 @@ export interface RecordingFileOptions {
   prevCaptureUs?: number | null;
   /** Called once when writing fails (disk full, I/O error). */
   onWriteError: (err: Error) => void;
-  /** The camera's control values as this file starts (V4L2 cameras), for the sidecar. */
-  controls?: Record<string, number>;
+  /** The camera's control values as this file starts (V4L2 values, CSI options), for the sidecar. */
+  controls?: Record<string, number | string>;
 }
 
 export interface RecordingSummary {

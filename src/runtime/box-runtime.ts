@@ -82,7 +82,15 @@ export class BoxRuntime implements CommandHandler {
     // The journal first: every status and command is on disk before anyone else hears of it.
     this.use(new JournalExtension({ bus, store, log, context: () => this.trials.context(), retention: config.journal }));
     this.use(this.disk);
-    this.use(new TelemetryExtension({ bus, cameras: this.registry, intervalMs: config.telemetry.emit_interval_ms, disk: () => this.disk.status }));
+    this.use(
+      new TelemetryExtension({
+        bus,
+        cameras: this.registry,
+        intervalMs: config.telemetry.emit_interval_ms,
+        disk: () => this.disk.status,
+        offload: { intervalMs: config.telemetry.offload_interval_ms, status: () => this.offload.status() },
+      }),
+    );
     if (config.recording.remux_mp4) this.use(new RemuxExtension({ bus, store, root, keepTs: config.recording.keep_ts }));
     this.use(new ChecksumExtension({ bus, store, root, log }));
     this.use(new SessionExportExtension({ bus, store, root, log }));

@@ -15,7 +15,7 @@ import type { ControlStateStore } from '../cameras/control-state.ts';
 import { existsSync } from 'node:fs';
 import { buildProbeResult } from '../cameras/probe.ts';
 import { monoNowUs } from '../clock.ts';
-import { parseRpicamControl, reportedControlValue, type RpicamControls } from '../sources/rpicam-controls.ts';
+import { parseRpicamControl, reportedControlValue, type RpicamControlName, type RpicamControls } from '../sources/rpicam-controls.ts';
 import type { RpicamSyncEvent, RpicamSyncState } from '../sources/rpicam-source.ts';
 import { readSensorTriggerMode, sensorTriggerParam, setSensorTriggerModeSync } from '../sources/sensor-trigger.ts';
 import { rpiTargetOf, writeTriggerPipelineConfig } from '../sources/rpi-pipeline-config.ts';
@@ -109,7 +109,10 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     private readonly env: CameraEnv,
   ) {
     super();
-    this.cfg = cam;
+    // A CSI camera's remembered control_changes override the config's options for every rpicam-vid run of this
+    // runtime (a persist:false change replaces them in the running config only, so a restart of rigcam drops it).
+    const remembered = cam.source === 'rpicam' ? env.controlState?.getRpicam(cam.id) : undefined;
+    this.cfg = remembered && Object.keys(remembered).length ? { ...cam, rpicam: { ...(cam.rpicam ?? {}), ...remembered } } : cam;
   }
 
   get id(): string {
@@ -339,7 +342,7 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
    * (between trials only; the restart is a gap in the live stream). Nothing changes when the value is refused; when
    * the new run fails to start, the previous controls are started again and the error is thrown.
    */
-  private async rpicamControlChange(name: string, value: number | boolean | string): Promise<{ control: string; value: number | string }> {
+  private async rpicamControlChange(name: string, value: number | boolean | string, persist: boolean): Promise<{ control: string; value: number | string; persisted: boolean }> {
     const parsed = parseRpicamControl(name, value);
     if (!parsed.ok) throw new Error(`camera ${this.id}: ${parsed.error}`);
     if (this.recording) throw new Error(`camera ${this.id} is recording: CSI controls are applied by restarting rpicam-vid, which is refused during a trial (nothing changed)`);
@@ -347,7 +350,15 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     const next: CameraConfig = { ...prev, rpicam: { ...(prev.rpicam ?? {}), [parsed.name]: parsed.value } as RpicamControls };
     if (this.pipeline) await this.restartExclusive(next, prev);
     else this.cfg = next;
-    return { control: parsed.name, value: reportedControlValue(parsed.value) };
+    const reported = reportedControlValue(parsed.value);
+    if (persist && this.env.controlState) {
+      try {
+        this.env.controlState.setRpicam(this.id, parsed.name, reported);
+      } catch (err) {
+        throw new Error(`control ${parsed.name} is set to ${reported}, but it could not be remembered: ${(err as Error).message}`);
+      }
+    }
+    return { control: parsed.name, value: reported, persisted: persist && this.env.controlState !== undefined };
   }
 
   /** The camera must be released before a new rpicam-vid can acquire it (libcamera: one process per camera). */
@@ -367,8 +378,8 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
    * remembered. During a recording the change goes into its sidecar.
    */
   async controlChange(name: string, value: number | boolean | string, persist = true): Promise<{ control: string; value: number | string; persisted: boolean }> {
-    // CSI: applied by restarting rpicam-vid; kept in the running config only (not in camera-controls.json).
-    if (this.cfg.source === 'rpicam') return { ...(await this.rpicamControlChange(name, value)), persisted: false };
+    // CSI: applied by restarting rpicam-vid (between trials), remembered like a V4L2 control.
+    if (this.cfg.source === 'rpicam') return this.rpicamControlChange(name, value, persist);
     if (this.cfg.source !== 'v4l2' || typeof this.cfg.device !== 'string') throw new Error(`camera ${this.id} has no adjustable controls (source ${this.cfg.source})`);
     const device = this.cfg.device;
     const control = this.v4l2Controls.find((c) => c.name === name);
@@ -427,8 +438,15 @@ export class CameraRuntime extends EventEmitter<CameraEvents> {
     return this.controlsQueue;
   }
 
-  /** Every control value the driver held at the last read (what a recording's sidecar starts with), or undefined. */
-  private controlValues(): Record<string, number> | undefined {
+  /**
+   * What a recording's sidecar starts with: every control value the driver held at the last read (V4L2), or the
+   * options this rpicam-vid run was started with (CSI); undefined when there are none.
+   */
+  private controlValues(): Record<string, number | string> | undefined {
+    if (this.cfg.source === 'rpicam') {
+      const entries = Object.entries(this.cfg.rpicam ?? {}).filter(([, v]) => v !== undefined) as Array<[RpicamControlName, NonNullable<RpicamControls[RpicamControlName]>]>;
+      return entries.length ? Object.fromEntries(entries.map(([k, v]) => [k, reportedControlValue(v)])) : undefined;
+    }
     if (this.cfg.source !== 'v4l2' || !this.v4l2Controls.length) return undefined;
     const out: Record<string, number> = {};
     for (const c of this.v4l2Controls) if (c.value !== undefined && !c.readOnly) out[c.name] = c.value;

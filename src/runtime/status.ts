@@ -1,6 +1,6 @@
 import type { DiskLevel, DiskStatus } from '../disk/disk-guard.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
-import type { OffloadStatus } from '../offload/status.ts';
+import type { OffloadStatus, OffloadTelemetry } from '../offload/status.ts';
 import type { ChildProblem as SourceProblem } from '../supervise/child-supervisor.ts';
 import type { GpioControllerStatus } from '../triggers/gpio/gpio-trigger-controller.ts';
 import type { Capabilities, DeviceReady } from './camera-runtime.ts';
@@ -79,6 +79,8 @@ export type StatusDataMap = {
   source_started: { camera_id: string; run: number };
   segment_started: { camera_id: string; segment: number; recording_id: number; gap_us: number | null };
   telemetry: CameraTelemetry;
+  /** Backup health every telemetry.offload_interval_ms (not journaled, like telemetry). */
+  offload_telemetry: OffloadTelemetry;
   error: { command: string | null; code: ErrorCode; error: string; message: string; recoverable: boolean; camera_id?: string };
   warning: { message: string; disk?: DiskStatus; offload?: OffloadStatus } & Partial<RemuxResult>;
   disk: DiskStatus & { previous_level: DiskLevel };

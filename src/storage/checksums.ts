@@ -90,9 +90,12 @@ export interface ChecksumCheck {
   problems: string[];
 }
 
-/** Whether a finished recording lacks the checksum of one of its files (adopted, rebuilt, or closed by a crash). */
-export function needsChecksums(store: Store, rec: RecordingRow): boolean {
-  const have = new Map(store.checksumsOf(rec.id).map((c) => [c.kind, c.path]));
+/**
+ * Whether a finished recording lacks the checksum of one of its files (adopted, rebuilt, or closed by a crash).
+ * `stored`: its checksum rows when the caller already read them (Store.checksumsOfMany), else they are read here.
+ */
+export function needsChecksums(store: Store, rec: RecordingRow, stored?: readonly ChecksumRow[]): boolean {
+  const have = new Map((stored ?? store.checksumsOf(rec.id)).map((c) => [c.kind, c.path]));
   const want = recordingFiles(rec);
   return want.length !== have.size || want.some((w) => have.get(w.kind) !== w.path);
 }

@@ -52,12 +52,13 @@ export const sidecarSchema = z.object({
   stop_reason: z.string().nullable(),
   stopped_at: z.string().nullable(),
   /**
-   * V4L2 camera controls: every value the driver held (last read back) when the recording started, and each
+   * Camera controls: every value the driver held (last read back) when the recording started (V4L2), or the
+   * rpicam-vid options its run was started with (CSI: config and remembered control_changes); and each V4L2
    * control_change during it. Absent for cameras without controls (and in sidecars written before rigcam had it).
    */
   controls: z
     .object({
-      at_start: z.record(z.string(), z.number()),
+      at_start: z.record(z.string(), z.union([z.number(), z.string()])),
       changes: z.array(z.object({ at: z.string(), mono_us: z.number().int(), control: z.string(), value: z.number(), persisted: z.boolean() })),
     })
     .optional(),

@@ -91,6 +91,9 @@ export interface ChecksumRow {
   computed_at: string;
 }
 
+/** A recording with the bytes of its stored checksums (null: not hashed yet). */
+export type OffloadSizedRow = RecordingRow & { hashed_bytes: number | null };
+
 export interface NewRecording {
   trialId: number | null;
   cameraId: string;
@@ -703,6 +706,20 @@ export class Store {
       .all() as RecordingRow[];
   }
 
+  /**
+   * The offload's view in one query each, however many recordings wait: the recordings not yet offloaded (as
+   * offloadPending) and the given others (the last verified), each with `hashed_bytes`, the sum of its stored
+   * checksums' sizes (null while none is stored).
+   */
+  offloadSized(others: readonly number[] = []): { pending: OffloadSizedRow[]; others: OffloadSizedRow[] } {
+    const sized = 'SELECT r.*, (SELECT SUM(c.bytes) FROM checksums c WHERE c.recording_id = r.id) AS hashed_bytes FROM recordings r';
+    const pending = this
+      .q(`${sized} WHERE r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL ORDER BY r.id`)
+      .all() as OffloadSizedRow[];
+    const rest = others.length ? (this.q(`${sized} WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id`).all(JSON.stringify(others)) as OffloadSizedRow[]) : [];
+    return { pending, others: rest };
+  }
+
   /** Finished recordings still on the box (their files are final, so they can be hashed). */
   finishedOnBox(): RecordingRow[] {
     return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL ORDER BY id").all() as RecordingRow[];
@@ -711,6 +728,19 @@ export class Store {
   // ---- checksums --------------------------------------------------------------------------------------
   checksumsOf(recordingId: number): ChecksumRow[] {
     return this.q('SELECT * FROM checksums WHERE recording_id = ? ORDER BY kind').all(recordingId) as ChecksumRow[];
+  }
+
+  /** The checksums of many recordings in one query, by recording id (a recording without any: absent). */
+  checksumsOfMany(ids: readonly number[]): Map<number, ChecksumRow[]> {
+    const out = new Map<number, ChecksumRow[]>();
+    if (!ids.length) return out;
+    const rows = this.q('SELECT * FROM checksums WHERE recording_id IN (SELECT value FROM json_each(?)) ORDER BY recording_id, kind').all(JSON.stringify(ids)) as ChecksumRow[];
+    for (const r of rows) {
+      const list = out.get(r.recording_id);
+      if (list) list.push(r);
+      else out.set(r.recording_id, [r]);
+    }
+    return out;
   }
 
   setChecksum(c: Omit<ChecksumRow, 'computed_at'>): void {

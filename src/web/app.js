@@ -347,12 +347,13 @@ function summary(m) {
   const d = m.data || {};
   if (m.status === 'error') return d.error || d.message || '';
   if (m.status === 'telemetry') return `${d.capture_fps} fps, ${d.frames_recorded ?? '-'} frames`;
+  if (m.status === 'offload_telemetry') return `backup: ${d.pending_recordings} waiting, ${fmtBytes(d.bytes_pending)}${d.stale ? ', stale' : ''}`;
   const keys = ['session', 'trial', 'label', 'camera_id', 'control', 'value', 'state', 'reason', 'message'];
   return keys.filter((k) => d[k] !== undefined && d[k] !== null && d[k] !== '').map((k) => `${k}=${d[k]}`).join(' ');
 }
 
 function logEvent(m) {
-  if (m.status === 'telemetry' && !$('show-telemetry').checked) return;
+  if ((m.status === 'telemetry' || m.status === 'offload_telemetry') && !$('show-telemetry').checked) return;
   const log = $('log');
   const time = new Date(m.timestamp * 1000).toLocaleTimeString();
   log.prepend(el('li', { className: m.status === 'error' ? 'error' : '', text: `${time} ${m.status}${m.camera_id ? ` [${m.camera_id}]` : ''} ${summary(m)}` }));

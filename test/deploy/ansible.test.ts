@@ -217,6 +217,7 @@ exit 1
                   rigcam_prefix: box('box1'),
                   rigcam_http_port: ports.box1,
                   rigcam_http_token: TOKEN_1,
+                  rigcam_doctor_user: 'root', // through runuser, as with the service's user on a real box
                   rigcam_cameras: [{ id: 'top', source: 'v4l2', device: '/dev/v4l/by-id/usb-cam-video-index0', input_format: 'mjpeg', fps: 60 }],
                   rigcam_gpio_config: { inputs: [{ line: 17, mode: 'level', active_low: true }], outputs: { recording: { line: 27 } } },
                   rigcam_serial_config: { enabled: true, path: '/dev/serial/by-id/usb-Arduino-if00', baud: 57600 },
@@ -234,8 +235,15 @@ exit 1
       }),
     );
 
-    releases['1.0.0'] = makeFakeRelease(dir, '1.0.0');
-    releases['1.1.0'] = makeFakeRelease(dir, '1.1.0');
+    // `rigcam doctor` in these releases is the real one, on what looks like a Pi with a CSI camera and the
+    // rpicam-apps-lite build (the rpicam stand-ins): the finding a lab installing by Ansible must see.
+    const csiLite = {
+      PATH: path.join(repo, 'test/standins'),
+      RIGCAM_RPICAM_FIXTURE: path.join(repo, 'hw-fixtures/rpicam/pi4-imx708-wide/list-cameras.txt'),
+      RIGCAM_RPICAM_VERSION: path.join(repo, 'hw-fixtures/rpicam-vid/version-v1.5.2-lite.txt'),
+    };
+    releases['1.0.0'] = makeFakeRelease(dir, '1.0.0', { doctorEnv: csiLite });
+    releases['1.1.0'] = makeFakeRelease(dir, '1.1.0', { doctorEnv: csiLite });
     releases['1.2.0'] = makeFakeRelease(dir, '1.2.0', { broken: true });
   });
 
@@ -275,6 +283,19 @@ exit 1
     assert.equal(cfg2.http.token, null);
     assert.equal(cfg2.recording.preroll_seconds, 2);
     assert.equal(cfg2.cameras[0].source, 'test');
+
+    // After the activation each box ran the real `rigcam doctor`, read-only, and the play printed its findings
+    // (this rpicam-apps build cannot serve) without failing for them.
+    for (const name of ['box1', 'box2']) {
+      const data = path.join(box(name), 'var/lib/rigcam');
+      const calls = readFileSync(path.join(data, 'doctor-calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; config: string });
+      assert.deepEqual(calls.map((c) => [c.args, c.config]), [[['doctor'], path.join(box(name), 'etc/rigcam/rigcam.yaml')]], 'once, without --save, on the box\'s config');
+      assert.equal(existsSync(path.join(data, 'doctor.txt')), false, 'read-only: no report written');
+      assert.match(run.output, new RegExp(`rigcam doctor on ${name}: [1-9][0-9]* failed, [0-9]+ warnings \\(rigcam records, but not all it is set up for`));
+    }
+    const csiFindings = run.output.match(/"FAIL rpicam-apps: rpicam-vid v1\.5\.2, libcamera [^"]*does not report frame capture times[^"]*sudo apt install rpicam-apps \(the build with libav output; replaces rpicam-apps-lite\)"/g) ?? [];
+    assert.equal(csiFindings.length, 2, `the CSI finding printed for both boxes:\n${run.output}`);
+    assert.match(run.output, /"OK  cameras: 1 found: CSI imx708_wide \(camera 0\)"/);
   });
 
   it('a second run changes nothing and restarts nothing', () => {
@@ -286,6 +307,8 @@ exit 1
       assert.ok(r, `no recap for ${name}:\n${run.output}`);
       assert.equal(r.changed, 0, `${name} changed on the second run:\n${run.output}`);
       assert.equal(r.failed, 0);
+      const calls = readFileSync(path.join(box(name), 'var/lib/rigcam/doctor-calls.log'), 'utf8').trim().split('\n');
+      assert.equal(calls.length, 1, 'no activation, no doctor run');
     }
     assert.deepEqual([servicePid('box1'), servicePid('box2')], pids);
   });

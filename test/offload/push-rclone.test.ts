@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sshdMissing, startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.ts';
@@ -45,6 +46,57 @@ describe('push offload: rclone, verified by rclone hashsum sha256', () => {
     assert.ok(b.store.recording(id!)!.offload_verified_at);
     for (const f of filesOf(b, id!)) assert.ok(readFileSync(path.join(dest, 'box-r', f.path)).equals(readFileSync(path.join(b.root, f.path))), f.path);
     await b.close();
+  });
+
+  it('crypt remote (no SHA-256 of its own): hashed by downloading; a corrupted copy is caught that way too, then sent again', async () => {
+    // rclone's crypt remote stores encrypted names and contents, so it has no hash to give: `hashsum sha256` fails
+    // with "hash type not supported" and the only check is --download (the copy decrypted and hashed here).
+    const store = path.join(dir, 'crypt-store');
+    const conf = path.join(dir, 'crypt.conf');
+    const password = execFileSync('rclone', ['obscure', 'rigcam-test-password'], { encoding: 'utf8' }).trim();
+    writeFileSync(conf, `[base]\ntype = local\n\n[vault]\ntype = crypt\nremote = base:${store}\npassword = ${password}\n`);
+    // The real rclone behind a wrapper that logs each hashsum and, while `corrupt` exists, sends a .ts with one
+    // byte changed (a copy damaged on its way: stored encrypted and valid, but not the box's file).
+    const wrap = path.join(dir, 'crypt-wrap');
+    const calls = path.join(dir, 'crypt-hashsum.log');
+    const corrupt = path.join(dir, 'corrupt');
+    mkdirSync(wrap);
+    writeFileSync(corrupt, '');
+    writeFileSync(
+      path.join(wrap, 'rclone'),
+      `#!/bin/bash
+if [ "$1" = hashsum ]; then echo "$*" >> '${calls}'; fi
+if [ "$1" = copyto ] && [ -e '${corrupt}' ] && [[ "$2" == *.ts ]]; then
+  t=$(mktemp); cp "$2" "$t"; printf 'Z' | dd of="$t" bs=1 seek=200 conv=notrunc status=none
+  shift 2; /usr/bin/rclone copyto "$t" "$@"; rc=$?; rm -f "$t"; exit $rc
+fi
+exec /usr/bin/rclone "$@"
+`,
+    );
+    chmodSync(path.join(wrap, 'rclone'), 0o755);
+    process.env.PATH = `${wrap}:${PATH}`;
+    const b = await startOffloadBox({ offload: { target: { type: 'rclone', remote: 'vault:lab', config_file: conf }, box_name: 'box-c', bwlimit_kbps: 0, retry_initial_ms: 300, retry_max_ms: 600 } });
+    try {
+      const [id] = await b.trial('c1', 1200);
+      const video = filesOf(b, id!).find((f) => f.path.endsWith('.ts'))!;
+      const failed = await b.seenOrWait('offload', (m) => m.data.event === 'failed' && m.data.recording_id === id, 60_000);
+      const message = (failed.data.last_error as { message: string }).message;
+      assert.match(message, new RegExp(`${video.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: remote copy has [0-9a-f]{64}, the box has ${video.sha256}`));
+      assert.equal(b.store.recording(id!)!.offloaded_at, null, 'a corrupted copy is not marked');
+      const tried = readFileSync(calls, 'utf8').trim().split('\n');
+      assert.ok(tried.some((l) => !l.includes('--download')) && tried.some((l) => l.includes('--download')), `asked for the hash, then downloaded: ${tried.join(' | ')}`);
+      assert.ok(!readdirSync(store, { recursive: true }).some((f) => String(f).includes('box-c')), 'names are encrypted on the remote');
+
+      rmSync(corrupt);
+      await b.seenOrWait('offload', (m) => m.data.event === 'verified' && m.data.recording_id === id, 60_000);
+      assert.ok(b.store.recording(id!)!.offload_verified_at);
+      // What is on the remote now, decrypted by rclone itself, is the box's file.
+      const back = execFileSync('/usr/bin/rclone', ['cat', `vault:lab/box-c/${video.path}`, '--config', conf]);
+      assert.ok(back.equals(readFileSync(path.join(b.root, video.path))), 'the copy on the remote is the box\'s video');
+    } finally {
+      process.env.PATH = PATH;
+      await b.close();
+    }
   });
 
   it('SFTP to a loopback sshd: copied and verified by the server\'s sha256sum', async () => {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { ControlStateStore } from '../../src/cameras/control-state.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
 import { parseRpicamControl, rpicamControlArgs } from '../../src/sources/rpicam-controls.ts';
 import { rpicamVidArgs, type RpicamSourceOptions } from '../../src/sources/rpicam-source.ts';
 import { repoRoot } from '../helpers/cli.ts';
@@ -108,6 +111,42 @@ describe('CSI controls → rpicam-vid options', () => {
   });
 });
 
+describe('remembered CSI controls in camera-controls.json', () => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+
+  it('reads a file without CSI entries, adds them beside the V4L2 ones, and keeps both across a re-read', () => {
+    const data = tmpDir();
+    const file = path.join(data, 'camera-controls.json');
+    writeFileSync(file, JSON.stringify({ format: 'rigcam-camera-controls/1', cameras: { usb: { device: '/dev/video0', controls: { brightness: 90 }, updated_at: '2026-01-01T00:00:00Z' } } }));
+    const a = new ControlStateStore(data, log);
+    assert.equal(a.problem, null);
+    a.setRpicam('csi', 'shutter_us', 12000);
+    a.setRpicam('csi', 'awbgains', '1.5,2');
+    a.set('csi', null, 'unused', 1); // a V4L2 set on the same id keeps its CSI options
+    const b = new ControlStateStore(data, log);
+    assert.deepEqual(b.get('usb'), { brightness: 90 });
+    assert.deepEqual(b.getRpicam('csi'), { shutter_us: 12000, awbgains: [1.5, 2] });
+    assert.deepEqual(b.getRpicam('usb'), {});
+  });
+
+  it('a hand-edited value rpicam-vid would reject is dropped with a warning (the config applies); an unknown option sets the file aside', () => {
+    const data = tmpDir();
+    const file = path.join(data, 'camera-controls.json');
+    const entry = (rpicam: Record<string, unknown>) => JSON.stringify({ format: 'rigcam-camera-controls/1', cameras: { csi: { device: null, controls: {}, rpicam, updated_at: 'x' } } });
+    writeFileSync(file, entry({ gain: 100, awb: 'daylight', awbgains: '1.5;rm -rf /' }));
+    const st = new ControlStateStore(data, log);
+    assert.equal(st.problem, null);
+    assert.deepEqual(st.getRpicam('csi'), { awb: 'daylight' });
+    assert.ok(lines.some((l) => /remembered CSI control not applied: gain: 100 is not valid/.test(l)), lines.join(''));
+    assert.ok(lines.some((l) => /remembered CSI control not applied: awbgains/.test(l)));
+    writeFileSync(file, entry({ exposure: 5 }));
+    const odd = new ControlStateStore(data, log);
+    assert.match(String(odd.problem), /is unreadable .*set aside/);
+    assert.deepEqual(odd.getRpicam('csi'), {});
+  });
+});
+
 describe('control_change on a CSI camera (box with the rpicam-vid stand-in)', () => {
   let t: TestBox | null = null;
   after(async () => {
@@ -129,7 +168,7 @@ describe('control_change on a CSI camera (box with the rpicam-vid stand-in)', ()
     const changed = t.waitStatus('control_changed');
     const r = await t.box.handleCommand('control_change', { camera_id: 'csi0', control: 'gain', value: 2.5 }, api);
     assert.equal(r.ok, true, r.error);
-    assert.deepEqual((await changed).data, { camera_id: 'csi0', control: 'gain', value: 2.5, persisted: false });
+    assert.deepEqual((await changed).data, { camera_id: 'csi0', control: 'gain', value: 2.5, persisted: true });
     const second = runs().at(-1)!;
     assert.equal(runs().length, 2, 'one new rpicam-vid run');
     assert.equal(optionOf(second, '--gain'), '2.5');
@@ -167,5 +206,65 @@ describe('control_change on a CSI camera (box with the rpicam-vid stand-in)', ()
     const last = runs().at(-1)!;
     assert.deepEqual([optionOf(last, '--shutter'), optionOf(last, '--gain'), optionOf(last, '--awbgains'), optionOf(last, '--awb')], ['4000', '2.5', '1.5,2', 'daylight']);
     assert.equal(liveRpicam(), 1);
+  });
+
+  it('a change survives a restart of rigcam (state overrides the config for that option), is in the sidecar and the journal; persist:false does not survive', async () => {
+    await t?.close();
+    t = null;
+    const dataDir = path.join(dir, 'restart-data');
+    const extra = {
+      data_dir: dataDir,
+      cameras: [{ id: 'csi1', source: 'rpicam', device: 0, width: 320, height: 240, fps: 15, rpicam: { shutter_us: 8000, awb: 'daylight' } }],
+    };
+    const api = { source: 'api' as const };
+    const a = await startTestBox({ extra });
+    try {
+      for (const [control, value, persist] of [
+        ['shutter_us', 12000, true],
+        ['awbgains', '1.25,2', true],
+        ['awb', 'cloudy', false],
+      ] as const) {
+        const r = await a.box.handleCommand('control_change', { camera_id: 'csi1', control, value, persist }, api);
+        assert.equal(r.ok, true, r.error);
+        assert.equal((r.data as { persisted: boolean }).persisted, persist);
+      }
+      const state = JSON.parse(readFileSync(path.join(dataDir, 'camera-controls.json'), 'utf8')) as { cameras: Record<string, { rpicam?: Record<string, unknown> }> };
+      assert.deepEqual(state.cameras.csi1?.rpicam, { shutter_us: 12000, awbgains: '1.25,2' }, 'persist:false is not written');
+      // A trial after the changes: its sidecar carries the options the rpicam-vid run has.
+      const start = await a.box.handleCommand('start_recording', {}, api);
+      assert.equal(start.ok, true, start.error);
+      await new Promise((r) => setTimeout(r, 300));
+      const stop = await a.box.handleCommand('stop_recording', {}, api);
+      assert.equal(stop.ok, true, stop.error);
+      const sidecars = (readdirSync(a.root, { recursive: true }) as string[]).filter((f) => /csi1.*\.json$/.test(f));
+      assert.equal(sidecars.length, 1, sidecars.join(', '));
+      const sidecar = JSON.parse(readFileSync(path.join(a.root, sidecars[0]!), 'utf8')) as { controls?: { at_start: Record<string, unknown> } };
+      assert.deepEqual(sidecar.controls?.at_start, { shutter_us: 12000, awb: 'cloudy', awbgains: '1.25,2' });
+      const journal = a.db.prepare("SELECT payload FROM events WHERE kind = 'status' AND name = 'control_changed' ORDER BY id").all() as Array<{ payload: string }>;
+      assert.deepEqual(
+        journal.map((row) => JSON.parse(row.payload) as Record<string, unknown>).map((p) => [p.control, p.value, p.persisted]),
+        [['shutter_us', 12000, true], ['awbgains', '1.25,2', true], ['awb', 'cloudy', false]],
+      );
+    } finally {
+      await a.close();
+    }
+
+    const runsBefore = runs().length;
+    const b = await startTestBox({ extra });
+    try {
+      const cam = b.box.cameras.get('csi1')!;
+      assert.equal(cam.state, 'ready', String(cam.lastError));
+      assert.equal(runs().length, runsBefore + 1);
+      const argv = runs().at(-1)!;
+      assert.equal(optionOf(argv, '--shutter'), '12000', 'the remembered shutter overrides the config');
+      assert.equal(optionOf(argv, '--awbgains'), '1.25,2', 'a remembered option the config lacks');
+      assert.equal(optionOf(argv, '--awb'), 'daylight', 'persist:false is gone: the config applies again');
+      // And a later source restart (another control) keeps the remembered ones.
+      const r = await b.box.handleCommand('control_change', { camera_id: 'csi1', control: 'denoise', value: 'cdn_off', persist: false }, api);
+      assert.equal(r.ok, true, r.error);
+      assert.deepEqual([optionOf(runs().at(-1)!, '--shutter'), optionOf(runs().at(-1)!, '--denoise')], ['12000', 'cdn_off']);
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -5,8 +5,8 @@ import type { StatusMessage } from '../status.ts';
 import type { Extension } from './extension.ts';
 
 /**
- * The event journal: every command (source, payload, result) and every status but telemetry (sampled, not an
- * event) goes to the `events` table and the log. Subscribed before anything else, so a status is on disk before
+ * The event journal: every command (source, payload, result) and every status but telemetry and offload_telemetry
+ * (sampled, not events) goes to the `events` table and the log. Subscribed before anything else, so a status is on disk before
  * any other listener sees it.
  */
 export class JournalExtension implements Extension {
@@ -79,7 +79,7 @@ export class JournalExtension implements Extension {
   }
 
   private status(m: StatusMessage): void {
-    if (m.status === 'telemetry') return;
+    if (m.status === 'telemetry' || m.status === 'offload_telemetry') return;
     const cameraId = m.camera_id ?? null;
     this.write({ kind: 'status', name: m.status, cameraId, ...this.o.context(), monoUs: m.mono_us, payload: m.data });
     this.o.log.info({ status: m.status, camera: cameraId, ...m.data }, m.status);

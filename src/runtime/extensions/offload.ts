@@ -5,7 +5,7 @@ import { confirmOffload } from '../../offload/confirm.ts';
 import type { OffloadRecordingView, OffloadStatus } from '../../offload/status.ts';
 import { makeTransport, type OffloadTransport } from '../../offload/targets.ts';
 import { needsChecksums, underRoot } from '../../storage/checksums.ts';
-import type { RecordingRow, Store } from '../../storage/store.ts';
+import type { OffloadSizedRow, RecordingRow, Store } from '../../storage/store.ts';
 import { Backoff } from '../../supervise/backoff.ts';
 import { ChildSupervisor, type ChildExit } from '../../supervise/child-supervisor.ts';
 import type { EventBus } from '../event-bus.ts';
@@ -134,7 +134,9 @@ export class OffloadExtension implements Extension {
     for (;;) {
       if (this.stopped || this.recording) return;
       const now = this.now();
-      const ready = this.o.store.offloadPending().filter((r) => !needsChecksums(this.o.store, r));
+      const pending = this.o.store.offloadPending();
+      const stored = this.o.store.checksumsOfMany(pending.map((r) => r.id));
+      const ready = pending.filter((r) => !needsChecksums(this.o.store, r, stored.get(r.id) ?? []));
       const next = ready.find((r) => (this.failed.get(r.id)?.retryAt ?? 0) <= now);
       if (!next) {
         const waits = ready.map((r) => this.failed.get(r.id)?.retryAt).filter((t): t is number => t !== undefined);
@@ -264,16 +266,13 @@ export class OffloadExtension implements Extension {
   status(): OffloadStatus {
     const { store, config } = this.o;
     const now = this.now();
-    const pending = store.offloadPending();
-    const bytesOf = (r: RecordingRow): number => {
-      const sums = store.checksumsOf(r.id);
-      return sums.length ? sums.reduce((n, s) => n + s.bytes, 0) : (r.bytes ?? 0);
-    };
-    const view = (r: RecordingRow, state: OffloadRecordingView['state']): OffloadRecordingView => ({
+    // One query for every waiting recording and its hashed bytes (a box may hold hundreds between backups).
+    const { pending, others } = store.offloadSized(this.recent);
+    const view = (r: OffloadSizedRow, state: OffloadRecordingView['state']): OffloadRecordingView => ({
       recording_id: r.id,
       path: r.path,
       state,
-      bytes: bytesOf(r),
+      bytes: r.hashed_bytes ?? r.bytes ?? 0,
       error: state === 'failed' ? (this.failed.get(r.id)?.error ?? null) : null,
       bytes_sent: this.sent.get(r.id) ?? null,
     });
@@ -284,8 +283,9 @@ export class OffloadExtension implements Extension {
       bytesPending += v.bytes;
       if (recordings.length < 100) recordings.push(v);
     }
+    const verified = new Map(others.map((r) => [r.id, r]));
     for (const id of this.recent) {
-      const r = store.recording(id);
+      const r = verified.get(id);
       if (r?.offload_verified_at) recordings.push(view(r, 'verified'));
     }
     const stored = store.lastOffloadVerifiedAt();
