@@ -279,7 +279,7 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     checkTiming(await checkRecording(vm, again.id), 'trial after replug');
   });
 
-  scenario('camera settings stick: a config control and a remembered control_change, read back from vivid, re-applied after a restart', async ({ vm }) => {
+  scenario('camera settings stick: a config control and a remembered control_change, read back from vivid, re-applied after a restart and a replug', async ({ vm }) => {
     const ctl = async (name: string): Promise<number> => Number((await vm.run(`v4l2-ctl -d /dev/video0 -C ${name}`)).split(':')[1]);
     // The config's brightness is on the device (applied at the source's start, and again at the unplug scenario's replug).
     assert.equal(await ctl('brightness'), 200, 'config control applied and held by the driver');
@@ -293,6 +293,13 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     await vm.run('systemctl restart rigcam');
     await waitBoxReady(vm);
     await waitFor('controls applied again after the restart', async () => (await ctl('brightness')) === 200 && (await ctl('contrast')) === 100, 30_000, 1000);
+    // Unplugged and plugged back: vivid keeps its control values across its disconnect, so values changed behind
+    // rigcam's back stay wrong unless rigcam applies its own again when it re-assigns the camera.
+    await vm.run('v4l2-ctl -d /dev/video0 -c brightness=10 -c contrast=50');
+    await vm.run('v4l2-ctl -d /dev/video0 -c disconnect=1');
+    // Only rigcam's re-assignment can make both right again (while the device is gone, v4l2-ctl fails: polled on).
+    await waitFor('controls applied again after the replug', async () => (await ctl('brightness')) === 200 && (await ctl('contrast')) === 100, 120_000, 1000);
+    await waitFor('camera ready again after the replug', async () => (await cameraState(vm)) === 'ready', 90_000, 1000);
   });
 
   scenario('watchdog: SIGSTOP of the main process: systemd aborts and restarts it, reconcile runs', async ({ vm }) => {
