@@ -45,4 +45,14 @@ describe('a test that skips in CI is a failure', () => {
     const ci = readFileSync(path.resolve(TEST_ROOT, '..', '.ci', 'run'), 'utf8');
     assert.match(ci, /^export RIGCAM_CI=1$/m);
   });
+
+  it('a test file whose tests are done ends even if it left a timer or a child behind (CI never waits forever)', () => {
+    const pkg = JSON.parse(readFileSync(path.resolve(TEST_ROOT, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.match(pkg.scripts.test, /--test-force-exit/);
+    assert.match(pkg.scripts['test:rig'], /--test-force-exit/);
+    // And the CI runs both: the suite, then the virtual rig.
+    const ci = readFileSync(path.resolve(TEST_ROOT, '..', '.ci', 'run'), 'utf8');
+    assert.match(ci, /^npm test <\/dev\/null$/m);
+    assert.match(ci, /^npm run test:rig <\/dev\/null$/m);
+  });
 });
