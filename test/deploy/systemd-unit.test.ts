@@ -97,10 +97,8 @@ describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
     assert.equal(k.get('Service.TasksMax'), '256');
     assert.equal(k.get('Service.User'), 'rigcam');
     assert.deepEqual(k.get('Service.SupplementaryGroups')?.split(' ').sort(), ['dialout', 'gpio', 'video']);
-    assert.equal(k.get('Service.ExecStart'), '/usr/bin/node --max-semi-space-size=2 /opt/rigcam/current/bin/rigcam.js serve');
+    assert.equal(k.get('Service.ExecStart'), '/usr/bin/node /opt/rigcam/current/bin/rigcam.js serve');
     assert.match(k.get('Service.Environment') ?? '', /RIGCAM_CONFIG=\/etc\/rigcam\/rigcam\.yaml/);
-    // The memory settings the benchmarks measured (issue 17).
-    assert.match(k.get('Service.Environment') ?? '', /(^| )MALLOC_ARENA_MAX=2( |$)/);
     assert.equal(k.get('Service.ProtectSystem'), 'strict');
     assert.equal(k.get('Service.ProtectHome'), 'true');
     assert.equal(k.get('Service.PrivateTmp'), 'true');
