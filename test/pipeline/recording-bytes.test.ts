@@ -13,13 +13,11 @@ import { describe, it } from 'node:test';
 import { monoNowUs, wallMinusMonoUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
-import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
-import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
-import { moduleName } from '../../src/timing/csv-format.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { startTrialRecording } from '../helpers/trial-recorder.ts';
 
 const PKT = 188;
 const RIGCAM_SEI_UUID = Buffer.from('075def9c74dd4c70bc352029a7c82390', 'hex');
@@ -110,20 +108,7 @@ describe('recorded bytes', () => {
         pipeline.on('frame', (f) => f.au.keyframe && (clearTimeout(timer), resolve()));
       });
       await sleep(1500); // the ring holds a second and more
-      const sess = store.openSession('bytes');
-      sessionDir(root, 'bytes');
-      const trigger = monoNowUs();
-      const trial = store.createTrial({ sessionId: sess.id, number: 1, label: '', triggerSource: 'test', triggerMonoUs: trigger });
-      const recorder = new CameraRecorder(pipeline, { store, log: silentLogger(), fsyncIntervalMs: 1000, stopWaitMs: 2000 });
-      recorder.start({
-        trialId: trial.id,
-        fileFor: (seg) => insideRoot(root, 'bytes', `${recordingBaseName('bytes', 1, 'cam0', seg)}.ts`),
-        root,
-        csv: { trial: 1, module: moduleName('test'), deviceId: 'cam0', label: '' },
-        triggerSource: 'test',
-        triggerMonoUs: trigger,
-        prerollUs: 1e6,
-      });
+      const { recorder } = startTrialRecording({ pipeline, store, root, session: 'bytes', cameraId: 'cam0', source: 'test', prerollUs: 1e6 });
       await sleep(2500);
       const [s] = await recorder.stop(monoNowUs());
       assert.ok(s);

@@ -9,9 +9,7 @@ import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../../src/log/logger.ts';
 import { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
 import type { CapturedFrame } from '../../src/pipeline/captured-frame.ts';
-import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
-import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
-import { CSV_HEADER, moduleName } from '../../src/timing/csv-format.ts';
+import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 import { monoNowUs, wallMinusMonoUs } from '../../src/clock.ts';
 import {
   originFromAnnounced,
@@ -28,6 +26,7 @@ import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { startTrialRecording } from '../helpers/trial-recorder.ts';
 
 const run = promisify(execFile);
 const STANDINS = path.join(repoRoot, 'test/standins');
@@ -268,20 +267,7 @@ describe('a trial recorded through rpicam-vid (stand-in) with the real pipeline 
           pipeline.on('frame', (f) => f.au.keyframe && (clearTimeout(timer), resolve()));
           pipeline.on('exit', (e) => (clearTimeout(timer), reject(new Error(e.message))));
         });
-        const sess = store.openSession('csi');
-        sessionDir(root, 'csi');
-        const trigger = monoNowUs();
-        const trial = store.createTrial({ sessionId: sess.id, number: 1, label: '', triggerSource: 'test', triggerMonoUs: trigger });
-        const recorder = new CameraRecorder(pipeline, { store, log: silentLogger(), fsyncIntervalMs: 1000, stopWaitMs: 2000 });
-        recorder.start({
-          trialId: trial.id,
-          fileFor: (seg) => insideRoot(root, 'csi', `${recordingBaseName('csi', 1, 'csi0', seg)}.ts`),
-          root,
-          csv: { trial: 1, module: moduleName('rpicam'), deviceId: 'csi0', label: '' },
-          triggerSource: 'test',
-          triggerMonoUs: trigger,
-          prerollUs: 0,
-        });
+        const { recorder, triggerMonoUs: trigger } = startTrialRecording({ pipeline, store, root, session: 'csi', cameraId: 'csi0', source: 'rpicam', prerollUs: 0 });
         await new Promise((r) => setTimeout(r, 2000));
         const [s] = await recorder.stop(trigger + 2e6);
         assert.ok(s);
