@@ -46,7 +46,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
     const gpio = createGpioTriggers(config.gpio, { handler: box, logger: log });
     // The sync recorder first: its run exists before the first sync edge is stored.
     if (config.gpio.outputs.sync_out || config.gpio.inputs.some((i) => i.mode === 'sync'))
-      box.use(new SyncRecorder({ store, gpio, config: config.gpio, log, context: () => box.context() }));
+      box.use(new SyncRecorder({ store, gpio, config: config.gpio, log, context: () => box.context(), timeSync: () => box.timeSync() }));
     box.use(new GpioExtension(box.bus, gpio));
   }
   if (config.serial.enabled) {

@@ -19,7 +19,9 @@ import { RemuxExtension } from './extensions/remux.ts';
 import { SessionExportExtension } from './extensions/session-export.ts';
 import { TelemetryExtension } from './extensions/telemetry.ts';
 import type { BoxStatus, StatusDataMap, StatusMessage, StatusName } from './status.ts';
+import { readTimeSync, TIME_SYNC_TIMEOUT_MS } from './time-sync.ts';
 import { TrialController } from './trial-controller.ts';
+import { ToolShell } from '../supervise/tool-shell.ts';
 
 export { cameraIdFromStableId } from './camera-registry.ts';
 export { CommandError } from './errors.ts';
@@ -59,6 +61,8 @@ export class BoxRuntime implements CommandHandler {
   /** Offload state (push when configured, pull otherwise): status, last success/error, the stale warning. */
   readonly offload: OffloadExtension;
   private readonly extensions: Extension[] = [];
+  /** Runs the time-sync tools after each start, so this (large) process never forks on the trigger path. */
+  private readonly tools = new ToolShell({ timeoutMs: TIME_SYNC_TIMEOUT_MS });
   private started = false;
   private closing: Promise<void> | null = null;
 
@@ -67,7 +71,7 @@ export class BoxRuntime implements CommandHandler {
     const bus = this.bus;
     this.registry = new CameraRegistry({ config, store, log, bus, templates: o.cameraTemplates, sysRoot: o.sysRoot });
     this.disk = new DiskExtension({ config, store, log, bus, root, pendingRecovery: o.pendingRecovery, reserve: o.reserve, writeRate: () => this.registry.writeRate(this.trials.trialCameras), raise: (c, p) => void this.commands.raise(c, p) });
-    this.trials = new TrialController({ config, store, bus, cameras: this.registry, root, refuseStart: () => this.disk.refuseStart() });
+    this.trials = new TrialController({ config, store, bus, cameras: this.registry, root, refuseStart: () => this.disk.refuseStart(), timeSync: () => this.timeSync() });
     this.commands = new CommandBus({ table: commandTable({ cameras: this.registry, trials: this.trials, bus, root, status: () => this.status() }), aliases: ALIASES, bus, log });
 
     // What happens to a camera by itself changes the trial only through the command queue.
@@ -140,6 +144,7 @@ export class BoxRuntime implements CommandHandler {
    */
   async initialize(): Promise<void> {
     mkdirSync(this.o.root, { recursive: true });
+    this.tools.start();
     this.report('ready', { cameras: this.registry.ids(), recordings_root: this.o.root });
     await this.disk.start();
     await this.registry.assignAll();
@@ -169,6 +174,12 @@ export class BoxRuntime implements CommandHandler {
         this.o.log.error({ extension: ext.name, err: (err as Error).message }, 'extension failed to stop');
       }
     }
+    this.tools.close();
+  }
+
+  /** The box's clock synchronisation now (chronyc, timedatectl), read without forking this process. */
+  timeSync(): ReturnType<typeof readTimeSync> {
+    return readTimeSync((c, a) => this.tools.run(c, a));
   }
 
   handleCommand(command: string, payload: unknown, ctx: CommandContext, commandId?: string | null): Promise<CommandResult> {

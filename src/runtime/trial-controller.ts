@@ -8,7 +8,7 @@ import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
 import { StartSyncs } from '../recording/start-syncs.ts';
 import { stopHoldMs } from '../recording/stop-hold.ts';
 import { monoNowUs, wallMonoPair } from '../clock.ts';
-import { readTimeSync } from './time-sync.ts';
+import type { TimeSync } from './time-sync.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
 import type { CameraRegistry } from './camera-registry.ts';
@@ -39,6 +39,8 @@ export interface TrialControllerOptions {
   root: string;
   /** Why a start must be refused now (the disk guard), or null. */
   refuseStart: () => Promise<string | null>;
+  /** The box's time sync (read through the box's ToolShell: no fork of this process on the trigger path). */
+  timeSync: () => Promise<TimeSync>;
 }
 
 function defaultSessionName(prefix: string): string {
@@ -192,17 +194,17 @@ export class TrialController {
       throw new CommandError('unavailable', `could not start recording: ${(err as Error).message}${left.length ? ` (left on disk: ${left.join(', ')})` : ''}`);
     }
     this.trial = trial;
-    // The time sync is read after the start (its tools take tens of ms; a trigger never waits on them).
-    void readTimeSync().then((ts) => {
+    this.o.bus.emit('recording', true);
+    const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
+    this.o.bus.report('recording_started', data);
+    // The time sync is read after the start is announced (its tools take tens of ms; a trigger never waits on them).
+    void this.o.timeSync().then((ts) => {
       try {
         this.o.store.setTrialClock(row.id, { timeSync: JSON.stringify(ts) });
       } catch {
         // the database closed meanwhile (shutdown): the trial keeps time_sync NULL, read as unknown
       }
     });
-    this.o.bus.emit('recording', true);
-    const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
-    this.o.bus.report('recording_started', data);
     return data;
   }
 

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { monoNowUs } from '../../src/clock.ts';
-import { chronyOffsetUs, readTimeSync } from '../../src/runtime/time-sync.ts';
+import { runTool } from '../../src/cameras/run-tool.ts';
+import { chronyOffsetUs, readTimeSync, type ToolRunner } from '../../src/runtime/time-sync.ts';
+import { ToolShell } from '../../src/supervise/tool-shell.ts';
 import { parseTimingCsv } from '../../src/timing/csv-format.ts';
 import { repoRoot, runCli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -99,6 +101,17 @@ test('rigcam record with preroll_seconds: 2 waits for and reports at least 2 s b
 });
 
 test('two cameras of one trial share one wall↔mono pair, stored on the trial with its trigger clock and time sync', async (t) => {
+  // A chronyc stand-in first on the PATH the box's tools see; it notes its parent and grandparent.
+  const bin = tmpDir();
+  const who = path.join(bin, 'who.log');
+  writeFileSync(
+    path.join(bin, 'chronyc'),
+    `#!/bin/sh\necho "$PPID $(cut -d' ' -f4 /proc/$PPID/stat)" >> ${JSON.stringify(who)}\nprintf "System time     : 0.000004000 seconds fast of NTP time\\nLeap status     : Normal\\n"\n`,
+    { mode: 0o755 },
+  );
+  const oldPath = process.env.PATH;
+  process.env.PATH = `${bin}:${oldPath}`;
+  t.after(() => (process.env.PATH = oldPath));
   const box = await startTestBox({ cameras: 2 });
   t.after(() => box.close());
   const start = await box.box.handleCommand('start_recording', { session_prefix: 'pair' }, { source: 'serial' });
@@ -120,23 +133,40 @@ test('two cameras of one trial share one wall↔mono pair, stored on the trial w
   assert.deepEqual({ mono0_us: trial.mono0_us, wall0_us: trial.wall0_us }, recs[0]);
   assert.ok(trial.pair_uncertainty_us >= 0 && trial.pair_uncertainty_us < 1000, `uncertainty ${trial.pair_uncertainty_us} µs`);
   assert.equal(trial.trigger_clock, 'serial-arrival');
-  const ts = JSON.parse(trial.time_sync!) as { synchronized: unknown; offset_us: unknown; tool: unknown };
-  assert.ok([true, false, 'unknown'].includes(ts.synchronized as never), JSON.stringify(ts));
+  assert.deepEqual(JSON.parse(trial.time_sync!), { synchronized: true, offset_us: 4, tool: 'chronyc' });
+  // Read without forking the box's process (a fork of it held the event loop 5–13 ms, issue 17): chronyc's parent
+  // is the box's tool shell, or `timeout` under it, never this process.
+  const [parent, grandparent] = readFileSync(who, 'utf8').trim().split('\n')[0]!.split(' ').map(Number);
+  assert.notEqual(parent, process.pid);
+  assert.ok(parent !== undefined && grandparent !== undefined);
+  const shellPid = readFileSync(`/proc/${grandparent}/comm`, 'utf8').trim() === 'sh' ? grandparent : parent;
+  assert.equal(Number(readFileSync(`/proc/${shellPid}/stat`, 'utf8').split(' ')[3]), process.pid, 'the tool shell is a child of the box process');
   // The CSV's wall times are the trial pair's: wall = wall0 + (capture − mono0), to the µs.
   const rec = box.db.prepare('SELECT id FROM recordings WHERE trial_id = ? ORDER BY id LIMIT 1').get(trialId) as { id: number };
   const f = box.db.prepare('SELECT capture_us, wall_us FROM frames WHERE recording_id = ? LIMIT 1').get(rec.id) as { capture_us: number; wall_us: number };
   assert.equal(f.wall_us, trial.wall0_us + (f.capture_us - trial.mono0_us));
 });
 
-test('time sync: chronyc offset read, absent tools → unknown', async () => {
+test('time sync: chronyc offset read, timedatectl next, absent tools → unknown (through the ToolShell and through execFile)', async (t) => {
+  const shellFor = (bin: string): ToolRunner => {
+    const sh = new ToolShell({ env: { PATH: bin }, timeoutMs: 2000 });
+    t.after(() => sh.close());
+    return (c, a) => sh.run(c, a);
+  };
+  const execIn = (bin: string): ToolRunner => (c, a) => runTool(c, a, { env: { PATH: bin } });
   const empty = tmpDir();
-  assert.deepEqual(await readTimeSync({ PATH: empty }), { synchronized: 'unknown', offset_us: null, tool: null });
+  for (const run of [shellFor(empty), execIn(empty)]) assert.deepEqual(await readTimeSync(run), { synchronized: 'unknown', offset_us: null, tool: null });
   const bin = tmpDir();
   writeFileSync(
     path.join(bin, 'chronyc'),
     '#!/bin/sh\nprintf "Reference ID    : A29FC87B (time.cloudflare.com)\\nSystem time     : 0.000012345 seconds slow of NTP time\\nLeap status     : Normal\\n"\n',
     { mode: 0o755 },
   );
-  assert.deepEqual(await readTimeSync({ PATH: bin }), { synchronized: true, offset_us: -12.345, tool: 'chronyc' });
+  for (const run of [shellFor(bin), execIn(bin)]) assert.deepEqual(await readTimeSync(run), { synchronized: true, offset_us: -12.345, tool: 'chronyc' });
+  // chronyc present but chronyd not running (exit 1): timedatectl answers.
+  const td = tmpDir();
+  writeFileSync(path.join(td, 'chronyc'), '#!/bin/sh\necho "506 Cannot talk to daemon" >&2\nexit 1\n', { mode: 0o755 });
+  writeFileSync(path.join(td, 'timedatectl'), '#!/bin/sh\n[ "$*" = "show -p NTPSynchronized" ] || exit 2\necho NTPSynchronized=no\n', { mode: 0o755 });
+  for (const run of [shellFor(td), execIn(td)]) assert.deepEqual(await readTimeSync(run), { synchronized: false, offset_us: null, tool: 'timedatectl' });
   assert.equal(chronyOffsetUs('System time     : 0.000400000 seconds fast of NTP time'), 400);
 });
