@@ -8,7 +8,7 @@ import type { CapturedFrame } from '../pipeline/captured-frame.ts';
 import type { TimedTsFile } from '../pipeline/recording-sink.ts';
 import type { Store } from '../storage/store.ts';
 import { stampAccessUnitParts } from '../pipeline/au-sei.ts';
-import { bootId, createSidecar, replaceSidecar, sidecarPathFor, type ControlChangeNote, type Sidecar } from '../storage/sidecar.ts';
+import { bootId, createSidecar, replaceSidecarAsync, sidecarPathFor, type ControlChangeNote, type Sidecar } from '../storage/sidecar.ts';
 import { FrameTimer, type FrameRow } from '../timing/frame-row.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import { TimingCsvWriter } from './timing-csv.ts';
@@ -381,7 +381,7 @@ export class RecordingFile implements TimedTsFile {
       }
     }
     try {
-      replaceSidecar(this.sidecarPath, {
+      await replaceSidecarAsync(this.sidecarPath, {
         ...this.sidecar,
         ...(this.sidecar.controls ? { controls: { ...this.sidecar.controls, changes: [...this.controlChanges] } } : {}),
         state: finalState,

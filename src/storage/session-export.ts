@@ -34,6 +34,7 @@ export function* sessionDocumentParts(store: Store, root: string, s: SessionRow,
     if (!trials.length) break;
     after = trials.at(-1)!.number;
     const { markers, recordings } = store.trialDetails(trials.map((t) => t.id));
+    const sums = store.checksumsOfMany([...recordings.values()].flat().map((r) => r.id));
     const views = trials.map((t) => ({
       number: t.number,
       label: t.label,
@@ -69,7 +70,7 @@ export function* sessionDocumentParts(store: Store, root: string, s: SessionRow,
           offload_verified_at: r.offload_verified_at,
           deleted_at: r.deleted_at,
           sidecar: sc ? { recording: sc.recording, camera: sc.camera, state: sc.state, frames: sc.frames, dropped: sc.dropped, stop_reason: sc.stop_reason, stopped_at: sc.stopped_at } : null,
-          checksums: store.checksumsOf(r.id).map((c) => ({ kind: c.kind, path: c.path, bytes: c.bytes, sha256: c.sha256 })),
+          checksums: (sums.get(r.id) ?? []).map((c) => ({ kind: c.kind, path: c.path, bytes: c.bytes, sha256: c.sha256 })),
         };
       }),
     }));
@@ -80,9 +81,9 @@ export function* sessionDocumentParts(store: Store, root: string, s: SessionRow,
 }
 
 /** The whole document as text, built part by part with a turn of the event loop between parts. */
-export async function sessionDocumentText(store: Store, root: string, s: SessionRow): Promise<string> {
+export async function sessionDocumentText(store: Store, root: string, s: SessionRow, trialsPerPart?: number): Promise<string> {
   const parts: string[] = [];
-  for (const p of sessionDocumentParts(store, root, s)) {
+  for (const p of sessionDocumentParts(store, root, s, trialsPerPart)) {
     parts.push(p);
     await new Promise((r) => setImmediate(r));
   }

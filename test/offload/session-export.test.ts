@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -89,6 +89,46 @@ describe('session export: session.json beside the recordings and a tar of the se
     assert.equal((await b.api('/api/sessions/999999/export')).status, 404);
     assert.equal((await b.api(`/api/sessions/${sessionId}/export?x=1`)).status, 400);
     assert.equal((await b.api('/api/sessions/abc/export')).status, 400);
+  });
+});
+
+describe('session export under a burst of trials', () => {
+  it('coalesces rewrites (fewer than one per trial) and still ends with every trial, its final state and checksums', async () => {
+    const b = await startHttpBox({});
+    try {
+      const session = 'burst';
+      const n = 10;
+      const first = await b.api('/api/trials/start', { json: { session } });
+      assert.equal(first.status, 200);
+      const dir = path.join(b.root, session);
+      let rewrites = 0;
+      // Every rewrite renames a temporary file over session.json.
+      const watcher = watch(dir, (_event, name) => name === 'session.json' && rewrites++);
+      try {
+        const ids: number[] = [];
+        for (let i = 1; i <= n; i++) {
+          if (i > 1) assert.equal((await b.api('/api/trials/start', { json: { session } })).status, 200);
+          await sleep(150);
+          const stop = await b.api('/api/trials/stop', { json: {} });
+          assert.equal(stop.status, 200);
+          ids.push(...((await stop.json()) as { data: { recordings: Array<{ recording_id: number }> } }).data.recordings.map((r) => r.recording_id));
+        }
+        let doc: Doc | null = null;
+        for (let i = 0; i < 100; i++) {
+          doc = existsSync(path.join(dir, 'session.json')) ? (JSON.parse(readFileSync(path.join(dir, 'session.json'), 'utf8')) as Doc) : null;
+          if (doc?.trials.length === n && doc.trials.every((t) => t.recordings.every((r) => r.checksums.length === 3 && r.sidecar?.frames === r.frames))) break;
+          await sleep(100);
+        }
+        assert.deepEqual(doc?.trials.map((t) => t.number), Array.from({ length: n }, (_, i) => i + 1));
+        assert.deepEqual(doc!.trials.flatMap((t) => t.recordings.map((r) => r.id)), ids);
+        for (const t of doc!.trials) for (const r of t.recordings) assert.equal(r.checksums.length, 3, `trial ${t.number}: checksums`);
+        assert.ok(rewrites >= 1 && rewrites < n, `${rewrites} rewrites for ${n} trials (each trial used to cost two)`);
+      } finally {
+        watcher.close();
+      }
+    } finally {
+      await b.close();
+    }
   });
 });
 

@@ -4,21 +4,27 @@ import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
 import { insideRoot } from '../../recording/paths.ts';
 import { SESSION_DOC, sessionDocumentText } from '../../storage/session-export.ts';
-import { replaceFile } from '../../storage/sidecar.ts';
+import { replaceFileAsync } from '../../storage/sidecar.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { StatusMessage } from '../status.ts';
 import type { Extension } from './extension.ts';
 
+/** At most one rewrite per this interval: a rewrite reads the whole session, so trials seconds apart must not pay one each. */
+const MIN_INTERVAL_MS = 1000;
+
 /**
  * Keeps `<root>/<session>/session.json` (storage/session-export) current: rewritten atomically (a temporary file
  * created exclusively, fsync, rename) after every trial and again once its recordings' checksums are in.
- * Writes for one session are coalesced and run one at a time.
+ * Writes are coalesced (at most one a second) and run one at a time. Everything a rewrite does on the event loop
+ * comes in slices of one trial, and its fsyncs run on the threadpool: a trigger arriving meanwhile is stamped on
+ * the loop, and a 500-trial session's document is hundreds of ms of work.
  */
 export class SessionExportExtension implements Extension {
   readonly name = 'session-export';
   private readonly dirty = new Set<number>();
   private scheduled = false;
+  private lastWrite = 0;
   private queue: Promise<void> = Promise.resolve();
   private readonly onStopped = (s: RecordingSummary[]): void => {
     for (const r of s) this.markRecording(r.recordingId);
@@ -55,14 +61,14 @@ export class SessionExportExtension implements Extension {
     this.dirty.add(sessionId);
     if (this.scheduled) return;
     this.scheduled = true;
-    // Coalesce the statuses of one trial (one per recording) into one write.
-    setImmediate(() => {
+    // Coalesce the statuses of one trial (one per recording), and of trials less than MIN_INTERVAL_MS apart.
+    this.queue = this.queue.then(async () => {
+      await new Promise((r) => setTimeout(r, Math.max(0, this.lastWrite + MIN_INTERVAL_MS - Date.now())));
       this.scheduled = false;
       const ids = [...this.dirty];
       this.dirty.clear();
-      this.queue = this.queue.then(async () => {
-        for (const id of ids) await this.write(id);
-      });
+      for (const id of ids) await this.write(id);
+      this.lastWrite = Date.now();
     });
   }
 
@@ -72,8 +78,7 @@ export class SessionExportExtension implements Extension {
       if (!s) return;
       const dir = insideRoot(this.o.root, s.name);
       if (!existsSync(dir)) return; // no trial has made its folder yet
-      // Built a few trials at a time (a long session has thousands of markers); the small write itself is synchronous.
-      replaceFile(path.join(dir, SESSION_DOC), await sessionDocumentText(this.o.store, this.o.root, s));
+      await replaceFileAsync(path.join(dir, SESSION_DOC), await sessionDocumentText(this.o.store, this.o.root, s, 1));
     } catch (err) {
       this.o.log.error({ session: sessionId, err: (err as Error).message }, 'session.json not written');
     }
