@@ -3,11 +3,12 @@ import type { CapturedFrame } from './captured-frame.ts';
 /**
  * The last few seconds of the stream, in whole GOPs, so a recording can begin on a keyframe at or before
  * (trigger − pre-roll), and a resume can restart on a keyframe. Bounded in time and in bytes: the oldest GOP
- * goes first, but the newest GOP is always kept whole so there is something to start from.
+ * goes first, but the newest GOP is always kept whole so there is something to start from. The frames are the
+ * demuxer's views of the pipe chunks (no copies), so a frame evicted here is one whose chunk can be freed.
  */
 export class PrerollRing {
+  /** Oldest first; frames[0] is always a keyframe. */
   private frames: CapturedFrame[] = [];
-  private head = 0;
   private bytes = 0;
 
   constructor(
@@ -22,7 +23,7 @@ export class PrerollRing {
   }
 
   get size(): number {
-    return this.frames.length - this.head;
+    return this.frames.length;
   }
 
   get byteSize(): number {
@@ -32,7 +33,7 @@ export class PrerollRing {
   /** Capture-time span held, µs. */
   get spanUs(): number {
     if (this.size === 0) return 0;
-    return this.frames[this.frames.length - 1]!.captureUs - this.frames[this.head]!.captureUs;
+    return this.frames[this.frames.length - 1]!.captureUs - this.frames[0]!.captureUs;
   }
 
   push(f: CapturedFrame): void {
@@ -45,7 +46,6 @@ export class PrerollRing {
 
   clear(): void {
     this.frames = [];
-    this.head = 0;
     this.bytes = 0;
   }
 
@@ -54,25 +54,25 @@ export class PrerollRing {
    * keyframe is after `atUs` (the ring is younger than asked), start from the oldest keyframe held.
    */
   fromKeyframeAtOrBefore(atUs: number): CapturedFrame[] {
-    let start = -1;
-    for (let i = this.frames.length - 1; i >= this.head; i--) {
+    let start = 0; // the oldest held frame is always a keyframe
+    for (let i = this.frames.length - 1; i >= 0; i--) {
       const f = this.frames[i]!;
       if (f.au.keyframe && f.captureUs <= atUs) {
         start = i;
         break;
       }
     }
-    if (start < 0) start = this.head; // oldest held frame is always a keyframe
     return this.frames.slice(start);
   }
 
   private evict(): void {
     const newest = this.frames[this.frames.length - 1];
     if (!newest) return;
+    let head = 0;
     for (;;) {
       // The next keyframe after the head: dropping the head GOP is allowed only if one exists.
       let next = -1;
-      for (let i = this.head + 1; i < this.frames.length; i++) {
+      for (let i = head + 1; i < this.frames.length; i++) {
         if (this.frames[i]!.au.keyframe) {
           next = i;
           break;
@@ -82,12 +82,12 @@ export class PrerollRing {
       const tooOld = newest.captureUs - this.frames[next]!.captureUs >= this.windowUs;
       const tooBig = this.bytes > this.maxBytes;
       if (!tooOld && !tooBig) break;
-      for (let i = this.head; i < next; i++) this.bytes -= this.frames[i]!.au.packets.length;
-      this.head = next;
+      for (let i = head; i < next; i++) this.bytes -= this.frames[i]!.au.packets.length;
+      head = next;
     }
-    if (this.head > 1024 && this.head > this.frames.length / 2) {
-      this.frames = this.frames.slice(this.head);
-      this.head = 0;
-    }
+    // Evicted frames leave the array at once: a slot still pointing at one keeps its pipe chunk alive. (They used
+    // to stay until 1024 had gone: 34 s of video per camera at 30 fps, about 20 MiB of a 640x480 camera's chunks
+    // held past the window; issue 17.) A whole GOP goes at a time, so this shifts the array once per GOP.
+    if (head > 0) this.frames.splice(0, head);
   }
 }
