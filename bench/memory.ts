@@ -3,11 +3,11 @@
  * runs it) with two 640x480@30 `test` cameras, driven over its HTTP API from this process. Two phases on one
  * process: a soak (one trial recording 300 s) and a churn (1000 trials back to back, 0.1 s each). RSS (VmRSS) is
  * read from /proc every 5 s during the soak and every 25 trials during the churn. Baseline in the same run: the RSS
- * of a bare `node` process that only waits. RIGCAM_BENCH_NODE_ARGS adds node flags to the service (for trying V8
- * heap limits, e.g. "--max-semi-space-size=1"). Run alone: node --import tsx bench/memory.ts
+ * of a bare `node` process that only waits. The service runs with the unit's node flags and environment
+ * (unitRuntime); RIGCAM_BENCH_NODE_ARGS replaces the flags (for trying V8 heap limits, e.g. "--max-semi-space-size=1"). Run alone: node --import tsx bench/memory.ts
  */
 import { spawn } from 'node:child_process';
-import { releaseFor, loadAvg, rssOf, serveRelease } from './lib/release-serve.ts';
+import { releaseFor, loadAvg, rssOf, serveRelease, unitRuntime } from './lib/release-serve.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { fixed, mib } from './lib/stats.ts';
 
@@ -36,7 +36,7 @@ await runBench('memory', async (ctx) => {
   const rel = ctx.tmpDir('release');
   const bin = releaseFor(rel, ctx.log);
   const data = ctx.tmpDir('memory');
-  const nodeArgs = (process.env.RIGCAM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const { nodeArgs, env: unitEnv } = unitRuntime();
   const bareBefore = await bareNodeRss();
   const cams = [0, 1].map((i) => ({ id: `cam${i}`, width: 640, height: 480, fps: 30 }));
   const s = serveRelease({ bin, dataDir: data, cameras: cams, nodeArgs, env: { RIGCAM_CONFIG: '' } });
@@ -86,7 +86,7 @@ await runBench('memory', async (ctx) => {
       { bench: NAME, figure: '  flat: peak of first half → second half, soak / churn', value: `${half(soak)} / ${half(churn)}`, baseline: `${mib(idle)} idle, cameras running`, ratio: '', goal: '—', ok: null },
     ];
     const notes = [
-      `RSS samples (MiB): soak ${soak.map((r) => fixed(r / 1048576, 0)).join(' ')}; churn ${churn.map((r) => fixed(r / 1048576, 0)).join(' ')}. Node flags: ${nodeArgs.join(' ') || 'none'}. Load average at start / after soak / after churn: ${loads.join('; ')}.`,
+      `RSS samples (MiB): soak ${soak.map((r) => fixed(r / 1048576, 0)).join(' ')}; churn ${churn.map((r) => fixed(r / 1048576, 0)).join(' ')}. Run as deploy/systemd/rigcam.service runs it: node flags ${nodeArgs.join(' ') || 'none'}, environment ${Object.entries(unitEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}. Load average at start / after soak / after churn: ${loads.join('; ')}.`,
     ];
     return { rows, notes };
   } finally {

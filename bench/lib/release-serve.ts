@@ -98,7 +98,28 @@ export interface ServeProcess {
   stop: () => Promise<number | null>;
 }
 
-/** `rigcam serve` of a release on a fresh data dir, its `test` cameras as given. */
+/**
+ * How deploy/systemd/rigcam.service runs node: the flags between `node` and bin/rigcam.js on ExecStart, and the
+ * Environment= variables other than the config path (e.g. glibc malloc settings). The release benchmarks run the
+ * service (and the overhead box) this way, so they measure what ships. RIGCAM_BENCH_NODE_ARGS, when set, replaces
+ * the flags (to try others).
+ */
+export function unitRuntime(): { nodeArgs: string[]; env: Record<string, string> } {
+  const unit = readFileSync(path.join(REPO, 'deploy/systemd/rigcam.service'), 'utf8');
+  const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
+  const script = exec.findIndex((t) => t.endsWith('/bin/rigcam.js'));
+  if (!/\/node$/.test(exec[0] ?? '') || script < 0) throw new Error(`rigcam.service: ExecStart is not "node … bin/rigcam.js": ${exec.join(' ')}`);
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(.*)$/gm))
+    for (const kv of m[1]!.trim().split(/\s+/)) {
+      const i = kv.indexOf('=');
+      if (i > 0 && kv.slice(0, i) !== 'RIGCAM_CONFIG') env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+  const override = process.env.RIGCAM_BENCH_NODE_ARGS;
+  return { nodeArgs: override !== undefined ? override.split(' ').filter(Boolean) : exec.slice(1, script), env };
+}
+
+/** `rigcam serve` of a release on a fresh data dir, its `test` cameras as given, run as the unit runs it (unitRuntime). */
 export function serveRelease(o: { bin: string; dataDir: string; cameras: Array<{ id: string; width: number; height: number; fps: number }>; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; extraYaml?: string }): ServeProcess {
   const cfg = path.join(o.dataDir, 'rigcam.yaml');
   writeFileSync(
@@ -106,7 +127,8 @@ export function serveRelease(o: { bin: string; dataDir: string; cameras: Array<{
     [`data_dir: ${o.dataDir}`, 'http:', '  host: 127.0.0.1', '  port: 0', 'log:', '  level: info', 'cameras:', ...o.cameras.map((c) => `  - { id: ${c.id}, source: test, width: ${c.width}, height: ${c.height}, fps: ${c.fps} }`), o.extraYaml ?? ''].join('\n') + '\n',
   );
   const spawnedAtMs = performance.now();
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), o.bin, 'serve', '--config', cfg], { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const unit = unitRuntime();
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? unit.nodeArgs), o.bin, 'serve', '--config', cfg], { env: { ...process.env, ...unit.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   const logs: ServeProcess['logs'] = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

@@ -54,6 +54,9 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     assert.match(show, /^WatchdogUSec=30s$/m);
     assert.match(show, /^ActiveState=active$/m);
     assert.match(show, /^rigcam$/m, 'the service runs as the rigcam user');
+    // The unit's V8 flag reaches the process (issue 17: the young generation the memory benchmark measured).
+    const cmdline = await vm.run("pid=$(systemctl show -p MainPID --value rigcam); tr '\\0' ' ' </proc/$pid/cmdline");
+    assert.match(cmdline, /^\/usr\/bin\/node --max-semi-space-size=2 \/opt\/rigcam\/current\/bin\/rigcam\.js serve/);
     assert.equal((await vm.run('readlink /opt/rigcam/current')).trim(), `releases/${path.basename(release).replace(/^rigcam-/, '').replace(/\.tar\.gz$/, '')}`);
     assert.equal((await api(vm, 'GET', '/api/status', undefined, { token: null })).status, 401, 'the API wants the token');
     const health = await api<{ ok: boolean }>(vm, 'GET', '/api/health', undefined, { token: null });
