@@ -50,6 +50,8 @@ export interface RecorderOptions {
 }
 
 const HOLD_MAX_BYTES = 64 * 1024 * 1024;
+/** How late after its hold the fallback timer releases a frame when no next frame comes to release it. */
+const HOLD_SLACK_MS = 20;
 
 interface RecorderEvents {
   /** A file could not be written (disk full...): the recording has been stopped. */
@@ -263,10 +265,14 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.releaseHeld(false);
   }
 
-  /** Decide the held frames whose hold has passed (all of them with `all`), then wake up for the next one. */
+  /**
+   * Decide the held frames whose hold has passed (all of them with `all`). Each frame's arrival calls this, so
+   * while the stream flows the frames are released by the next frame's wake-up; the timer is only the fallback
+   * for a stream that pauses or stops, armed once and never re-armed per frame (it used to be reset per frame and
+   * fire per frame: a second wake-up per frame, issue 17). A frame is written at most HOLD_SLACK_MS or one frame
+   * interval after its hold, which only keeps it longer where a late stop can still drop it.
+   */
   private releaseHeld(all: boolean): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.holdTimer = null;
     const dueUs = monoNowUs() - (this.opts.stopHoldMs ?? 0) * 1000;
     const maxBytes = this.opts.holdMaxBytes ?? HOLD_MAX_BYTES;
     while (this.held.length && !this.finished) {
@@ -282,9 +288,17 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       this.decide(f);
     }
     if (this.held.length && !this.finished) {
-      const waitMs = Math.max(1, (this.held[0]!.captureUs - dueUs) / 1000 + 1);
-      this.holdTimer = setTimeout(() => this.releaseHeld(false), waitMs);
-      this.holdTimer.unref();
+      if (!this.holdTimer) {
+        const waitMs = Math.max(1, (this.held[0]!.captureUs - dueUs) / 1000 + HOLD_SLACK_MS);
+        this.holdTimer = setTimeout(() => {
+          this.holdTimer = null;
+          this.releaseHeld(false);
+        }, waitMs);
+        this.holdTimer.unref();
+      }
+    } else if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
     }
   }
 
