@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -150,13 +150,14 @@ export function replaceFile(file: string, text: string): void {
  * without holding the event loop for the fsyncs, which take 1–15 ms each here and more on an SD card. For writes
  * made while triggers may arrive (a trigger's arrival is stamped on the loop): the sidecar at a stop, session.json.
  */
-export async function replaceFileAsync(file: string, text: string): Promise<void> {
+export async function replaceFileAsync(file: string, content: string | Iterable<string>): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   await unlink(tmp).catch(() => undefined); // left by an earlier crash of a process with this pid
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      await fh.writeFile(text);
+      if (typeof content === 'string') await fh.writeFile(content);
+      else await writeParts(fh, content);
       await fh.sync();
     } finally {
       await fh.close();
@@ -176,6 +177,25 @@ export async function replaceFileAsync(file: string, text: string): Promise<void
   } catch {
     /* some filesystems refuse fsync on directories; the data itself is still synced */
   }
+}
+
+/**
+ * A document made part by part (a generator doing a little work per part): each part is made in its own turn of the
+ * event loop, and the text goes out in writes of about 64 KiB, so the whole is never held at once.
+ */
+async function writeParts(fh: FileHandle, parts: Iterable<string>): Promise<void> {
+  let pending = '';
+  const flush = async (): Promise<void> => {
+    const b = Buffer.from(pending);
+    pending = '';
+    for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+  };
+  for (const part of parts) {
+    pending += part;
+    if (pending.length >= 65536) await flush();
+    else await new Promise((r) => setImmediate(r));
+  }
+  if (pending) await flush();
 }
 
 /** replaceSidecar through the threadpool (see replaceFileAsync). */

@@ -132,6 +132,28 @@ describe('session export under a burst of trials', () => {
   });
 });
 
+describe('session export at shutdown', () => {
+  it('a rewrite still waiting for its turn is written when the box stops, with the last trial in it', async () => {
+    const b = await startHttpBox({});
+    const session = 'at-shutdown';
+    let closed = false;
+    try {
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await b.api('/api/trials/start', { json: { session } })).status, 200);
+        await sleep(200);
+        assert.equal((await b.api('/api/trials/stop', { json: {} })).status, 200);
+      }
+      // The second trial's rewrite waits out the interval after the first's; stopping the box writes it now.
+      await b.close();
+      closed = true;
+      const doc = JSON.parse(readFileSync(path.join(b.root, session, 'session.json'), 'utf8')) as Doc;
+      assert.deepEqual(doc.trials.map((t) => [t.number, t.recordings.length]), [[1, 1], [2, 1]]);
+    } finally {
+      if (!closed) await b.close();
+    }
+  });
+});
+
 describe('session document in parts', () => {
   it('is one valid JSON document whatever the number of trials (none, one part, several parts)', async () => {
     const b = await startHttpBox({});

@@ -42,4 +42,22 @@ describe('replacing a small file atomically and durably (sync and through the th
       assert.equal(readFileSync(path.join(f, 'inside'), 'utf8'), 'keep');
     });
   }
+
+  it('replaceFileAsync streams a document made part by part: byte for byte, across its 64 KiB writes, multi-byte characters included', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'session.json');
+    const parts = Array.from({ length: 300 }, (_, i) => `{"trial":${i},"label":"odour A, \\"q\\" ünïcödé 🐭 ${'x'.repeat(i * 7)}"},\n`);
+    let made = 0;
+    function* gen(): Generator<string> {
+      for (const p of parts) {
+        made++;
+        yield p;
+      }
+    }
+    await replaceFileAsync(f, gen());
+    assert.equal(made, parts.length);
+    assert.ok(Buffer.byteLength(parts.join('')) > 3 * 65536, 'several writes');
+    assert.equal(readFileSync(f, 'utf8'), parts.join(''));
+    assert.deepEqual(readdirSync(dir), ['session.json']);
+  });
 });

@@ -3,28 +3,35 @@ import path from 'node:path';
 import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
 import { insideRoot } from '../../recording/paths.ts';
-import { SESSION_DOC, sessionDocumentText } from '../../storage/session-export.ts';
+import { SESSION_DOC, sessionDocumentParts } from '../../storage/session-export.ts';
 import { replaceFileAsync } from '../../storage/sidecar.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { StatusMessage } from '../status.ts';
 import type { Extension } from './extension.ts';
 
-/** At most one rewrite per this interval: a rewrite reads the whole session, so trials seconds apart must not pay one each. */
+/** At least this long between rewrites, and at least COST_FACTOR × the last rewrite's duration. */
 const MIN_INTERVAL_MS = 1000;
+const COST_FACTOR = 20;
 
 /**
  * Keeps `<root>/<session>/session.json` (storage/session-export) current: rewritten atomically (a temporary file
  * created exclusively, fsync, rename) after every trial and again once its recordings' checksums are in.
- * Writes are coalesced (at most one a second) and run one at a time. Everything a rewrite does on the event loop
- * comes in slices of one trial, and its fsyncs run on the threadpool: a trigger arriving meanwhile is stamped on
- * the loop, and a 500-trial session's document is hundreds of ms of work.
+ * A rewrite reads the whole session, so rewrites are coalesced: the next waits at least a second and at least 20 ×
+ * as long as the last one took, which keeps a long session's document under ~5 % of the box's time (a 1000-trial
+ * session rewritten after every trial cost O(n²) work and tens of MiB of garbage strings; issue 17). The document is
+ * streamed to the file one trial at a time, between turns of the event loop, never held whole; its fsyncs run on the
+ * threadpool. Stopping (shutdown) writes what is pending at once.
  */
 export class SessionExportExtension implements Extension {
   readonly name = 'session-export';
   private readonly dirty = new Set<number>();
   private scheduled = false;
-  private lastWrite = 0;
+  /** When the next rewrite may start (Date.now() ms). */
+  private nextAt = 0;
+  private stopping = false;
+  /** Ends the wait before a pending rewrite (stop). */
+  private wake: (() => void) | null = null;
   private queue: Promise<void> = Promise.resolve();
   private readonly onStopped = (s: RecordingSummary[]): void => {
     for (const r of s) this.markRecording(r.recordingId);
@@ -44,6 +51,8 @@ export class SessionExportExtension implements Extension {
   async stop(): Promise<void> {
     this.o.bus.off('trial_stopped', this.onStopped);
     this.o.bus.off('status', this.onStatus);
+    this.stopping = true;
+    this.wake?.();
     await this.queue;
   }
 
@@ -61,14 +70,23 @@ export class SessionExportExtension implements Extension {
     this.dirty.add(sessionId);
     if (this.scheduled) return;
     this.scheduled = true;
-    // Coalesce the statuses of one trial (one per recording), and of trials less than MIN_INTERVAL_MS apart.
+    // Coalesce the statuses of one trial (one per recording), and of trials closer together than the interval.
     this.queue = this.queue.then(async () => {
-      await new Promise((r) => setTimeout(r, Math.max(0, this.lastWrite + MIN_INTERVAL_MS - Date.now())));
+      if (!this.stopping)
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.max(0, this.nextAt - Date.now()));
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      this.wake = null;
       this.scheduled = false;
       const ids = [...this.dirty];
       this.dirty.clear();
+      const t0 = Date.now();
       for (const id of ids) await this.write(id);
-      this.lastWrite = Date.now();
+      this.nextAt = Date.now() + Math.max(MIN_INTERVAL_MS, COST_FACTOR * (Date.now() - t0));
     });
   }
 
@@ -78,7 +96,7 @@ export class SessionExportExtension implements Extension {
       if (!s) return;
       const dir = insideRoot(this.o.root, s.name);
       if (!existsSync(dir)) return; // no trial has made its folder yet
-      await replaceFileAsync(path.join(dir, SESSION_DOC), await sessionDocumentText(this.o.store, this.o.root, s, 1));
+      await replaceFileAsync(path.join(dir, SESSION_DOC), sessionDocumentParts(this.o.store, this.o.root, s, 1));
     } catch (err) {
       this.o.log.error({ session: sessionId, err: (err as Error).message }, 'session.json not written');
     }
