@@ -21,13 +21,7 @@ import { qualityRoutes, vendorRoutes } from './routes-quality.ts';
 
 export type { HttpDeps } from './context.ts';
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
-
-/** The box films people: it does not listen beyond loopback without a token. */
-export function checkListenSafety(config: Config): void {
-  if (!LOOPBACK.test(config.http.host) && !config.http.token)
-    throw new Error(`refusing to listen on ${config.http.host} without http.token: set a token (16+ characters) or listen on 127.0.0.1`);
-}
+export { checkListenSafety } from './listen-safety.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

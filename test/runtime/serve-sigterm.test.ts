@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -47,5 +48,31 @@ describe('rigcam serve', () => {
     const trial = db.prepare('SELECT state FROM trials').get() as { state: string };
     db.close();
     assert.equal(trial.state, 'complete');
+  });
+
+  it('a port in use: exits 1 naming it, and leaves no camera source running (the cameras start while the API loads)', async () => {
+    const dir = tmpDir();
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const cfg = path.join(dir, 'rigcam.yaml');
+    writeFileSync(cfg, `data_dir: ${dir}\nhttp:\n  port: ${port}\ncameras:\n  - { id: left, width: 320, height: 240, fps: 30 }\n`);
+    // Every process this serve starts inherits the marker; none may be left once it has exited.
+    const marker = `RIGCAM_TEST_MARK=${path.basename(dir)}`;
+    const child = spawn(process.execPath, [rigcamBin, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RIGCAM_TEST_MARK: path.basename(dir) } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((r) => child.on('close', r));
+    busy.close();
+    assert.equal(code, 1);
+    assert.match(err, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use`));
+    const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/environ`, 'latin1').split('\0').includes(marker);
+      } catch {
+        return false; // gone, or not ours to read
+      }
+    });
+    assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), [], 'processes left running');
   });
 });
