@@ -3,8 +3,8 @@ import type { Config } from '../config/schema.ts';
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 /**
- * The box films people: it does not listen beyond loopback without a token. Refused before anything starts. Apart from server.ts so that `serve` can
- * check it first and load the API's module graph (express, the routes) only while its cameras start.
+ * The box films people: it does not listen beyond loopback without a token, refused before anything starts. Apart
+ * from server.ts so that `serve` can check it first and load the API's module graph while its cameras start.
  */
 export function checkListenSafety(config: Config): void {
   if (!LOOPBACK.test(config.http.host) && !config.http.token)
