@@ -1,8 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import type { Socket } from 'node:net';
-import path from 'node:path';
+import { whichSync } from './child-supervisor.ts';
 
 /** What one tool run gave (the shape of cameras/run-tool's ToolResult; stderr is not collected here). */
 export interface ShellToolResult {
@@ -30,20 +29,6 @@ done`;
 
 const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 
-/** The absolute path of an executable on this process's PATH, or null. */
-function onPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
-    const p = path.join(dir || '.', name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
 interface Pending {
   token: string;
   resolve: (r: ShellToolResult) => void;
@@ -67,7 +52,7 @@ export class ToolShell {
   private pending: Pending | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly timeoutCmd = onPath('timeout');
+  private readonly timeoutCmd = whichSync('timeout', process.env.PATH ?? '/usr/bin:/bin');
 
   constructor(private readonly o: ToolShellOptions) {}
 

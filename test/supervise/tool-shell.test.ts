@@ -65,12 +65,9 @@ describe('ToolShell: tools run by a long-lived sh, not forked from this process'
   });
 
   it('the tools are children of the shell: this process forks only the shell, once', async () => {
-    const bin = tmpDir();
-    const log = path.join(bin, 'who.log');
+    const log = path.join(tmpDir(), 'who.log');
     // The tool's parent, and that one's parent, read while both are alive.
-    writeFileSync(path.join(bin, 'who'), `#!/bin/sh\necho "$PPID $(cut -d' ' -f4 /proc/$PPID/stat)" >> ${JSON.stringify(log)}\n`, { mode: 0o755 });
-    const shell = new ToolShell({ env: { PATH: `${bin}:/usr/bin:/bin` }, timeoutMs: 2000 });
-    shells.push(shell);
+    const { shell } = setup({ who: `echo "$PPID $(cut -d' ' -f4 /proc/$PPID/stat)" >> ${JSON.stringify(log)}` });
     shell.start();
     const pid = shell.pid;
     assert.ok(pid);
