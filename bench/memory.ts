@@ -39,7 +39,7 @@ await runBench('memory', async (ctx) => {
   const { nodeArgs, env: unitEnv } = unitRuntime();
   const bareBefore = await bareNodeRss();
   const cams = [0, 1].map((i) => ({ id: `cam${i}`, width: 640, height: 480, fps: 30 }));
-  const s = serveRelease({ bin, dataDir: data, cameras: cams, nodeArgs, env: { RIGCAM_CONFIG: '' } });
+  const s = serveRelease({ bin, dataDir: data, cameras: cams, env: { RIGCAM_CONFIG: '' } }); // run as the unit runs it
   const loads: string[] = [loadAvg()];
   try {
     const url = await s.url;

@@ -81,9 +81,9 @@ export function* sessionDocumentParts(store: Store, root: string, s: SessionRow,
 }
 
 /** The whole document as text, built part by part with a turn of the event loop between parts. */
-export async function sessionDocumentText(store: Store, root: string, s: SessionRow, trialsPerPart?: number): Promise<string> {
+export async function sessionDocumentText(store: Store, root: string, s: SessionRow): Promise<string> {
   const parts: string[] = [];
-  for (const p of sessionDocumentParts(store, root, s, trialsPerPart)) {
+  for (const p of sessionDocumentParts(store, root, s)) {
     parts.push(p);
     await new Promise((r) => setImmediate(r));
   }
