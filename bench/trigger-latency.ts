@@ -144,6 +144,40 @@ class StatusStream {
   }
 }
 
+type Started = { mono_us: number; data: Record<string, unknown> };
+type WaitStatus = (status: string) => Promise<Started>;
+
+/** One serial trial: START, its recording_started and OK reply, then STOP and its reply; the send time and the status. */
+async function serialTrial(port: LinePort, wait: WaitStatus, failures: string[], label: string): Promise<{ sentUs: number; m: Started }> {
+  // Each reply is waited for before its line is sent: over SSE the status can come after the reply, and a line
+  // nobody waits for is dropped.
+  const started = wait('recording_started');
+  const replied = port.nextLine();
+  const sentUs = monoNowUs();
+  port.write('START\r\n');
+  const m = await started;
+  const reply = await replied;
+  if (!reply.line.startsWith('OK START')) failures.push(`${label}serial: ${reply.line}`);
+  const stopped = wait('recording_stopped');
+  const stopReply = port.nextLine();
+  port.write('STOP\r\n');
+  await stopped;
+  await stopReply;
+  return { sentUs, m };
+}
+
+/** One HTTP trial: start_recording, its recording_started and 200, then stop_recording; the send time and the status. */
+async function httpTrial(agent: http.Agent, url: string, wait: WaitStatus, failures: string[], label: string): Promise<{ sentUs: number; m: Started }> {
+  const started = wait('recording_started');
+  const r = post(agent, `${url}/api/commands`, { command: 'start_recording' });
+  const m = await started;
+  const code = await r.done;
+  if (code !== 200) failures.push(`${label}http start: ${code}`);
+  const stop = post(agent, `${url}/api/commands`, { command: 'stop_recording' });
+  if ((await stop.done) !== 200) failures.push(`${label}http stop failed`);
+  return { sentUs: r.sentUs, m };
+}
+
 const GOAL_US = 5000;
 
 const pcts = (us: number[]): string => `${fixed(percentile(us, 50) / 1000, 2)} / ${fixed(percentile(us, 99) / 1000, 2)} ms`;
@@ -161,6 +195,8 @@ await runBench('trigger-latency', async (ctx) => {
   await connected;
   const client = await LinePort.open(pty.linkB);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const boxUrl = b.url;
+  if (!boxUrl) throw new Error('the bench box serves no HTTP');
 
   // Baseline transports.
   const floorA = await LinePort.open(floorPty.linkA);
@@ -195,35 +231,20 @@ await runBench('trigger-latency', async (ctx) => {
   for (let i = 0; i < trials; i++) {
     // Serial START → recording_started, then STOP.
     {
-      const started = b.waitStatus('recording_started');
-      const t0 = monoNowUs();
-      client.write('START\r\n');
-      const m = await started;
+      const { sentUs: t0, m } = await serialTrial(client, (st) => b.waitStatus(st), failures, '');
       serialLat.push(m.mono_us - t0);
       startSync.push(trials_.lastStartSyncUs ?? Number.NaN);
       restLat.push(m.mono_us - t0 - (trials_.lastStartSyncUs ?? 0));
       serialStamp.push((m.data.trigger_mono_us as number) - t0);
-      const reply = await client.nextLine();
-      if (!reply.line.startsWith('OK START')) failures.push(`serial: ${reply.line}`);
-      const stopped = b.waitStatus('recording_stopped');
-      client.write('STOP\r\n');
-      await stopped;
-      await client.nextLine();
     }
     await sleep(5 + Math.random() * 30);
     // HTTP start_recording → recording_started, then stop.
     {
-      const started = b.waitStatus('recording_started');
-      const r = post(agent, `${b.url}/api/commands`, { command: 'start_recording' });
-      const m = await started;
-      httpLat.push(m.mono_us - r.sentUs);
+      const { sentUs, m } = await httpTrial(agent, boxUrl, (st) => b.waitStatus(st), failures, '');
+      httpLat.push(m.mono_us - sentUs);
       startSync.push(trials_.lastStartSyncUs ?? Number.NaN);
-      restLat.push(m.mono_us - r.sentUs - (trials_.lastStartSyncUs ?? 0));
-      httpStamp.push((m.data.trigger_mono_us as number) - r.sentUs);
-      const code = await r.done;
-      if (code !== 200) failures.push(`http start: ${code}`);
-      const s = post(agent, `${b.url}/api/commands`, { command: 'stop_recording' });
-      if ((await s.done) !== 200) failures.push('http stop failed');
+      restLat.push(m.mono_us - sentUs - (trials_.lastStartSyncUs ?? 0));
+      httpStamp.push((m.data.trigger_mono_us as number) - sentUs);
     }
     await sleep(5 + Math.random() * 30);
     // The bare transports, same pacing.
@@ -279,28 +300,13 @@ await runBench('trigger-latency', async (ctx) => {
     const port = await LinePort.open(relPty.linkB);
     const relAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     ctx.log(`release build: ${relTrials} serial and ${relTrials} HTTP trials`);
+    const next: WaitStatus = (st) => events.next(st);
     for (let i = 0; i < relTrials; i++) {
-      {
-        const started = events.next('recording_started');
-        const t0 = monoNowUs();
-        port.write('START\r\n');
-        relSerial.push((await started).mono_us - t0);
-        const reply = await port.nextLine();
-        if (!reply.line.startsWith('OK START')) failures.push(`release serial: ${reply.line}`);
-        const stopped = events.next('recording_stopped');
-        port.write('STOP\r\n');
-        await stopped;
-        await port.nextLine();
-      }
+      const serial = await serialTrial(port, next, failures, 'release ');
+      relSerial.push(serial.m.mono_us - serial.sentUs);
       await sleep(5 + Math.random() * 30);
-      {
-        const started = events.next('recording_started');
-        const r = post(relAgent, `${url}/api/commands`, { command: 'start_recording' });
-        relHttp.push((await started).mono_us - r.sentUs);
-        if ((await r.done) !== 200) failures.push('release http start failed');
-        const s2 = post(relAgent, `${url}/api/commands`, { command: 'stop_recording' });
-        if ((await s2.done) !== 200) failures.push('release http stop failed');
-      }
+      const web = await httpTrial(relAgent, url, next, failures, 'release ');
+      relHttp.push(web.m.mono_us - web.sentUs);
       await sleep(5 + Math.random() * 30);
     }
     events.close();
