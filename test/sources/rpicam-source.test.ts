@@ -49,17 +49,28 @@ function standinEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEn
   return env;
 }
 
-/** Runs the stand-in to completion (or for `forMs`, then SIGINT as the supervisor stops it). */
-function runStandin(args: string[], env: NodeJS.ProcessEnv, forMs?: number): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
+// Runs the stand-in; with `stopWhen`, sends SIGINT (as rigcam does) once stderr matches it — waiting on the output
+// rather than a fixed time, so a slow ffmpeg start on a loaded machine cannot cut the run short.
+function runStandin(args: string[], env: NodeJS.ProcessEnv, stopWhen?: RegExp): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
     const child = spawn(STANDIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let err = '';
+    let signalled = false;
     child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const timer = forMs === undefined ? null : setTimeout(() => child.kill('SIGINT'), forMs);
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+      if (stopWhen && !signalled && stopWhen.test(err)) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
+    });
+    const cap = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`stand-in still running after 60 s; stderr so far:\n${err}`));
+    }, 60_000);
     child.on('close', (code) => {
-      if (timer) clearTimeout(timer);
+      clearTimeout(cap);
       resolve({ code, stdout: Buffer.concat(out), stderr: err });
     });
   });
@@ -209,8 +220,8 @@ describe('rpicam-vid stand-in', () => {
     const dir = tmpDir();
     const logFile = path.join(dir, 'standin.log');
     const args = rpicamVidArgs({ ...base, width: 320, height: 240, fps: 30, gopSeconds: 0.5, encoder: 'libx264' });
-    // Long enough for the second keyframe (frame 15) even when ffmpeg starts slowly on a loaded machine.
-    const r = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_STANDIN_LOG: logFile }), 3000);
+    // Stopped after frame 16 is reported, so the second keyframe (frame 15) is in the output.
+    const r = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_STANDIN_LOG: logFile }), /\nViewfinder frame 16\n/);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^\[0:11:01\.271953329\] \[3103\] {2}INFO Camera camera_manager\.cpp:330 libcamera v0\.5\.2/);
     assert.match(r.stderr, /\nViewfinder frame 0\nVideo start timestamp : (\d+) us\nViewfinder frame 1\n/);
@@ -227,7 +238,7 @@ describe('rpicam-vid stand-in', () => {
       assert.equal(flags.startsWith('K'), i % 15 === 0, `keyframe flag of frame ${i}`);
     });
 
-    const old = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_RPICAM_VERSION: path.join(FIX, 'version-v1.6.0-source-build.txt') }), 800);
+    const old = await runStandin(args, standinEnv({ RIGCAM_RPICAM_FIXTURE: PI4_LIST, RIGCAM_RPICAM_VERSION: path.join(FIX, 'version-v1.6.0-source-build.txt') }), /\nViewfinder frame 1\n/);
     assert.match(old.stderr, /Viewfinder frame 0\n/);
     assert.doesNotMatch(old.stderr, /Video start timestamp/);
   });
