@@ -98,7 +98,7 @@ describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
     assert.equal(k.get('Service.User'), 'rigcam');
     assert.deepEqual(k.get('Service.SupplementaryGroups')?.split(' ').sort(), ['dialout', 'gpio', 'video']);
     // The young generation the memory benchmark measured (issue 17); the benchmarks read these flags from the unit.
-    assert.equal(k.get('Service.ExecStart'), '/usr/bin/node --max-semi-space-size=2 /opt/rigcam/current/bin/rigcam.js serve');
+    assert.equal(k.get('Service.ExecStart'), '/usr/bin/node --max-semi-space-size=2 --heap-growing-percent=20 /opt/rigcam/current/bin/rigcam.js serve');
     assert.match(k.get('Service.Environment') ?? '', /RIGCAM_CONFIG=\/etc\/rigcam\/rigcam\.yaml/);
     assert.match(k.get('Service.Environment') ?? '', /(^| )MALLOC_MMAP_THRESHOLD_=32768( |$)/);
     assert.equal(k.get('Service.ProtectSystem'), 'strict');

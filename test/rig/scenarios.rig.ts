@@ -56,7 +56,7 @@ describe('virtual rig', { timeout: 90 * 60_000 }, () => {
     assert.match(show, /^rigcam$/m, 'the service runs as the rigcam user');
     // The unit's V8 flag reaches the process (issue 17: the young generation the memory benchmark measured).
     const cmdline = await vm.run("pid=$(systemctl show -p MainPID --value rigcam); tr '\\0' ' ' </proc/$pid/cmdline");
-    assert.match(cmdline, /^\/usr\/bin\/node --max-semi-space-size=2 \/opt\/rigcam\/current\/bin\/rigcam\.js serve/);
+    assert.match(cmdline, /^\/usr\/bin\/node --max-semi-space-size=2 --heap-growing-percent=20 \/opt\/rigcam\/current\/bin\/rigcam\.js serve/);
     const environ = await vm.run("pid=$(systemctl show -p MainPID --value rigcam); tr '\\0' '\\n' </proc/$pid/environ | grep '^MALLOC_'");
     assert.match(environ, /^MALLOC_MMAP_THRESHOLD_=32768$/m);
     assert.equal((await vm.run('readlink /opt/rigcam/current')).trim(), `releases/${path.basename(release).replace(/^rigcam-/, '').replace(/\.tar\.gz$/, '')}`);
