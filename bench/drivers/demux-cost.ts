@@ -13,6 +13,10 @@ import { getHeapStatistics } from 'node:v8';
 import { wallMinusMonoUs } from '../../src/clock.ts';
 import type { AccessUnit } from '../../src/pipeline/access-unit.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
+import { keepMallocTuningToThisProcess } from '../../src/supervise/child-env.ts';
+
+// As `rigcam serve` does: the unit's malloc variables (runDriver passes them) are for this process, not its ffmpeg.
+keepMallocTuningToThisProcess();
 
 interface Demuxer {
   push(chunk: Buffer): void;

@@ -13,6 +13,10 @@ import { createLogger } from '../../src/log/logger.ts';
 import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
 import { openStoreWithRecovery } from '../../src/storage/open-store.ts';
 import { cpuSecondsOf } from '../lib/proc-stat.ts';
+import { keepMallocTuningToThisProcess } from '../../src/supervise/child-env.ts';
+
+// As `rigcam serve` does: the unit's malloc variables (runDriver passes them) are for this process, not its ffmpeg.
+keepMallocTuningToThisProcess();
 
 const [dir, secondsArg, w, h, fpsArg, idleArg] = process.argv.slice(2);
 if (!dir || !secondsArg || !w || !h || !fpsArg) throw new Error('usage: overhead-box <dir> <seconds> <width> <height> <fps> [idle seconds]');

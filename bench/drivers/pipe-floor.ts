@@ -10,6 +10,10 @@ import { createWriteStream } from 'node:fs';
 import { wallMinusMonoUs } from '../../src/clock.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { cpuSecondsOf } from '../lib/proc-stat.ts';
+import { keepMallocTuningToThisProcess } from '../../src/supervise/child-env.ts';
+
+// As `rigcam serve` does: the unit's malloc variables (runDriver passes them) are for this process, not its ffmpeg.
+keepMallocTuningToThisProcess();
 
 const [secondsArg, w, h, fpsArg] = process.argv.slice(2, 6).map(Number);
 const outFile = process.argv[6];

@@ -8,7 +8,11 @@ import { formatIssues } from '../config/load.ts';
 import path from 'node:path';
 import type { ProbeOptions } from '../cameras/probe-command.ts';
 import type { Store } from '../storage/store.ts';
+import { keepMallocTuningToThisProcess } from '../supervise/child-env.ts';
 // The commands' modules load on use: `rigcam module` must say `ready` fast (the host waits 10 s).
+
+// Before any command can start a child process.
+keepMallocTuningToThisProcess();
 
 const program = new Command();
 program

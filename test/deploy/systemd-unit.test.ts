@@ -100,6 +100,7 @@ describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
     // The young generation the memory benchmark measured (issue 17); the benchmarks read these flags from the unit.
     assert.equal(k.get('Service.ExecStart'), '/usr/bin/node --max-semi-space-size=2 --heap-growing-percent=20 /opt/rigcam/current/bin/rigcam.js serve');
     assert.match(k.get('Service.Environment') ?? '', /RIGCAM_CONFIG=\/etc\/rigcam\/rigcam\.yaml/);
+    // Malloc tuning for rigcam's own process (children do not get it: test/supervise/child-env.test.ts).
     assert.match(k.get('Service.Environment') ?? '', /(^| )MALLOC_MMAP_THRESHOLD_=32768( |$)/);
     assert.equal(k.get('Service.ProtectSystem'), 'strict');
     assert.equal(k.get('Service.ProtectHome'), 'true');
