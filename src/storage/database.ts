@@ -5,6 +5,9 @@ import { migrations } from './migrations.ts';
 
 export type Db = Database.Database;
 
+/** SQLite's page cache per connection, KiB. */
+export const PAGE_CACHE_KIB = 2048;
+
 /**
  * Open (or create) the rigcam database: WAL so readers (API) never block the frame writer, and
  * synchronous=NORMAL, which in WAL mode keeps the database consistent through a power cut (the last
@@ -16,6 +19,10 @@ export function openDatabase(file: string, opts: { readonly?: boolean; exclusive
   try {
     // Short: a write lock held by another process must not stall the event loop (frame rows are kept and retried).
     db.pragma('busy_timeout = 25');
+    // better-sqlite3 builds SQLite with a 16 MB page cache per connection, which filled as the database grew: RSS
+    // crept for as long as the box ran (issue 17). Frame inserts touch a few rightmost pages; reads come from the
+    // kernel's page cache, which the kernel can reclaim.
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     // Last resort on a volume too full for the WAL index (-shm): exclusive locking keeps it in memory instead, at the
     // price of no other process (the `rigcam recordings` CLI) reading the database until rigcam restarts.
     if (opts.exclusive) db.pragma('locking_mode = EXCLUSIVE');

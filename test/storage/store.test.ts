@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { openDatabase, type Db } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
+import { repoRoot } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 /** The real database, with its prepare() calls counted (the Store under test is not touched). */
@@ -86,5 +88,37 @@ describe('Store', () => {
     assert.deepEqual([rec.state, rec.frame_count, rec.dropped, rec.bytes, rec.stop_reason], ['interrupted', 2, 1 + 2, 42, 'r']);
     assert.deepEqual(store.frames(id).map((f) => f.frame_index), [1, 2]);
     store.close();
+  });
+});
+
+describe("SQLite's page cache is bounded", () => {
+  // A full scan of a 24 MiB table in a fresh process: the RSS it adds is SQLite's page cache (the file's pages are
+  // the kernel's). better-sqlite3's own default (16 MB) is the control, so the measurement is shown to see a cache.
+  it('a connection opened by rigcam adds at most a few MiB reading a big table; a default connection adds more', () => {
+    const file = path.join(tmpDir(), 'big.db');
+    const db = openDatabase(file);
+    db.exec('CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB)');
+    const ins = db.prepare('INSERT INTO big (b) VALUES (randomblob(1000))');
+    db.transaction(() => {
+      for (let i = 0; i < 24_000; i++) ins.run();
+    })();
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    const scan = (viaRigcam: boolean): number => {
+      const script = `
+        const { openDatabase } = await import(${JSON.stringify(new URL('../../src/storage/database.ts', import.meta.url).href)});
+        const { default: Database } = await import('better-sqlite3');
+        const db = ${viaRigcam ? `openDatabase(${JSON.stringify(file)}, { readonly: true })` : `new Database(${JSON.stringify(file)}, { readonly: true })`};
+        const before = process.memoryUsage().rss;
+        db.prepare('SELECT sum(length(b)) AS n FROM big').get();
+        console.log(process.memoryUsage().rss - before);`;
+      // From the repository, where `tsx` and `better-sqlite3` resolve.
+      return Number(execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot }).toString().trim());
+    };
+    const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+    const ours = scan(true);
+    const stock = scan(false);
+    assert.ok(ours < 6 * 1048576, `rigcam's connection grew ${mib(ours)}`);
+    assert.ok(stock > 12 * 1048576, `the control grew only ${mib(stock)}: the scan did not fill a cache`);
   });
 });
