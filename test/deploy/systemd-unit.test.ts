@@ -111,6 +111,16 @@ describe('deploy/systemd/rigcam.service', { skip: skipUnlessCi(skip) }, () => {
     assert.equal(k.get('Install.WantedBy'), 'multi-user.target');
   });
 
+  it("this node accepts the unit's node flags (a V8 flag a later Node dropped would stop the service starting)", () => {
+    const flags = (unitKeys(unitText).get('Service.ExecStart') ?? '').split(' ').filter((t) => t.startsWith('--'));
+    assert.ok(flags.includes('--heap-growing-percent=20'), flags.join(' '));
+    const r = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'ok');
+    const bad = spawnSync(process.execPath, ['--heap-growing-percentage=20', '-e', '0'], { encoding: 'utf8' });
+    assert.notEqual(bad.status, 0, 'a misspelt flag is refused, so the check above can fail');
+  });
+
   it('matches the default config: data and recordings under the state directory', () => {
     const cfg = readFileSync(path.join(repo, 'deploy/image/rigcam.default.yaml'), 'utf8');
     assert.match(cfg, /^data_dir: \/var\/lib\/rigcam$/m);
