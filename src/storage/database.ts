@@ -19,13 +19,14 @@ export function openDatabase(file: string, opts: { readonly?: boolean; exclusive
   try {
     // Short: a write lock held by another process must not stall the event loop (frame rows are kept and retried).
     db.pragma('busy_timeout = 25');
-    // better-sqlite3 builds SQLite with a 16 MB page cache per connection, which filled as the database grew: RSS
-    // crept for as long as the box ran (issue 17). Frame inserts touch a few rightmost pages; reads come from the
-    // kernel's page cache, which the kernel can reclaim.
-    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     // Last resort on a volume too full for the WAL index (-shm): exclusive locking keeps it in memory instead, at the
     // price of no other process (the `rigcam recordings` CLI) reading the database until rigcam restarts.
     if (opts.exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    // better-sqlite3 builds SQLite with a 16 MB page cache per connection, which filled as the database grew: RSS
+    // crept for as long as the box ran (issue 17). Frame inserts touch a few rightmost pages; reads come from the
+    // kernel's page cache, which the kernel can reclaim. After the locking mode: this pragma reads the schema, and
+    // an exclusive connection must not touch the -shm before it is exclusive (a full disk: SQLITE_IOERR_SHMSIZE).
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
