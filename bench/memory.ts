@@ -7,7 +7,7 @@
  * (unitRuntime); RIGCAM_BENCH_NODE_ARGS replaces the flags (for trying V8 heap limits, e.g. "--max-semi-space-size=1"). Run alone: node --import tsx bench/memory.ts
  */
 import { spawn } from 'node:child_process';
-import { releaseFor, loadAvg, rssOf, serveRelease, unitRuntime } from './lib/release-serve.ts';
+import { camerasReady, releaseFor, loadAvg, rssOf, serveRelease, unitRuntime } from './lib/release-serve.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { fixed, mib } from './lib/stats.ts';
 
@@ -45,12 +45,7 @@ await runBench('memory', async (ctx) => {
   try {
     const url = await s.url;
     const pid = s.child.pid!;
-    // Ready: both cameras running.
-    for (let t0 = Date.now(); ; await sleep(200)) {
-      const st = (await (await fetch(`${url}/api/status`)).json()) as { cameras?: Array<{ state?: string }> };
-      if (st.cameras?.length === 2 && st.cameras.every((c) => c.state === 'ready')) break;
-      if (Date.now() - t0 > 60_000) throw new Error(`cameras not ready: ${JSON.stringify(st).slice(0, 300)}`);
-    }
+    await camerasReady(url, cams.length);
     await sleep(3000);
     const idle = rssOf(pid);
 

@@ -19,7 +19,7 @@ import { SerialTrigger } from '../src/triggers/serial/serial-trigger.ts';
 import { serialBinding } from '../src/triggers/serial/hangup-safe-binding.ts';
 import type { TrialController } from '../src/runtime/trial-controller.ts';
 import { startSocatPty } from '../test/helpers/socat-pty.ts';
-import { loadAvg, releaseFor, serveRelease } from './lib/release-serve.ts';
+import { camerasReady, loadAvg, releaseFor, serveRelease } from './lib/release-serve.ts';
 import { startBenchBox } from './lib/bench-box.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { fixed, percentile } from './lib/stats.ts';
@@ -291,11 +291,7 @@ await runBench('trigger-latency', async (ctx) => {
   const relHttp: number[] = [];
   try {
     const url = await svc.url;
-    for (let t0 = Date.now(); ; await sleep(200)) {
-      const st = (await (await fetch(`${url}/api/status`)).json()) as { cameras?: Array<{ state?: string }> };
-      if (st.cameras?.[0]?.state === 'ready') break;
-      if (Date.now() - t0 > 60_000) throw new Error(`release camera not ready: ${JSON.stringify(st).slice(0, 300)}`);
-    }
+    await camerasReady(url, 1);
     const events = await StatusStream.open(url);
     const port = await LinePort.open(relPty.linkB);
     const relAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -155,6 +155,15 @@ export function serveRelease(o: { bin: string; dataDir: string; cameras: Array<{
   return { child, spawnedAtMs, url, logs, stop };
 }
 
+/** Resolves once the service at `url` reports `count` cameras, every one `ready` (within 60 s, else throws). */
+export async function camerasReady(url: string, count: number): Promise<void> {
+  for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 200))) {
+    const st = (await (await fetch(`${url}/api/status`)).json()) as { cameras?: Array<{ state?: string }> };
+    if (st.cameras?.length === count && st.cameras.every((c) => c.state === 'ready')) return;
+    if (Date.now() - t0 > 60_000) throw new Error(`cameras not ready: ${JSON.stringify(st).slice(0, 300)}`);
+  }
+}
+
 /** Resident set size of a process now, bytes (VmRSS). */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
