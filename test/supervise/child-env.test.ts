@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { keepMallocTuningToThisProcess } from '../../src/supervise/child-env.ts';
@@ -18,7 +18,8 @@ describe("malloc tuning stays in rigcam's own process", () => {
     const dir = tmpDir();
     const bin = path.join(dir, 'bin');
     const dumps = path.join(dir, 'env');
-    execFileSync('mkdir', ['-p', bin, dumps]);
+    mkdirSync(bin);
+    mkdirSync(dumps);
     const real = execFileSync('sh', ['-c', 'command -v ffmpeg']).toString().trim();
     // An ffmpeg on PATH that notes its environment, then is the real one.
     writeFileSync(path.join(bin, 'ffmpeg'), `#!/bin/sh\nenv > "${dumps}/$$"\nexec "${real}" "$@"\n`);
