@@ -26,6 +26,10 @@ export interface WallMonoPair {
   uncertaintyUs: number;
 }
 
+const GOOD_PAIR_US = 20;
+/** CLOCK_REALTIME − CLOCK_MONOTONIC from the last precise pair, µs, with that pair's uncertainty. */
+let lastOffset: { offsetUs: number; uncertaintyUs: number } | null = null;
+
 /** One busy-wait for Date.now()'s next millisecond edge (≤ 1 ms plus a read), bracketed by monotonic reads. */
 function edgePair(): { wallUs: number; monoNs: bigint; widthNs: bigint } {
   let before = process.hrtime.bigint();
@@ -50,13 +54,40 @@ function edgePair(): { wallUs: number; monoNs: bigint; widthNs: bigint } {
  * `maxTries`, each ≤ ~1 ms of busy-waiting; one or two on an idle box) and the narrowest kept. Call it per trial
  * or recording, not per frame.
  */
-export function wallMonoPair(maxTries = 8, goodEnoughUs = 20): WallMonoPair {
+export function wallMonoPair(maxTries = 8, goodEnoughUs = GOOD_PAIR_US): WallMonoPair {
   let best = edgePair();
   for (let i = 1; i < maxTries && Number(best.widthNs) / 2000 > goodEnoughUs; i++) {
     const p = edgePair();
     if (p.widthNs < best.widthNs) best = p;
   }
-  return { wallUs: best.wallUs, monoUs: Number((best.monoNs + NS_PER_US / 2n) / NS_PER_US), uncertaintyUs: Number(best.widthNs) / 2000 };
+  const pair = { wallUs: best.wallUs, monoUs: Number((best.monoNs + NS_PER_US / 2n) / NS_PER_US), uncertaintyUs: Number(best.widthNs) / 2000 };
+  lastOffset = { offsetUs: pair.wallUs - pair.monoUs, uncertaintyUs: pair.uncertaintyUs };
+  return pair;
+}
+
+/**
+ * A pair for a trial start, without the edge's busy-wait on the trigger path (0.5 ms on average, several ms when
+ * the wait is preempted and retried). CLOCK_REALTIME − CLOCK_MONOTONIC changes only when the wall clock is stepped
+ * (settimeofday, `date -s`, chrony's makestep, a leap second): NTP slewing moves both clocks alike (clock_gettime(2)).
+ * So the last precise pair's offset still holds unless a step happened since, and a step shows: Date.now(), read
+ * now between two monotonic reads, falls outside the millisecond the offset predicts. Then a fresh pair is measured
+ * here. What this cannot see is a step of less than a millisecond, which neither chrony nor systemd-timesyncd makes
+ * (they slew offsets under their step threshold, 1 s and 0.4 s by default). `wallMonoPair()` measures afresh (the
+ * box does so off the trigger path: as it starts, and after every trial).
+ */
+export function startPair(): WallMonoPair {
+  const known = lastOffset;
+  if (known && known.uncertaintyUs <= GOOD_PAIR_US) {
+    const before = monoNowUs();
+    const ms = Date.now();
+    const after = monoNowUs();
+    // Date.now() is the wall time floored to the ms, read at some instant t in [before, after]: the offset holds
+    // if some t there maps into [ms, ms + 1) ms, give or take the pair's uncertainty and the µs rounding.
+    const slack = known.uncertaintyUs + 1;
+    if (after + known.offsetUs + slack >= ms * 1000 && before + known.offsetUs - slack < ms * 1000 + 1000)
+      return { wallUs: after + known.offsetUs, monoUs: after, uncertaintyUs: known.uncertaintyUs };
+  }
+  return wallMonoPair();
 }
 
 /** CLOCK_REALTIME − CLOCK_MONOTONIC in µs, from a precise pair (busy-waits ~1 ms, more on a loaded box). */

@@ -120,7 +120,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return f ? { recordingId: f.id, path: f.relPath, segment: this.segment, frames: f.frames, dropped: f.dropped, bytes: f.bytes, pending: f.pending } : null;
   }
 
-  /** Open the file (synchronously: a trigger never waits on the event loop) and write the pre-roll. */
+  /** Open the file (synchronously: a trigger never waits on the event loop) and write the pre-roll (see StartSyncs.meanwhile). */
   start(s: RecorderStart): { recordingId: number; path: string } {
     if (this.st !== 'idle') throw new Error(`camera ${this.pipeline.cameraId} is already recording`);
     this.start_ = s;
@@ -143,7 +143,13 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
-    for (const f of backlog) this.frame(f);
+    // With a start's batch of fsyncs, the pre-roll (copying ~1–2 s of frames into the file's queue) is written while
+    // they run; no live frame can come first (both happen before the event loop turns).
+    const preroll = (): void => {
+      for (const f of backlog) this.frame(f);
+    };
+    if (s.syncs) s.syncs.meanwhile(preroll);
+    else preroll();
     return { recordingId: this.file!.id, path: this.file!.relPath };
   }
 

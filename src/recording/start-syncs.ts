@@ -28,6 +28,7 @@ export class StartSyncs {
   private readonly files = new Set<string>();
   private readonly dirs = new Set<string>();
   private readonly late = new Map<string, () => Promise<void>>();
+  private readonly work: Array<() => void> = [];
   private ran = false;
 
   /** A file whose data must be on disk. */
@@ -48,6 +49,17 @@ export class StartSyncs {
     if (!this.late.has(key)) this.late.set(key, fn);
   }
 
+  /**
+   * Event-loop work the start owes but that need not precede the fsyncs (a camera's pre-roll backlog into its new
+   * file): run by `run()` right after the fsyncs are handed to the threadpool, so the CPU work and the disk wait
+   * overlap instead of adding up. It runs in the same tick as the call to `run()`, before any other callback (a live
+   * frame) can. A throw fails the start, after the fsyncs settle.
+   */
+  meanwhile(fn: () => void): void {
+    this.check();
+    this.work.push(fn);
+  }
+
   get size(): number {
     return this.files.size + this.dirs.size + this.late.size;
   }
@@ -66,8 +78,17 @@ export class StartSyncs {
       syncPath(d).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
       });
-    const results = await Promise.allSettled([...[...this.files].map(syncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    const pending = Promise.allSettled([...[...this.files].map(syncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
+    let workFailed: unknown = null;
+    for (const fn of this.work) {
+      try {
+        fn();
+      } catch (err) {
+        workFailed ??= err;
+      }
+    }
+    const results = await pending;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason ?? workFailed;
+    if (failed !== null) throw failed instanceof Error ? failed : new Error(String(failed));
   }
 }

@@ -7,7 +7,7 @@ import type { RecordingSummary } from '../recording/recording-file.ts';
 import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
 import { StartSyncs } from '../recording/start-syncs.ts';
 import { stopHoldMs } from '../recording/stop-hold.ts';
-import { monoNowUs, wallMonoPair } from '../clock.ts';
+import { monoNowUs, startPair, wallMonoPair } from '../clock.ts';
 import type { TimeSync } from './time-sync.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
@@ -68,7 +68,9 @@ export class TrialController {
   /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs. */
   lastStartSyncUs: number | null = null;
 
-  constructor(private readonly o: TrialControllerOptions) {}
+  constructor(private readonly o: TrialControllerOptions) {
+    wallMonoPair(); // the offset startPair() reuses, measured before any trigger waits for it
+  }
 
   get state(): TrialState {
     return this.trial?.state ?? 'idle';
@@ -137,13 +139,21 @@ export class TrialController {
     const cams = this.o.cameras.forTrial(p.camera_ids);
     const existingSession = this.o.store.sessionByName(name);
     const explicit = p.trial_number ?? p.trial;
+    const refuse = (err: unknown): CommandError => new CommandError('conflict', `cannot record in session ${name}: ${(err as Error).message}`);
+    let folder: string;
+    try {
+      // A session folder that is a symlink leading out of the root: refused before anything is created. Checked
+      // once; the files in it are plain names, created exclusively (never through an existing entry: see `taken`).
+      folder = insideRoot(this.o.root, name);
+    } catch (err) {
+      throw refuse(err);
+    }
     const filesOf = (n: number): string[] =>
       cams.map((rt) => {
         try {
-          return insideRoot(this.o.root, name, `${recordingBaseName(name, n, rt.id)}.ts`);
+          return path.join(folder, `${recordingBaseName(name, n, rt.id)}.ts`);
         } catch (err) {
-          // A session folder that is a symlink leading out of the root: refused before anything is created.
-          throw new CommandError('conflict', `cannot record in session ${name}: ${(err as Error).message}`);
+          throw refuse(err);
         }
       });
     // lstat, not exists: a dangling symlink at a target path takes it too (it is never written through).
@@ -162,37 +172,46 @@ export class TrialController {
     const syncs = new StartSyncs();
     sessionDir(this.o.root, name, syncs);
     const label = p.trial_label ?? p.label ?? '';
-    const row = this.o.store.createTrial({ sessionId: session.id, number, label, triggerSource: ctx.source, triggerMonoUs: ctx.triggerMonoUs, metadata: p.metadata ?? {} });
-    const trial: ActiveTrial = { row, session, cameras: [], lost: [], state: 'recording', stopping: null };
     // One precise wall↔monotonic pair for the whole trial: its cameras' wall times agree to the µs.
-    const pair = wallMonoPair();
-    this.o.store.setTrialClock(row.id, { mono0Us: pair.monoUs, wall0Us: pair.wallUs, uncertaintyUs: pair.uncertaintyUs, triggerClock: this.triggerClock(ctx.source) });
+    const pair = startPair();
+    // Filled as the start goes: what a failure must undo.
+    const made: { trial: ActiveTrial | null } = { trial: null };
     const recordings: StatusDataMap['recording_started']['recordings'] = [];
     try {
-      for (const rt of cams) {
-        const started = rt.startRecording({
-          trialId: row.id,
-          fileFor: (seg) => insideRoot(this.o.root, name, `${recordingBaseName(name, number, rt.id, seg)}.ts`),
-          root: this.o.root,
-          csv: { trial: number, module: moduleName(rt.config.source), deviceId: rt.id, label },
-          triggerSource: ctx.source,
-          triggerMonoUs: ctx.triggerMonoUs,
-          prerollUs: this.o.config.recording.preroll_seconds * 1e6,
-          pair,
-          syncs,
-        });
-        trial.cameras.push(rt.id);
-        recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
-      }
+      // The trial's rows and its cameras' recording rows in one commit (its fsync is in the batch below).
+      this.o.store.batch(() => {
+        const row = this.o.store.createTrial({ sessionId: session.id, number, label, triggerSource: ctx.source, triggerMonoUs: ctx.triggerMonoUs, metadata: p.metadata ?? {} });
+        const trial: ActiveTrial = { row, session, cameras: [], lost: [], state: 'recording', stopping: null };
+        made.trial = trial;
+        this.o.store.setTrialClock(row.id, { mono0Us: pair.monoUs, wall0Us: pair.wallUs, uncertaintyUs: pair.uncertaintyUs, triggerClock: this.triggerClock(ctx.source) });
+        for (const [i, rt] of cams.entries()) {
+          const started = rt.startRecording({
+            trialId: row.id,
+            // A later segment (after a source restart) checks the folder again: it may have been replaced meanwhile.
+            fileFor: (seg) => (seg === 0 ? files[i]! : insideRoot(this.o.root, name, `${recordingBaseName(name, number, rt.id, seg)}.ts`)),
+            root: this.o.root,
+            csv: { trial: number, module: moduleName(rt.config.source), deviceId: rt.id, label },
+            triggerSource: ctx.source,
+            triggerMonoUs: ctx.triggerMonoUs,
+            prerollUs: this.o.config.recording.preroll_seconds * 1e6,
+            pair,
+            syncs,
+          });
+          trial.cameras.push(rt.id);
+          recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
+        }
+      });
       const t0 = monoNowUs();
       await syncs.run();
       this.lastStartSyncUs = monoNowUs() - t0;
     } catch (err) {
+      if (!made.trial) throw err; // no trial row: nothing was created
       // A failed start removes what it made: the cameras that did start stop, their files (created exclusively
       // by this start, so never anyone else's) are removed with the trial's rows, and the trial number is free.
-      const left = await this.discardFailedStart(row.id, trial.cameras);
+      const left = await this.discardFailedStart(made.trial.row.id, made.trial.cameras);
       throw new CommandError('unavailable', `could not start recording: ${(err as Error).message}${left.length ? ` (left on disk: ${left.join(', ')})` : ''}`);
     }
+    const trial = made.trial!;
     this.trial = trial;
     this.o.bus.emit('recording', true);
     const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
@@ -200,7 +219,7 @@ export class TrialController {
     // The time sync is read after the start is announced (its tools take tens of ms; a trigger never waits on them).
     void this.o.timeSync().then((ts) => {
       try {
-        this.o.store.setTrialClock(row.id, { timeSync: JSON.stringify(ts) });
+        this.o.store.setTrialClock(trial.row.id, { timeSync: JSON.stringify(ts) });
       } catch {
         // the database closed meanwhile (shutdown): the trial keeps time_sync NULL, read as unknown
       }
@@ -295,6 +314,8 @@ export class TrialController {
       const recordings = summaries.map((s) => ({ ...this.stopped(s), camera_id: this.o.store.recording(s.recordingId)?.camera_id, csv: path.relative(this.o.root, s.csv), reason: s.reason }));
       this.o.bus.report('recording_stopped', { ...this.ref(t), state, reason, stop_mono_us: atUs, recordings });
       this.o.bus.emit('trial_stopped', summaries);
+      // The offset startPair() reuses, measured again between trials (its busy-wait is never on a trigger's path).
+      setImmediate(() => wallMonoPair());
       return summaries;
     })();
     return t.stopping;

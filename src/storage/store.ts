@@ -344,6 +344,40 @@ export class Store {
   }
 
   /**
+   * Run `fn`'s writes as one commit: a trial start's trial, clock and recording rows are one WAL append instead of
+   * one per statement (each a write of its pages and the WAL header, on the trigger path). Unlike transaction(),
+   * what `fn` wrote before it threw is committed too, and the error rethrown: the caller undoes a failed start
+   * itself, from the rows as they were. A failed commit is rolled back and thrown. Inside an outer transaction the
+   * outer one decides.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.db.exec('BEGIN');
+    let result: T;
+    try {
+      result = fn();
+    } catch (err) {
+      try {
+        this.endBatch();
+      } catch {
+        // fn's error says more; the rolled-back rows are what the caller's undo finds missing
+      }
+      throw err;
+    }
+    this.endBatch();
+    return result;
+  }
+
+  private endBatch(): void {
+    try {
+      if (this.db.inTransaction) this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /**
    * Run `fn` as one transaction that is on disk when this returns: the rows that create and finish trials and
    * recordings must survive a power cut, while frame batches stay cheap (synchronous=NORMAL: WAL not synced per
    * commit). synchronous=FULL syncs the WAL at this commit, and with it every earlier commit. Inside an outer

@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { monoNowUs, monoToWallUs, wallMonoPair, wallToMonoUs } from '../../src/clock.ts';
+import { repoRoot } from '../helpers/cli.ts';
+import { faketimeEnv, libfaketime } from '../helpers/faketime.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 
 /** CLOCK_REALTIME − CLOCK_MONOTONIC as another process reads it (both clocks are system-wide), to ~1 µs. */
 function pythonOffsetUs(): number {
@@ -72,6 +79,44 @@ describe('clock', () => {
     }
     // And the floor is reached: some reading comes within the last 100 µs below the pair's offset.
     assert.ok(maxCoarse > offset - 100 - slack, `closest Date.now() reading ${offset - maxCoarse} µs below the pair`);
+  });
+
+  it('a trial start\'s pair reuses the last precise offset, and measures afresh after the wall clock was stepped (forward, back, by ms or s)', { skip: skipUnlessCi(!libfaketime && 'libfaketime is not installed (apt-get install libfaketime)') }, () => {
+    const dir = tmpDir();
+    const steps = path.join(dir, 'faketime');
+    const script = path.join(dir, 'steps.mts');
+    writeFileSync(
+      script,
+      `import { writeFileSync } from 'node:fs';
+import { startPair, wallMonoPair } from ${JSON.stringify(path.join(repoRoot, 'src/clock.ts'))};
+const off = (p) => p.wallUs - p.monoUs;
+// A precise pair first (retried: a preempted one is too wide to be reused, and startPair would measure afresh).
+let first = wallMonoPair();
+for (let i = 0; i < 50 && first.uncertaintyUs > 20; i++) first = wallMonoPair();
+const reused = startPair();
+const out = { first: first.uncertaintyUs, reused: off(reused) - off(first), steps: [] };
+for (const step of ['+0.005', '+2', '-0.003', '-1']) {
+  writeFileSync(${JSON.stringify(steps)}, step + '\\n');
+  const p = startPair();
+  const again = startPair(); // the new offset is what is reused now
+  const truth = wallMonoPair();
+  out.steps.push({ step, moved: off(p) - off(first), again: off(again) - off(p), vsFresh: off(p) - off(truth), slack: p.uncertaintyUs + truth.uncertaintyUs + 2 });
+}
+console.log(JSON.stringify(out));
+`,
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, env: faketimeEnv(steps), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { first: number; reused: number; steps: Array<{ step: string; moved: number; again: number; vsFresh: number; slack: number }> };
+    assert.ok(out.first <= 20, `no precise pair in 50 tries (±${out.first} µs)`);
+    assert.equal(out.reused, 0, 'no step: the offset is reused exactly');
+    for (const s of out.steps) {
+      // The pair after the step is the stepped clock's, as a fresh measurement says, not the offset from before.
+      assert.ok(Math.abs(s.vsFresh) <= s.slack, `step ${s.step}: ${JSON.stringify(s)}`);
+      // Each step is an offset from the real clock, which `first` read unstepped.
+      assert.ok(Math.abs(s.moved - Number(s.step) * 1e6) <= s.slack + out.first, `step ${s.step}: moved ${s.moved} µs`);
+      assert.equal(s.again, 0, `step ${s.step}: then reused`);
+    }
   });
 
   it('converts between the clocks through a pair', () => {

@@ -1,5 +1,6 @@
 // Honest clocks: a camera stamping CLOCK_REALTIME is refused, every recording names its clock, a late start is
 // flagged with its gap, `rigcam record` fills its pre-roll. Real ffmpeg, real SQLite, the V4L2 camera stand-in.
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { chronyOffsetUs, readTimeSync, type ToolRunner } from '../../src/runtime
 import { ToolShell } from '../../src/supervise/tool-shell.ts';
 import { parseTimingCsv } from '../../src/timing/csv-format.ts';
 import { repoRoot, runCli } from '../helpers/cli.ts';
+import { faketimeEnv, libfaketime } from '../helpers/faketime.ts';
+import { skipUnlessCi } from '../helpers/requires.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sleep, startTestBox } from '../runtime/runtime-helpers.ts';
 
@@ -145,6 +148,53 @@ test('two cameras of one trial share one wall↔mono pair, stored on the trial w
   const rec = box.db.prepare('SELECT id FROM recordings WHERE trial_id = ? ORDER BY id LIMIT 1').get(trialId) as { id: number };
   const f = box.db.prepare('SELECT capture_us, wall_us FROM frames WHERE recording_id = ? LIMIT 1').get(rec.id) as { capture_us: number; wall_us: number };
   assert.equal(f.wall_us, trial.wall0_us + (f.capture_us - trial.mono0_us));
+});
+
+test('the wall clock stepped between two trials: the second trial, its recording rows, sidecar and frames follow the step', { skip: skipUnlessCi(!libfaketime && 'libfaketime is not installed (apt-get install libfaketime)') }, () => {
+  // The box runs in a child whose CLOCK_REALTIME libfaketime steps (CLOCK_MONOTONIC runs on), as `date -s` would.
+  // A start reuses the last precise wall↔mono offset unless Date.now() shows a step (clock.ts startPair): a start
+  // that missed the step would give the second trial wall times 3 s off, with nothing else to show for it.
+  const dir = tmpDir();
+  const steps = path.join(dir, 'faketime');
+  const script = path.join(dir, 'step.mts');
+  writeFileSync(
+    script,
+    `import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+delete process.env.LD_PRELOAD; // the camera's ffmpeg keeps the real clock: the box's own reads are the subject
+import { startTestBox, sleep } from ${JSON.stringify(path.join(repoRoot, 'test/runtime/runtime-helpers.ts'))};
+const t = await startTestBox({ cameras: 1 });
+const trial = async (): Promise<number> => {
+  const r = await t.box.handleCommand('start_recording', { session: 'stepped' }, { source: 'api' });
+  if (!r.ok) throw new Error(r.error);
+  await sleep(600);
+  const s = await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+  if (!s.ok) throw new Error(s.error);
+  return r.data.trial_id;
+};
+const first = await trial();
+await sleep(300); // the box has re-measured its offset after the stop
+writeFileSync(${JSON.stringify(steps)}, '+3\\n');
+const second = await trial();
+const out = [];
+for (const id of [first, second]) {
+  const tr = t.db.prepare('SELECT mono0_us, wall0_us, pair_uncertainty_us FROM trials WHERE id = ?').get(id);
+  const rec = t.db.prepare('SELECT id, path, mono0_us, wall0_us FROM recordings WHERE trial_id = ?').get(id);
+  const frame = t.db.prepare('SELECT capture_us, wall_us FROM frames WHERE recording_id = ? ORDER BY capture_us LIMIT 1').get(rec.id);
+  const sidecar = JSON.parse(readFileSync(path.join(t.root, rec.path.replace(/\\.ts$/, '.json')), 'utf8'));
+  out.push({ offset: tr.wall0_us - tr.mono0_us, uncertainty: tr.pair_uncertainty_us, recording: rec.wall0_us - rec.mono0_us, sidecar: sidecar.recording.wall0_us - sidecar.recording.mono0_us, frame: frame.wall_us - frame.capture_us });
+}
+await t.close();
+console.log(JSON.stringify(out));
+process.exit(0);
+`,
+  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, env: faketimeEnv(steps), encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  const [a, b] = JSON.parse(r.stdout.trim().split('\n').pop()!) as Array<{ offset: number; uncertainty: number; recording: number; sidecar: number; frame: number }>;
+  for (const x of [a!, b!]) assert.deepEqual([x.recording, x.sidecar, x.frame], [x.offset, x.offset, x.offset], 'one pair per trial, everywhere');
+  const moved = b!.offset - a!.offset;
+  assert.ok(Math.abs(moved - 3_000_000) <= a!.uncertainty + b!.uncertainty + 2, `the second trial's offset moved ${moved} µs, the clock 3 s`);
 });
 
 test('time sync: chronyc offset read, timedatectl next, absent tools → unknown (through the ToolShell and through execFile)', async (t) => {

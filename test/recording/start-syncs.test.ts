@@ -37,6 +37,38 @@ describe('StartSyncs', () => {
     await assert.rejects(failing.run(), /disk I\/O error/);
   });
 
+  it('runs the start\'s other work (the pre-roll) after the fsyncs are handed off and before anything else can run; its throw fails the batch once they settle', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'a.json');
+    writeFileSync(f, '{}');
+    const order: string[] = [];
+    const s = new StartSyncs();
+    s.file(f);
+    s.also('database', async () => {
+      order.push('database step started');
+      await new Promise((r) => setTimeout(r, 30));
+      order.push('database step done');
+    });
+    s.meanwhile(() => order.push('pre-roll'));
+    queueMicrotask(() => order.push('microtask'));
+    setImmediate(() => order.push('immediate'));
+    const done = s.run();
+    order.push('run returned');
+    assert.deepEqual(order, ['database step started', 'pre-roll', 'run returned']);
+    assert.throws(() => s.meanwhile(() => {}), /already ran/);
+    await done;
+    assert.deepEqual(order, ['database step started', 'pre-roll', 'run returned', 'microtask', 'immediate', 'database step done']);
+
+    const failing = new StartSyncs();
+    let settled = false;
+    failing.also('database', () => new Promise<void>((r) => setTimeout(() => ((settled = true), r()), 30)));
+    failing.meanwhile(() => {
+      throw new Error('pre-roll failed');
+    });
+    await assert.rejects(failing.run(), /pre-roll failed/);
+    assert.ok(settled, 'the failure is reported only once the fsyncs have settled');
+  });
+
   it('Store.syncCommitted syncs the WAL a non-durable commit wrote (and the database file when there is no WAL)', async () => {
     const dir = tmpDir();
     const store = new Store(openDatabase(path.join(dir, 'rigcam.db')));
