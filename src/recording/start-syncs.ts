@@ -1,6 +1,7 @@
 import { close, fsync, open } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { monoNowUs } from '../clock.ts';
 
 const openAsync = promisify(open);
 const fsyncAsync = promisify(fsync);
@@ -30,6 +31,11 @@ export class StartSyncs {
   private readonly late = new Map<string, () => Promise<void>>();
   private readonly work: Array<() => void> = [];
   private ran = false;
+  /**
+   * How long run() waited for the fsyncs after its own work was done, µs: the disk's share of the start. Work run
+   * `meanwhile` is not in it (it is CPU the start spends either way).
+   */
+  waitedUs: number | null = null;
 
   /** A file whose data must be on disk. */
   file(p: string): void {
@@ -87,7 +93,9 @@ export class StartSyncs {
         workFailed ??= err;
       }
     }
+    const doneWork = monoNowUs();
     const results = await pending;
+    this.waitedUs = monoNowUs() - doneWork;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason ?? workFailed;
     if (failed !== null) throw failed instanceof Error ? failed : new Error(String(failed));
   }

@@ -65,7 +65,7 @@ function sessionName(name: string): string {
 export class TrialController {
   private session: SessionRow | null = null;
   private trial: ActiveTrial | null = null;
-  /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs. */
+  /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs, beyond its own work meanwhile. */
   lastStartSyncUs: number | null = null;
 
   constructor(private readonly o: TrialControllerOptions) {
@@ -201,9 +201,8 @@ export class TrialController {
           recordings.push({ camera_id: rt.id, recording_id: started.recordingId, path: started.path });
         }
       });
-      const t0 = monoNowUs();
       await syncs.run();
-      this.lastStartSyncUs = monoNowUs() - t0;
+      this.lastStartSyncUs = syncs.waitedUs;
     } catch (err) {
       if (!made.trial) throw err; // no trial row: nothing was created
       // A failed start removes what it made: the cameras that did start stop, their files (created exclusively

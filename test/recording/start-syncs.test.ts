@@ -58,6 +58,17 @@ describe('StartSyncs', () => {
     assert.throws(() => s.meanwhile(() => {}), /already ran/);
     await done;
     assert.deepEqual(order, ['database step started', 'pre-roll', 'run returned', 'microtask', 'immediate', 'database step done']);
+    assert.ok(s.waitedUs! >= 20_000, `waited ${s.waitedUs} µs for a 30 ms step`);
+
+    // Work that outlasts the fsyncs: the start did not wait for the disk at all, and says so.
+    const busy = new StartSyncs();
+    busy.also('database', () => new Promise<void>((r) => setTimeout(r, 10)));
+    busy.meanwhile(() => {
+      const until = Date.now() + 60;
+      while (Date.now() < until);
+    });
+    await busy.run();
+    assert.ok(busy.waitedUs! < 10_000, `waited ${busy.waitedUs} µs after 60 ms of work for a 10 ms step`);
 
     const failing = new StartSyncs();
     let settled = false;
