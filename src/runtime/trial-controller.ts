@@ -313,8 +313,9 @@ export class TrialController {
       const recordings = summaries.map((s) => ({ ...this.stopped(s), camera_id: this.o.store.recording(s.recordingId)?.camera_id, csv: path.relative(this.o.root, s.csv), reason: s.reason }));
       this.o.bus.report('recording_stopped', { ...this.ref(t), state, reason, stop_mono_us: atUs, recordings });
       this.o.bus.emit('trial_stopped', summaries);
-      // The offset startPair() reuses, measured again between trials (its busy-wait is never on a trigger's path).
-      setImmediate(() => wallMonoPair());
+      // The offset startPair() reuses, measured again between trials (its busy-wait is never on a trigger's path; two
+      // tries at most, ~2 ms: a poor pair only means the next start measures its own).
+      setImmediate(() => wallMonoPair(2));
       return summaries;
     })();
     return t.stopping;
