@@ -98,16 +98,19 @@ const out = { first: first.uncertaintyUs, reused: off(reused) - off(first), step
 for (const step of ['+0.005', '+2', '-0.003', '-1']) {
   writeFileSync(${JSON.stringify(steps)}, step + '\\n');
   const p = startPair();
-  const again = startPair(); // the new offset is what is reused now
   const truth = wallMonoPair();
-  out.steps.push({ step, moved: off(p) - off(first), again: off(again) - off(p), vsFresh: off(p) - off(truth), slack: p.uncertaintyUs + truth.uncertaintyUs + 2 });
+  // The new offset is what is reused now (once a pair is precise enough to be reused: retried under load).
+  let good = truth;
+  for (let i = 0; i < 50 && good.uncertaintyUs > 20; i++) good = wallMonoPair();
+  const again = startPair();
+  out.steps.push({ step, moved: off(p) - off(first), again: good.uncertaintyUs <= 20 ? off(again) - off(good) : null, vsFresh: off(p) - off(truth), slack: p.uncertaintyUs + truth.uncertaintyUs + 2 });
 }
 console.log(JSON.stringify(out));
 `,
     );
     const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, env: faketimeEnv(steps), encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { first: number; reused: number; steps: Array<{ step: string; moved: number; again: number; vsFresh: number; slack: number }> };
+    const out = JSON.parse(r.stdout) as { first: number; reused: number; steps: Array<{ step: string; moved: number; again: number | null; vsFresh: number; slack: number }> };
     assert.ok(out.first <= 20, `no precise pair in 50 tries (±${out.first} µs)`);
     assert.equal(out.reused, 0, 'no step: the offset is reused exactly');
     for (const s of out.steps) {
@@ -115,7 +118,7 @@ console.log(JSON.stringify(out));
       assert.ok(Math.abs(s.vsFresh) <= s.slack, `step ${s.step}: ${JSON.stringify(s)}`);
       // Each step is an offset from the real clock, which `first` read unstepped.
       assert.ok(Math.abs(s.moved - Number(s.step) * 1e6) <= s.slack + out.first, `step ${s.step}: moved ${s.moved} µs`);
-      assert.equal(s.again, 0, `step ${s.step}: then reused`);
+      assert.equal(s.again, 0, `step ${s.step}: then reused (null: no precise pair in 50 tries)`);
     }
   });
 

@@ -157,7 +157,10 @@ describe('box runtime: the command protocol with two test cameras', () => {
     // The gap is visible: one frame carries the resume flag and its interval is the pause.
     const resumed = frames.find((f) => f.flags.includes('resume'));
     assert.ok(resumed, 'a frame is flagged resume');
-    assert.ok(resumed.interval_us! > 2_000_000, `resume interval ${resumed.interval_us}`);
+    // It spans the pause less at most one GOP (the resume starts at the keyframe at or before its instant; 1 s here)
+    // and one frame: with the pause's 3 s timer that is about 2 s, exactly 2 s when the instants fall on keyframes.
+    const gapFloor = resumeAt - pauseAt - 1_000_000 - 33_334;
+    assert.ok(resumed.interval_us! >= gapFloor && gapFloor > 1_900_000, `resume interval ${resumed.interval_us} (floor ${gapFloor})`);
     assert.equal(resumed.missing_before, 0, 'a pause is not counted as dropped frames');
     assert.equal(row.dropped, 0);
     // Every frame captured after the resume instant up to the stop is there, contiguous at 30 fps.
