@@ -11,7 +11,6 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-
 /** CLOCK_REALTIME − CLOCK_MONOTONIC as another process reads it (both clocks are system-wide), to ~1 µs. */
 function pythonOffsetUs(): number {
   const code =

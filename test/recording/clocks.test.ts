@@ -1,5 +1,5 @@
 // Honest clocks: a camera stamping CLOCK_REALTIME is refused, every recording names its clock, a late start is
-// flagged with its gap, `rigcam record` fills its pre-roll. Real ffmpeg, real SQLite, the V4L2 camera stand-in.
+// flagged with its gap, `rigcam record` fills its pre-roll, a wall clock stepped between trials is followed. Real ffmpeg, real SQLite, the V4L2 camera stand-in.
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
