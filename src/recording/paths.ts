@@ -78,7 +78,11 @@ export function insideRoot(root: string, ...parts: string[]): string {
  * announced.
  */
 export function sessionDir(root: string, session: string, syncs?: StartSyncs): string {
-  const dir = insideRoot(root, checkSessionName(session));
+  return makeSessionDir(insideRoot(root, checkSessionName(session)), syncs);
+}
+
+/** sessionDir for a folder its caller has already confined to the root (insideRoot): created, its new entries synced. */
+export function makeSessionDir(dir: string, syncs?: StartSyncs): string {
   const first = mkdirSync(dir, { recursive: true });
   if (first)
     for (let d = dir; d.length >= first.length; d = path.dirname(d)) {

@@ -2,7 +2,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
-import { checkSessionName, insideRoot, recordingBaseName, sessionDir } from '../recording/paths.ts';
+import { checkSessionName, insideRoot, makeSessionDir, recordingBaseName } from '../recording/paths.ts';
 import type { RecordingSummary } from '../recording/recording-file.ts';
 import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
 import { StartSyncs } from '../recording/start-syncs.ts';
@@ -170,7 +170,7 @@ export class TrialController {
     // The new files, their directory entries and the rows that register them are synced at once, after every camera
     // has made its files and before the start is announced (see StartSyncs).
     const syncs = new StartSyncs();
-    sessionDir(this.o.root, name, syncs);
+    makeSessionDir(folder, syncs);
     const label = p.trial_label ?? p.label ?? '';
     // One precise wall↔monotonic pair for the whole trial: its cameras' wall times agree to the µs.
     const pair = startPair();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { monoNowUs, monoToWallUs, wallMonoPair, wallToMonoUs } from '../../src/clock.ts';
 import { repoRoot } from '../helpers/cli.ts';
-import { faketimeEnv, libfaketime } from '../helpers/faketime.ts';
+import { faketimeEnv, libfaketimeMissing } from '../helpers/faketime.ts';
 import { skipUnlessCi } from '../helpers/requires.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -80,7 +80,7 @@ describe('clock', () => {
     assert.ok(maxCoarse > offset - 100 - slack, `closest Date.now() reading ${offset - maxCoarse} µs below the pair`);
   });
 
-  it('a trial start\'s pair reuses the last precise offset, and measures afresh after the wall clock was stepped (forward, back, by ms or s)', { skip: skipUnlessCi(!libfaketime && 'libfaketime is not installed (apt-get install libfaketime)') }, () => {
+  it('a trial start\'s pair reuses the last precise offset, and measures afresh after the wall clock was stepped (forward, back, by ms or s)', { skip: skipUnlessCi(libfaketimeMissing) }, () => {
     const dir = tmpDir();
     const steps = path.join(dir, 'faketime');
     const script = path.join(dir, 'steps.mts');

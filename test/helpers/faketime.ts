@@ -14,6 +14,9 @@ export const libfaketime = ((): string | null => {
   return null;
 })();
 
+/** Why a test that steps the clock cannot run here (for skipUnlessCi), or null. */
+export const libfaketimeMissing = libfaketime ? null : 'libfaketime is not installed (apt-get install libfaketime)';
+
 /** The environment of a child whose wall clock follows `stepFile` (`+0` now: unstepped). */
 export function faketimeEnv(stepFile: string): NodeJS.ProcessEnv {
   writeFileSync(stepFile, '+0\n');

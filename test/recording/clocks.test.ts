@@ -11,7 +11,7 @@ import { chronyOffsetUs, readTimeSync, type ToolRunner } from '../../src/runtime
 import { ToolShell } from '../../src/supervise/tool-shell.ts';
 import { parseTimingCsv } from '../../src/timing/csv-format.ts';
 import { repoRoot, runCli } from '../helpers/cli.ts';
-import { faketimeEnv, libfaketime } from '../helpers/faketime.ts';
+import { faketimeEnv, libfaketimeMissing } from '../helpers/faketime.ts';
 import { skipUnlessCi } from '../helpers/requires.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sleep, startTestBox } from '../runtime/runtime-helpers.ts';
@@ -150,7 +150,7 @@ test('two cameras of one trial share one wall↔mono pair, stored on the trial w
   assert.equal(f.wall_us, trial.wall0_us + (f.capture_us - trial.mono0_us));
 });
 
-test('the wall clock stepped between two trials: the second trial, its recording rows, sidecar and frames follow the step', { skip: skipUnlessCi(!libfaketime && 'libfaketime is not installed (apt-get install libfaketime)') }, () => {
+test('the wall clock stepped between two trials: the second trial, its recording rows, sidecar and frames follow the step', { skip: skipUnlessCi(libfaketimeMissing) }, () => {
   // The box runs in a child whose CLOCK_REALTIME libfaketime steps (CLOCK_MONOTONIC runs on), as `date -s` would.
   // A start reuses the last precise wall↔mono offset unless Date.now() shows a step (clock.ts startPair): a start
   // that missed the step would give the second trial wall times 3 s off, with nothing else to show for it.
