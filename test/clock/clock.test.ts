@@ -38,6 +38,25 @@ describe('clock', () => {
     assert.ok(Math.abs(monoNowUs() / 1e6 - uptimeS) < 5, `${monoNowUs() / 1e6} vs uptime ${uptimeS}`);
   });
 
+  it('pairs made at every phase of the millisecond agree to µs (once an offset is known, most of the wait is a sleep)', async () => {
+    // The known offset predicts the edge; the pair sleeps until ~0.3 ms before it, spins the rest, and aims at the
+    // next edge when it wakes too late. Whatever the phase it is called at, the pair must be as precise as a spun one.
+    wallMonoPair();
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const pairs = [];
+    for (let i = 0; i < 40; i++) {
+      await sleep(1);
+      Atomics.wait(nap, 0, 0, (i % 10) / 10 + Math.random() / 10); // 0–1 ms: every phase of the edge
+      pairs.push(wallMonoPair(1));
+    }
+    const precise = pairs.filter((p) => p.uncertaintyUs <= 20);
+    assert.ok(precise.length >= 30, `pairs within 20 µs: ${precise.length} of 40 (${pairs.map((p) => p.uncertaintyUs.toFixed(1)).join(', ')})`);
+    const offsets = precise.map((p) => p.wallUs - p.monoUs);
+    assert.ok(Math.max(...offsets) - Math.min(...offsets) <= 40, `precise pairs spread: ${offsets.join(', ')}`);
+    const theirs = pythonOffsetUs();
+    assert.ok(Math.abs(offsets[0]! - theirs) < 100, `ours ${offsets[0]} vs clock_gettime ${theirs}`);
+  });
+
   it('a wall↔mono pair is precise to a few µs, which Date.now() alone cannot be', async () => {
     const pairs = [];
     for (let i = 0; i < 6; i++) {
