@@ -1,21 +1,6 @@
-import { close, fsync, open } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { monoNowUs } from '../clock.ts';
-
-const openAsync = promisify(open);
-const fsyncAsync = promisify(fsync);
-const closeAsync = promisify(close);
-
-/** fsync one path through the libuv threadpool (a regular file, or a directory for its new entries). */
-async function syncPath(p: string): Promise<void> {
-  const fd = await openAsync(p, 'r');
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    await closeAsync(fd);
-  }
-}
+import { fsyncPath } from '../storage/sidecar.ts';
 
 /**
  * The fsyncs a trial start owes before it may announce its files: every new file's data (the sidecar), every new
@@ -81,10 +66,10 @@ export class StartSyncs {
   async run(): Promise<void> {
     this.ran = true;
     const dirSync = (d: string): Promise<void> =>
-      syncPath(d).catch((err: NodeJS.ErrnoException) => {
+      fsyncPath(d).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
       });
-    const pending = Promise.allSettled([...[...this.files].map(syncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
+    const pending = Promise.allSettled([...[...this.files].map(fsyncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
     let workFailed: unknown = null;
     for (const fn of this.work) {
       try {

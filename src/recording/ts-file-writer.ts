@@ -1,7 +1,8 @@
-import { closeSync, fdatasync, fsync, fsyncSync, ftruncate, openSync, write, writev, close as closeCb } from 'node:fs';
+import { fdatasync, fsync, ftruncate, openSync, write, writev, close as closeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
 import type { StartSyncs } from './start-syncs.ts';
+import { syncDir } from '../storage/sidecar.ts';
 
 /**
  * fs.write as a promise of the bytes written (a short write is possible and handled by the caller); at `pos`
@@ -222,16 +223,7 @@ export class TsFileWriter {
   }
 }
 
+/** syncDir of the folder holding `file`. */
 export function syncDirOf(file: string): void {
-  const dir = file.slice(0, Math.max(1, file.lastIndexOf('/')));
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* some filesystems refuse fsync on directories; the data itself is still synced */
-  }
+  syncDir(file.slice(0, Math.max(1, file.lastIndexOf('/'))));
 }

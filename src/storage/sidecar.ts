@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { z } from 'zod';
 
 /**
@@ -99,6 +100,22 @@ export function syncDir(dir: string): void {
   }
 }
 
+const fsyncAsync = promisify(fsync);
+
+/**
+ * fsync a file or directory through the threadpool in one round trip. Opening an existing path and closing it are
+ * µs on the event loop; only the fsync waits for the disk. (open, fsync and close each through the threadpool were
+ * three hand-offs, each also waiting for a turn of the event loop: on a trial start's path, issue 17.)
+ */
+export async function fsyncPath(p: string): Promise<void> {
+  const fd = openSync(p, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function writeWhole(file: string, text: string, sync = true): void {
   const fd = openSync(file, 'wx', 0o644);
   try {
@@ -167,16 +184,7 @@ export async function replaceFileAsync(file: string, content: string | Iterable<
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  try {
-    const dh = await open(path.dirname(file), 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    /* some filesystems refuse fsync on directories; the data itself is still synced */
-  }
+  await fsyncPath(path.dirname(file)).catch(() => undefined); // some filesystems refuse fsync on directories
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { RunResult, Statement } from 'better-sqlite3';
-import { open } from 'node:fs/promises';
+import { fsyncPath } from './sidecar.ts';
 import type { Db } from './database.ts';
 import type { FrameRow } from '../timing/frame-row.ts';
 
@@ -403,19 +403,13 @@ export class Store {
   async syncCommitted(): Promise<void> {
     if (this.db.memory) return;
     for (const file of [`${this.db.name}-wal`, this.db.name]) {
-      let h;
       try {
-        h = await open(file, 'r');
+        await fsyncPath(file);
+        return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file !== this.db.name) continue;
         throw err;
       }
-      try {
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-      return;
     }
   }
 
