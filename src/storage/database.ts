@@ -49,12 +49,14 @@ export function schemaVersion(db: Db): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-export function migrate(db: Db): void {
+/** Apply the migrations after the database's version, up to `upTo` (tests make older databases with it). */
+export function migrate(db: Db, upTo = Infinity): void {
   const current = schemaVersion(db);
   for (const m of migrations) {
-    if (m.version <= current) continue;
+    if (m.version <= current || m.version > upTo) continue;
     db.transaction(() => {
-      db.exec(m.sql);
+      if ('sql' in m) db.exec(m.sql);
+      else m.run(db);
       db.pragma(`user_version = ${m.version}`);
     })();
   }

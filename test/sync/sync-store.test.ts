@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { stopHoldMs } from '../../src/recording/stop-hold.ts';
-import { openDatabase, schemaVersion } from '../../src/storage/database.ts';
+import { migrate, openDatabase, schemaVersion } from '../../src/storage/database.ts';
 import { migrations } from '../../src/storage/migrations.ts';
 import { Store } from '../../src/storage/store.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -52,8 +52,7 @@ describe('sync edges in the store', () => {
     const dir = tmpDir('rigcam-sync-mig-');
     const file = path.join(dir, 'old.db');
     const old = new Database(file);
-    for (const m of migrations.filter((x) => x.version <= 4)) old.exec(m.sql);
-    old.pragma('user_version = 4');
+    migrate(old, 4);
     old.exec("INSERT INTO sessions (name, started_at) VALUES ('kept', '2026-01-01')");
     old.close();
     const db = openDatabase(file);
