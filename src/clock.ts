@@ -27,8 +27,14 @@ export interface WallMonoPair {
 }
 
 const GOOD_PAIR_US = 20;
-/** CLOCK_REALTIME − CLOCK_MONOTONIC from the last precise pair, µs, with that pair's uncertainty. */
-let lastOffset: { offsetUs: number; uncertaintyUs: number } | null = null;
+/** CLOCK_REALTIME − CLOCK_MONOTONIC, µs, as a pair measured it, with that pair's uncertainty. */
+export interface Offset {
+  offsetUs: number;
+  uncertaintyUs: number;
+}
+
+/** The offset of the most precise pair since the clock was last seen stepped (offsetAfter). */
+let lastOffset: Offset | null = null;
 
 /** Atomics.wait on this is a sleep of a fraction of a millisecond (nothing ever notifies it). */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -84,8 +90,20 @@ export function wallMonoPair(maxTries = 8, goodEnoughUs = GOOD_PAIR_US): WallMon
     if (p.widthNs < best.widthNs) best = p;
   }
   const pair = { wallUs: best.wallUs, monoUs: Number((best.monoNs + NS_PER_US / 2n) / NS_PER_US), uncertaintyUs: Number(best.widthNs) / 2000 };
-  lastOffset = { offsetUs: pair.wallUs - pair.monoUs, uncertaintyUs: pair.uncertaintyUs };
+  lastOffset = offsetAfter(lastOffset, pair);
   return pair;
+}
+
+/**
+ * The offset to keep after a new pair. A pair less precise than the known offset and consistent with it (the clock
+ * was not stepped between them, as far as the two can tell) leaves the known one: else a preempted refresh between
+ * trials would make the next start measure its own pair, on the trigger path. A step shows as an inconsistent pair,
+ * which replaces it however wide it is.
+ */
+export function offsetAfter(known: Offset | null, pair: WallMonoPair): Offset {
+  const offsetUs = pair.wallUs - pair.monoUs;
+  if (known && pair.uncertaintyUs > known.uncertaintyUs && Math.abs(offsetUs - known.offsetUs) <= pair.uncertaintyUs + known.uncertaintyUs + 1) return known;
+  return { offsetUs, uncertaintyUs: pair.uncertaintyUs };
 }
 
 /**

@@ -159,11 +159,12 @@ export class TrialController {
     // lstat, not exists: a dangling symlink at a target path takes it too (it is never written through).
     const taken = (f: string): boolean => ['.ts', '.csv', '.json', '.mp4'].some((ext) => lstatSync(f.replace(/\.ts$/, ext), { throwIfNoEntry: false }) !== undefined);
     let number = explicit ?? (existingSession ? this.o.store.nextTrialNumber(existingSession.id) : 1);
+    let files = filesOf(number);
     // A chosen number goes past what is on disk too (files the database lost are adopted at start, but never trust that alone).
-    if (explicit === undefined) while (filesOf(number).some(taken)) number += 1;
+    if (explicit === undefined) while (files.some(taken)) files = filesOf(++number);
     if (existingSession && this.o.store.trialExists(existingSession.id, number)) throw new CommandError('conflict', `trial ${number} already exists in session ${name}`);
-    const files = filesOf(number);
-    for (const f of files) if (taken(f)) throw new CommandError('conflict', `${path.relative(this.o.root, f)} already exists`);
+    // An explicit number is never moved: its files taken are a conflict (the chosen number's were checked above).
+    if (explicit !== undefined) for (const f of files) if (taken(f)) throw new CommandError('conflict', `${path.relative(this.o.root, f)} already exists`);
 
     if (!this.session || this.session.name !== name) this.openSession(name);
     const session = this.session!;
