@@ -35,6 +35,8 @@ export interface Offset {
 
 /** The offset of the most precise pair since the clock was last seen stepped (offsetAfter). */
 let lastOffset: Offset | null = null;
+/** When the last pair was measured (CLOCK_MONOTONIC µs). */
+let lastPairAtUs = -Infinity;
 
 /** Atomics.wait on this is a sleep of a fraction of a millisecond (nothing ever notifies it). */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -91,6 +93,7 @@ export function wallMonoPair(maxTries = 8, goodEnoughUs = GOOD_PAIR_US): WallMon
   }
   const pair = { wallUs: best.wallUs, monoUs: Number((best.monoNs + NS_PER_US / 2n) / NS_PER_US), uncertaintyUs: Number(best.widthNs) / 2000 };
   lastOffset = offsetAfter(lastOffset, pair);
+  lastPairAtUs = monoNowUs();
   return pair;
 }
 
@@ -129,6 +132,18 @@ export function startPair(): WallMonoPair {
       return { wallUs: after + known.offsetUs, monoUs: after, uncertaintyUs: known.uncertaintyUs };
   }
   return wallMonoPair();
+}
+
+/**
+ * The offset startPair() reuses, measured again between trials (two tries: a wide pair only means the next start
+ * checks and reuses the last precise one). At most every `minIntervalUs`: the offset changes only by a step, which
+ * a start sees anyway, so trials seconds apart refresh it after each one while a churn of trials per second does not
+ * wait ~1 ms per trial for it. Returns whether it measured.
+ */
+export function refreshPair(minIntervalUs = 5_000_000): boolean {
+  if (monoNowUs() - lastPairAtUs < minIntervalUs) return false;
+  wallMonoPair(2);
+  return true;
 }
 
 /** CLOCK_REALTIME − CLOCK_MONOTONIC in µs, from a precise pair (busy-waits ~1 ms, more on a loaded box). */

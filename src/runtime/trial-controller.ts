@@ -7,7 +7,7 @@ import type { RecordingSummary } from '../recording/recording-file.ts';
 import { SOURCE_RESTARTED } from '../recording/camera-recorder.ts';
 import { StartSyncs } from '../recording/start-syncs.ts';
 import { stopHoldMs } from '../recording/stop-hold.ts';
-import { monoNowUs, startPair, wallMonoPair } from '../clock.ts';
+import { monoNowUs, refreshPair, startPair, wallMonoPair } from '../clock.ts';
 import type { TimeSync } from './time-sync.ts';
 import { moduleName } from '../timing/csv-format.ts';
 import type { SessionRow, Store, TrialRow } from '../storage/store.ts';
@@ -314,9 +314,8 @@ export class TrialController {
       const recordings = summaries.map((s) => ({ ...this.stopped(s), camera_id: this.o.store.recording(s.recordingId)?.camera_id, csv: path.relative(this.o.root, s.csv), reason: s.reason }));
       this.o.bus.report('recording_stopped', { ...this.ref(t), state, reason, stop_mono_us: atUs, recordings });
       this.o.bus.emit('trial_stopped', summaries);
-      // The offset startPair() reuses, measured again between trials (its busy-wait is never on a trigger's path; two
-      // tries at most, ~2 ms: a poor pair only means the next start measures its own).
-      setImmediate(() => wallMonoPair(2));
+      // Off the trigger path: a later turn of the event loop.
+      setImmediate(() => refreshPair());
       return summaries;
     })();
     return t.stopping;

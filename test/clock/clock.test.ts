@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { monoNowUs, monoToWallUs, offsetAfter, wallMonoPair, wallToMonoUs } from '../../src/clock.ts';
+import { monoNowUs, monoToWallUs, offsetAfter, refreshPair, wallMonoPair, wallToMonoUs } from '../../src/clock.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { faketimeEnv, libfaketimeMissing } from '../helpers/faketime.ts';
 import { skipUnlessCi } from '../helpers/requires.ts';
@@ -36,6 +36,15 @@ describe('clock', () => {
     // /proc/uptime is CLOCK_BOOTTIME, which equals MONOTONIC plus time suspended (a box does not suspend).
     const uptimeS = Number(spawnSync('cat', ['/proc/uptime'], { encoding: 'utf8' }).stdout.split(' ')[0]);
     assert.ok(Math.abs(monoNowUs() / 1e6 - uptimeS) < 5, `${monoNowUs() / 1e6} vs uptime ${uptimeS}`);
+  });
+
+  it('the refresh between trials measures at most once per interval', async () => {
+    wallMonoPair();
+    assert.equal(refreshPair(), false, 'a pair was just measured');
+    assert.equal(refreshPair(1000), false, 'within 1 ms of it');
+    await sleep(5);
+    assert.equal(refreshPair(1000), true, '5 ms later, with a 1 ms interval');
+    assert.equal(refreshPair(1000), false, 'and not again at once');
   });
 
   it('a wide pair does not replace a precise offset it agrees with; a step replaces it however wide', () => {
