@@ -46,7 +46,7 @@ const WAKE_EARLY_US = 300;
 /**
  * One wait for Date.now()'s next millisecond edge (≤ 1 ms plus a read), bracketed by monotonic reads. When the last
  * pair's offset predicts the edge, most of the wait is a sleep and only its last ~0.3 ms a busy-wait: every read in
- * the busy loop allocates (a BigInt, a heap number), and 0.5 ms of spinning per pair was ~40 % of everything the
+ * the busy loop allocates (a BigInt, a heap number), and 0.5–1 ms of spinning per pair was 23 % of everything the
  * service allocated under trial churn, garbage whose scavenges land on the trigger path (issue 17).
  */
 function edgePair(): { wallUs: number; monoNs: bigint; widthNs: bigint } {
