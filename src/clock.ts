@@ -82,7 +82,7 @@ function edgePair(): { wallUs: number; monoNs: bigint; widthNs: bigint } {
  * A precise wall↔monotonic pair: the instant Date.now() ticks to a new millisecond is the exact wall time
  * `ms × 1000 µs`; its monotonic time is bracketed by hrtime reads a fraction of a µs apart. Date.now() alone is
  * up to 1 ms off. A read preempted by the scheduler widens the bracket, so a wide one is retried (at most
- * `maxTries`, each ≤ ~1 ms of busy-waiting; one or two on an idle box) and the narrowest kept. Call it per trial
+ * `maxTries`, each a wait of ≤ ~1 ms, mostly asleep once an offset is known; one or two on an idle box) and the narrowest kept. Call it per trial
  * or recording, not per frame.
  */
 export function wallMonoPair(maxTries = 8, goodEnoughUs = GOOD_PAIR_US): WallMonoPair {
@@ -110,8 +110,8 @@ export function offsetAfter(known: Offset | null, pair: WallMonoPair): Offset {
 }
 
 /**
- * A pair for a trial start, without the edge's busy-wait on the trigger path (0.5 ms on average, several ms when
- * the wait is preempted and retried). CLOCK_REALTIME − CLOCK_MONOTONIC changes only when the wall clock is stepped
+ * A pair for a trial start, without the edge's wait on the trigger path (up to 1 ms, several ms when the wait is
+ * preempted and retried). CLOCK_REALTIME − CLOCK_MONOTONIC changes only when the wall clock is stepped
  * (settimeofday, `date -s`, chrony's makestep, a leap second): NTP slewing moves both clocks alike (clock_gettime(2)).
  * So the last precise pair's offset still holds unless a step happened since, and a step shows: Date.now(), read
  * now between two monotonic reads, falls outside the millisecond the offset predicts. Then a fresh pair is measured
@@ -146,7 +146,7 @@ export function refreshPair(minIntervalUs = 5_000_000): boolean {
   return true;
 }
 
-/** CLOCK_REALTIME − CLOCK_MONOTONIC in µs, from a precise pair (busy-waits ~1 ms, more on a loaded box). */
+/** CLOCK_REALTIME − CLOCK_MONOTONIC in µs, from a precise pair (waits up to ~1 ms for the edge, more on a loaded box). */
 export function wallMinusMonoUs(): number {
   const p = wallMonoPair();
   return p.wallUs - p.monoUs;

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { closeSync, linkSync, openSync } from 'node:fs';
 import { rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { countVideoFrames } from '../util/ffprobe.ts';
-import { syncDirOf } from './ts-file-writer.ts';
+import { syncDir } from '../storage/sidecar.ts';
 
 const run = promisify(execFile);
 
@@ -48,11 +49,11 @@ export async function remuxToMp4(ts: string, expectedFrames: number, opts: { kee
     return fail(`remux: ${mp4} already exists (${(err as NodeJS.ErrnoException).code}): kept the .ts only`, frames);
   }
   await unlink(tmp);
-  syncDirOf(mp4);
+  syncDir(path.dirname(mp4));
   let tsDeleted = false;
   if (!opts.keepTs) {
     await unlink(ts);
-    syncDirOf(ts);
+    syncDir(path.dirname(ts));
     tsDeleted = true;
   }
   return { mp4, mp4Frames: frames, tsDeleted, error: null };

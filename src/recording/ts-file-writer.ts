@@ -1,4 +1,5 @@
 import { fdatasync, fsync, ftruncate, openSync, write, writev, close as closeCb } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
 import type { StartSyncs } from './start-syncs.ts';
@@ -71,7 +72,7 @@ export class TsFileWriter {
     // Make the new directory entry durable too, so a power cut cannot lose the whole file (now, or in the start's
     // batch of fsyncs, which completes before the start announces the file).
     if (opts.syncs) opts.syncs.entryOf(file);
-    else syncDirOf(file);
+    else syncDir(path.dirname(file));
     this.syncTimer = setInterval(() => void this.sync(), opts.fsyncIntervalMs);
     this.syncTimer.unref();
   }
@@ -221,9 +222,4 @@ export class TsFileWriter {
     await fsyncAsync(fd).catch(() => undefined);
     await closeAsync(fd);
   }
-}
-
-/** syncDir of the folder holding `file`. */
-export function syncDirOf(file: string): void {
-  syncDir(file.slice(0, Math.max(1, file.lastIndexOf('/'))));
 }
