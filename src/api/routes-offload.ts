@@ -98,10 +98,10 @@ export function offloadRoutes(c: ApiContext): Router {
     res.json({ recordings_root: c.root, recordings: entries, ready: ready.length, pending_checksums: entries.length - ready.length, bytes_ready: bytes });
   });
 
-  r.post('/recordings/:id/offloaded', auth, requireJson, express.json({ limit: '64kb', strict: true }), (req, res) => {
+  r.post('/recordings/:id/offloaded', auth, requireJson, express.json({ limit: '64kb', strict: true }), async (req, res) => {
     const { id } = parsePart('params', idParams, req.params);
     const body = parsePart('body', offloadedBody, req.body ?? {});
-    const out = confirmOffload(c.store, id, body.sha256);
+    const out = await confirmOffload(c.store, id, body.sha256);
     // Pull and push report to the same offload state (last success, last error, stale warning).
     if (out.ok || out.mismatches) c.box.offloadOutcome(id, out.ok ? null : out.error);
     if (out.ok) {

@@ -8,9 +8,10 @@ export type ConfirmResult =
 /**
  * The one way a recording becomes verified-offloaded, whichever direction copied it (POST
  * /api/recordings/:id/offloaded for a pull, the push extension for a push): only when the copy's SHA-256 of EVERY
- * file of the recording, by path relative to the recordings root, equals the one stored at the source.
+ * file of the recording, by path relative to the recordings root, equals the one stored at the source. Resolves once
+ * the mark is on disk.
  */
-export function confirmOffload(store: Store, id: number, copy: Readonly<Record<string, string>>): ConfirmResult {
+export async function confirmOffload(store: Store, id: number, copy: Readonly<Record<string, string>>): Promise<ConfirmResult> {
   const rec = store.recording(id);
   if (!rec) return { ok: false, status: 404, error: `no recording ${id}`, field: 'params.id' };
   if (rec.state === 'recording') return { ok: false, status: 409, error: `recording ${id} is still being written` };
@@ -27,7 +28,7 @@ export function confirmOffload(store: Store, id: number, copy: Readonly<Record<s
     else if (got !== s.sha256) problems.push(`${s.path}: copy has ${got}, the box has ${s.sha256}`);
   }
   if (problems.length) return { ok: false, status: 409, error: `recording ${id} not marked offloaded: ${problems.join('; ')}`, mismatches: problems };
-  if (!store.markOffloadVerified(id)) return { ok: false, status: 409, error: `recording ${id} cannot be marked (still recording or deleted)` };
+  if (!(await store.markOffloadVerified(id))) return { ok: false, status: 409, error: `recording ${id} cannot be marked (still recording or deleted)` };
   const after = store.recording(id)!;
   return { ok: true, files: stored.length, offloaded_at: after.offloaded_at, offload_verified_at: after.offload_verified_at };
 }

@@ -363,17 +363,27 @@ export class RecordingFile implements TimedTsFile {
     let finalReason = err ? `write failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` : reason;
     const counts = { file: this.timer.frames, database: this.dbRows(), csv: this.csv.rowsWritten };
     let finished = false;
+    let unsynced: string | null = null;
     if (counts.database === counts.file && counts.csv === counts.file) {
+      // Committed without an fsync on the event loop (a stop's fsyncs were 3 blocking calls per trial, each 10-60 ms
+      // on an SD card, with every camera's pipe unread meanwhile): the WAL is synced on the threadpool before the
+      // close resolves, so nothing reports the recording finished before its row is on disk.
       finished = await retryUntil(deadline + CLOSE_RETRY_MS, () =>
-        this.o.store.finishRecording(this.id, { state: finalState, frames: counts.file, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten, reason: finalReason }),
+        this.o.store.finishRecording(this.id, { state: finalState, frames: counts.file, dropped: this.timer.droppedFrames, bytes: this.ts.bytesWritten, reason: finalReason }, false),
       );
+      if (finished)
+        await this.o.store.syncCommitted().catch((e: NodeJS.ErrnoException) => {
+          finished = false;
+          unsynced = e.code ?? e.message;
+        });
     }
     if (!finished) {
       // File, database and CSV disagree (or the row cannot be closed): the recording stays in state `recording`
       // with the counts as its reason, so the next start reconciles rows and CSV from the file.
       finalState = 'interrupted';
-      finalReason = `timing incomplete (file ${counts.file} frames, database ${counts.database} rows, CSV ${counts.csv} rows): reconciled from the file at the next start${finalReason ? `; ${finalReason}` : ''}`;
-      this.o.log.error({ recording: this.id, ...counts }, 'frame timing incomplete at close; marked for reconcile');
+      const what = unsynced !== null ? `database not synced (${unsynced})` : `timing incomplete (file ${counts.file} frames, database ${counts.database} rows, CSV ${counts.csv} rows)`;
+      finalReason = `${what}: reconciled from the file at the next start${finalReason ? `; ${finalReason}` : ''}`;
+      this.o.log.error({ recording: this.id, ...counts, unsynced }, 'recording not closed cleanly; marked for reconcile');
       try {
         this.o.store.markForReconcile(this.id, finalReason);
       } catch {

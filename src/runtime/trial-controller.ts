@@ -307,8 +307,19 @@ export class TrialController {
       const per = await Promise.all(t.cameras.map(async (id) => (await this.o.cameras.get(id)?.stopRecording(atUs, reason)) ?? []));
       const summaries = [...t.lost, ...per.flat()];
       // A camera whose source restarted left a gap between segments: the trial is not plainly complete.
-      const state = summaries.some((s) => s.state === 'interrupted' || s.reason === SOURCE_RESTARTED) ? 'interrupted' : 'complete';
-      this.o.store.setTrialState(t.row.id, state);
+      let state: 'complete' | 'interrupted' = summaries.some((s) => s.state === 'interrupted' || s.reason === SOURCE_RESTARTED) ? 'interrupted' : 'complete';
+      // On disk before recording_stopped says so; the fsync runs on the threadpool, not on the event loop.
+      this.o.store.setTrialState(t.row.id, state, false);
+      const unsynced = await this.o.store.syncCommitted().then(() => null, (err: NodeJS.ErrnoException) => err.code ?? err.message);
+      if (unsynced !== null) {
+        state = 'interrupted';
+        reason = `trial end not confirmed on disk (${unsynced})${reason ? `; ${reason}` : ''}`;
+        try {
+          this.o.store.setTrialState(t.row.id, state, false);
+        } catch {
+          /* a failing disk: the status says it */
+        }
+      }
       this.trial = null;
       this.o.bus.emit('recording', false);
       const recordings = summaries.map((s) => ({ ...this.stopped(s), camera_id: this.o.store.recording(s.recordingId)?.camera_id, csv: path.relative(this.o.root, s.csv), reason: s.reason }));

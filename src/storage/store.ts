@@ -564,10 +564,14 @@ export class Store {
     });
   }
 
-  setTrialState(id: number, state: TrialState): void {
+  /**
+   * A trial's end (complete, interrupted) is committed durably, unless `durable` is false: then the caller owes an
+   * await of `syncCommitted()` before anyone is told (a trial stop: the fsync off the event loop).
+   */
+  setTrialState(id: number, state: TrialState, durable = true): void {
     const stopped = state === 'complete' || state === 'interrupted' ? nowIso() : null;
     const st = this.q('UPDATE trials SET state = ?, stopped_at = COALESCE(?, stopped_at) WHERE id = ?');
-    if (stopped) this.durably(() => st.run(state, stopped, id));
+    if (stopped && durable) this.durably(() => st.run(state, stopped, id));
     else st.run(state, stopped, id);
   }
 
@@ -674,17 +678,21 @@ export class Store {
     this.q('UPDATE recordings SET frame_count = ?, dropped = ?, bytes = ? WHERE id = ?').run(p.frames, p.dropped, p.bytes, id);
   }
 
-  finishRecording(id: number, f: { state: RecordingState; frames: number; dropped: number; bytes: number; reason: string | null }): void {
+  /** Close a recording's row, durably unless `durable` is false (as createRecording: the caller owes syncCommitted()). */
+  finishRecording(id: number, f: { state: RecordingState; frames: number; dropped: number; bytes: number; reason: string | null }, durable = true): void {
     const st = this.q('UPDATE recordings SET state = ?, frame_count = ?, dropped = ?, bytes = ?, stop_reason = ?, stopped_at = ? WHERE id = ?');
-    this.durably(() => st.run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id));
+    const run = (): RunResult => st.run(f.state, f.frames, f.dropped, f.bytes, f.reason, nowIso(), id);
+    if (durable) this.durably(run);
+    else run();
   }
 
   /**
-   * A recording whose frame timing could not be completed at its close: left in state `recording` (what start-up
-   * reconciles) with the reason, so it is rebuilt from its file rather than marked complete.
+   * A recording whose frame timing could not be completed at its close, or whose closed row could not be confirmed
+   * on disk: (back) in state `recording`, what start-up reconciles, with the reason, so it is rebuilt from its file
+   * rather than trusted as complete.
    */
   markForReconcile(id: number, reason: string): void {
-    this.q("UPDATE recordings SET stop_reason = ?, stopped_at = ? WHERE id = ? AND state = 'recording'").run(reason, nowIso(), id);
+    this.q("UPDATE recordings SET state = 'recording', stop_reason = ?, stopped_at = ? WHERE id = ?").run(reason, nowIso(), id);
   }
 
   /** Register a verified .mp4; without its .ts the recording's `path` is the .mp4. */
@@ -713,13 +721,19 @@ export class Store {
       .all(verifiedOnly ? 1 : 0, limit) as RecordingRow[];
   }
 
-  /** Mark one recording offloaded because its copy's checksums matched: durable, once finished and still on the box. */
-  markOffloadVerified(id: number): boolean {
+  /**
+   * Mark one recording offloaded because its copy's checksums matched, once finished and still on the box; on disk
+   * when the promise resolves (the WAL's fsync on the threadpool: a client confirming hundreds of recordings must not
+   * stall the event loop, and with it the cameras, once per recording).
+   */
+  async markOffloadVerified(id: number): Promise<boolean> {
     const now = nowIso();
     const st = this.q(
       "UPDATE recordings SET offloaded_at = COALESCE(offloaded_at, ?), offload_verified_at = ? WHERE id = ? AND state != 'recording' AND deleted_at IS NULL",
     );
-    return this.durably(() => st.run(now, now, id).changes) === 1;
+    const marked = st.run(now, now, id).changes === 1;
+    if (marked) await this.syncCommitted();
+    return marked;
   }
 
   /** When a copy was last confirmed by checksum (push or pull): the offload's last success, across restarts. */

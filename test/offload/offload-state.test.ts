@@ -130,7 +130,7 @@ describe('offload state with many waiting recordings', () => {
           bytes = 100_000 + i + 700 + i + 30;
         }
         if (i >= 200 && i < 215) {
-          b.store.markOffloadVerified(id);
+          await b.store.markOffloadVerified(id);
           b.box.offloadOutcome(id, null);
           made.push({ id, bytes, expect: i >= 205 ? 'verified' : 'gone' }); // the last 10 are listed as verified
         } else if (i >= 215) {

@@ -93,18 +93,25 @@ describe('StartSyncs', () => {
     again.close();
   });
 
-  it('a trial start fsyncs its sidecar, its files\' directory and the database WAL before it reports recording_started', { skip: skipUnlessCi(spawnSync('strace', ['-V']).status !== 0 && 'strace is not installed (apt-get install strace)') }, () => {
+  it('a trial start fsyncs its sidecar, its files\' directory and the database WAL before it reports recording_started; a stop fsyncs the WAL before recording_stopped; neither fsyncs on the event loop', { skip: skipUnlessCi(spawnSync('strace', ['-V']).status !== 0 && 'strace is not installed (apt-get install strace)') }, () => {
     const dir = tmpDir();
     const script = path.join(dir, 'start.mts');
     writeFileSync(
       script,
       `import { writeSync } from 'node:fs';
 import { startTestBox } from ${JSON.stringify(path.join(repoRoot, 'test/runtime/runtime-helpers.ts'))};
-const t = await startTestBox({ cameras: 1 });
-t.box.on('status', (m) => { if (m.status === 'recording_started') writeSync(1, 'STARTED\\n'); });
+const t = await startTestBox({ cameras: 2 });
+t.box.on('status', (m) => {
+  if (m.status === 'recording_started') writeSync(1, 'STARTED\\n');
+  if (m.status === 'recording_stopped') writeSync(1, 'STOPPED\\n');
+});
+writeSync(1, 'BEGIN ' + process.pid + '\\n');
 const r = await t.box.handleCommand('start_recording', { session: 'synced' }, { source: 'api' });
 if (!r.ok) throw new Error(r.error);
-await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+await new Promise((res) => setTimeout(res, 300));
+const s = await t.box.handleCommand('stop_recording', {}, { source: 'api' });
+if (!s.ok) throw new Error(s.error);
+writeSync(1, 'END\\n');
 await t.close();
 process.exit(0);
 `,
@@ -113,8 +120,12 @@ process.exit(0);
     const r = spawnSync('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync,write', '-o', log, process.execPath, '--import', 'tsx', script], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, r.stderr.slice(-2000));
     const lines = readFileSync(log, 'utf8').split('\n');
-    const started = lines.findIndex((l) => /write\(1<[^>]*>, "STARTED\\n"/.test(l));
-    assert.ok(started > 0, 'the marker write is in the trace');
+    const marker = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+    const begin = marker(/write\(1<[^>]*>, "BEGIN \d+\\n"/);
+    const started = marker(/write\(1<[^>]*>, "STARTED\\n"/);
+    const stopped = marker(/write\(1<[^>]*>, "STOPPED\\n"/);
+    assert.ok(begin >= 0 && started > begin && stopped > started, `the markers are in the trace in order (${begin}, ${started}, ${stopped})`);
+    const mainTid = /"BEGIN (\d+)\\n"/.exec(lines[begin]!)![1]!;
     // Where each fsync of a path matching `re` completed (a call another thread interrupts is split in two lines:
     // "<unfinished ...>" with the path, "<... fsync resumed>" with the result, from the same thread).
     const completions = (re: RegExp): number[] =>
@@ -125,9 +136,13 @@ process.exit(0);
         const j = lines.findIndex((n, k) => k > i && n.startsWith(`${m[1]} `) && /f(?:data)?sync resumed/.test(n));
         return j > 0 && /= 0$/.test(lines[j]!) ? [j] : [];
       });
-    const syncedBefore = (re: RegExp): boolean => completions(re).some((i) => i < started);
-    assert.ok(syncedBefore(/synced_trial001_cam0\.json>$/), 'the sidecar was fsynced before the start was reported');
-    assert.ok(syncedBefore(/recordings\/synced>$/), "the session folder (the files' directory entries) was fsynced before");
-    assert.ok(syncedBefore(/rigcam\.db-wal>$/), "the database's WAL (the trial and recording rows) was fsynced before");
+    const syncedBetween = (re: RegExp, from: number, to: number): boolean => completions(re).some((i) => i > from && i < to);
+    assert.ok(syncedBetween(/synced_trial001_cam0\.json>$/, begin, started), 'the sidecar was fsynced before the start was reported');
+    assert.ok(syncedBetween(/recordings\/synced>$/, begin, started), "the session folder (the files' directory entries) was fsynced before");
+    assert.ok(syncedBetween(/rigcam\.db-wal>$/, begin, started), "the database's WAL (the trial and recording rows) was fsynced before");
+    assert.ok(syncedBetween(/rigcam\.db-wal>$/, started, stopped), "the WAL (the trial's and its recordings' ends) was fsynced again before recording_stopped");
+    // An fsync on the event loop holds every camera's pipe unread for as long as the card takes (10-60 ms on an SD card).
+    const onLoop = lines.slice(begin, stopped).filter((l) => new RegExp(`^${mainTid}\\s+f(?:data)?sync\\(`).test(l));
+    assert.deepEqual(onLoop, [], 'no fsync on the event loop thread between the start command and recording_stopped');
   });
 });

@@ -192,7 +192,7 @@ export class OffloadExtension implements Extension {
         }
       }
       if (bad.length) return this.fail(rec.id, `copy not verified: ${bad.join('; ')}`);
-      const r = confirmOffload(this.o.store, rec.id, copy);
+      const r = await confirmOffload(this.o.store, rec.id, copy);
       if (!r.ok) return this.fail(rec.id, r.error);
       this.succeeded(rec.id);
       this.o.log.info({ recording: rec.id, target: t.describe, files: sums.length }, 'offloaded: remote SHA-256 verified');
