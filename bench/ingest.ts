@@ -2,13 +2,18 @@
  * Frame-timing ingest: rows per second into SQLite through rigcam's writer (Store.insertFrames, batches of 30 rows
  * as RecordingFile flushes them every 250 ms at 120 fps) against a raw better-sqlite3 loop inserting the same rows
  * with the same statement, one transaction per batch. Rounds alternate between the two on fresh recordings so
- * that machine noise hits both alike; the median round counts. Run alone: node --import tsx bench/ingest.ts
+ * that machine noise hits both alike; the median round counts. Then the WAL's checkpoints: the same flushes, paced,
+ * with SQLite checkpointing on the event loop (its default) and with WalCheckpointExtension running them from the
+ * sqlite3 tool; the longest flush is how long the event loop stood still. Run alone: node --import tsx bench/ingest.ts
  */
 import path from 'node:path';
 import type { FrameRow } from '../src/timing/frame-row.ts';
+import { silentLogger } from '../src/log/logger.ts';
+import { WalCheckpointExtension } from '../src/runtime/extensions/wal-checkpoint.ts';
 import { openDatabase, type Db } from '../src/storage/database.ts';
 import { Store } from '../src/storage/store.ts';
-import { runBench, scaled, type BenchRow } from './lib/harness.ts';
+import { ToolShell } from '../src/supervise/tool-shell.ts';
+import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { count, fixed, median, percentile } from './lib/stats.ts';
 
 const NAME = 'Frame-timing ingest';
@@ -70,6 +75,45 @@ function timeRaw(db: Db, bs: FrameRow[][]): number {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * Flushes paced one per 2 ms for `ms` (about 60x two 120 fps cameras, so the WAL passes SQLite's 1000-page checkpoint
+ * threshold about once a second) on a fresh database, with checkpoints on the event loop (SQLite's) or from the
+ * sqlite3 tool (`offLoop`, checked every second as its fastest pace would at this rate); each flush's duration.
+ */
+async function pacedFlushes(file: string, ms: number, offLoop: boolean): Promise<{ flushMs: number[]; checkpoints: number }> {
+  const store = new Store(openDatabase(file));
+  const shell = new ToolShell({ timeoutMs: 2000 });
+  shell.start();
+  const ext = new WalCheckpointExtension({ store, run: (c, a, t) => shell.run(c, a, t), log: silentLogger(), minIntervalMs: 1000 });
+  let checkpoints = 0;
+  try {
+    if (offLoop) {
+      await ext.start();
+      if (!store.shared || ext.last !== null) throw new Error('the checkpoint extension did not start');
+    }
+    const id = newRecording(store, 0);
+    const bs = batches(makeRows(id, 1_000_000));
+    const flushMs: number[] = [];
+    const end = performance.now() + ms;
+    let last: unknown = null;
+    for (let i = 0; performance.now() < end && i < bs.length; i++) {
+      const f0 = performance.now();
+      store.insertFrames(bs[i]!);
+      flushMs.push(performance.now() - f0);
+      if (ext.last !== last) {
+        last = ext.last;
+        checkpoints++;
+      }
+      await sleep(2);
+    }
+    return { flushMs, checkpoints };
+  } finally {
+    await ext.stop();
+    shell.close();
+    store.close();
+  }
+}
+
 await runBench('ingest', async (ctx) => {
   const dir = ctx.tmpDir('ingest');
   const rounds = 7;
@@ -108,6 +152,17 @@ await runBench('ingest', async (ctx) => {
   for (let k = 0; k < rounds; k++) for (let j = 0; j < order.length; j++) variants[order[(k + j) % order.length]!]!();
   rigDb.close();
   rawDb.close();
+
+  // The WAL's checkpoints: on the event loop, then off it, twice (ABAB), each on a fresh database.
+  const paceMs = scaled(8000, ctx.scale, 3000);
+  const ckpt = { on: [] as number[], off: [] as number[], offCount: 0 };
+  for (let k = 0; k < 4; k++) {
+    const off = k % 2 === 1;
+    const r = await pacedFlushes(path.join(dir, `ckpt${k}.db`), paceMs, off);
+    (off ? ckpt.off : ckpt.on).push(...r.flushMs);
+    if (off) ckpt.offCount += r.checkpoints;
+  }
+  const over = (a: number[], ms: number): number => a.filter((x) => x > ms).length;
   const rigRate = median(rigRates);
   const fullRate = median(fullRates);
   const rawRate = median(rawRates);
@@ -117,7 +172,19 @@ await runBench('ingest', async (ctx) => {
     { bench: NAME, figure: 'rows/s, with the progress update per flush', value: count(fullRate), baseline: `${count(rawRate)} raw loop`, ratio: fixed(fullRate / rawRate, 3), goal: '—', ok: null },
     { bench: NAME, figure: 'one flush (30 rows + progress), p50 / p99', value: `${fixed(percentile(flushMs, 50), 3)} / ${fixed(percentile(flushMs, 99), 3)} ms`, baseline: '250 ms flush interval', ratio: fixed(percentile(flushMs, 99) / 250, 4), goal: '—', ok: null },
   ];
+  const onMax = Math.max(...ckpt.on);
+  const offMax = Math.max(...ckpt.off);
+  rows.push({
+    bench: NAME,
+    figure: 'longest flush with the WAL past 1000 pages ~1/s: checkpoints from sqlite3 / on the event loop',
+    value: `${fixed(offMax, 2)} ms (p99.9 ${fixed(percentile(ckpt.off, 99.9), 2)})`,
+    baseline: `${fixed(onMax, 2)} ms (p99.9 ${fixed(percentile(ckpt.on, 99.9), 2)}) SQLite's own`,
+    ratio: fixed(offMax / onMax, 2),
+    goal: '—',
+    ok: null,
+  });
   const notes = [
+    `WAL checkpoints: ${count(ckpt.on.length)} and ${count(ckpt.off.length)} flushes paced 1 per 2 ms (${paceMs / 1000} s x 2 each, alternating); over 2 ms: ${over(ckpt.on, 2)} on the loop, ${over(ckpt.off, 2)} off it (${ckpt.offCount} checkpoints by sqlite3); over 5 ms: ${over(ckpt.on, 5)} and ${over(ckpt.off, 5)}.`,
     `headroom: ${fixed(fullRate / need, 0)}x the ${need} rows/s of two 120 fps cameras. Rounds (rows/s): insertFrames ${rigRates.map(count).join(' ')}; raw ${rawRates.map(count).join(' ')}.`,
     "WAL with synchronous=NORMAL (rigcam's settings, both databases): a commit does not fsync, so this is the CPU cost of the writer, not the card's.",
   ];

@@ -7,6 +7,7 @@ import { runTool, type ToolResult } from '../cameras/run-tool.ts';
 import { parseRpicamVersion, rpicamVersionProblem } from '../sources/rpicam-source.ts';
 import { parseGpiodVersion } from '../triggers/gpio/gpiod-version.ts';
 import { replaceFile } from '../storage/sidecar.ts';
+import { CHECKPOINT_TOOL } from '../storage/wal-checkpoint.ts';
 import { mkdirSync } from 'node:fs';
 
 /**
@@ -136,6 +137,15 @@ async function v4l2Check(env: NodeJS.ProcessEnv): Promise<DoctorCheck> {
   return ok('v4l2-ctl', firstLine(r.stdout));
 }
 
+async function sqliteCheck(env: NodeJS.ProcessEnv): Promise<DoctorCheck> {
+  const r = await runTool(CHECKPOINT_TOOL, ['-version'], { env, timeoutMs: TOOL_TIMEOUT_MS });
+  const fix = 'sudo apt install sqlite3';
+  const what = "the database's WAL checkpoints run on the event loop (a stall of the cameras' pipes every 25-100 s of recording, hundreds of ms on an SD card)";
+  if (!r.found) return warn('sqlite3', `not installed: ${what}`, fix);
+  if (r.exitCode !== 0) return warn('sqlite3', `does not run (${saidWhat(r)}): ${what}`, fix);
+  return ok('sqlite3', `${firstLine(r.stdout).split(' ')[0]}: WAL checkpoints run off the event loop`);
+}
+
 async function rpicamCheck(env: NodeJS.ProcessEnv, csiFound: number): Promise<DoctorCheck> {
   const fixInstall = 'sudo apt install rpicam-apps';
   let tool = 'rpicam-vid';
@@ -261,17 +271,18 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const dataDir = opts.dataDir ?? path.resolve('data');
   const board = await readBoard(rootDir);
   const discovery = discoverCameras({ rootDir, env, timeoutMs: TOOL_TIMEOUT_MS }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-  const [ff, v4l2, gpiod, clock, disk, groups, found] = await Promise.all([
+  const [ff, v4l2, gpiod, sqlite, clock, disk, groups, found] = await Promise.all([
     ffmpegChecks(env, rootDir, board),
     v4l2Check(env),
     gpiodCheck(env),
+    sqliteCheck(env),
     clockCheck(env),
     diskCheck(dataDir),
     groupsCheck(env),
     discovery,
   ]);
   const rpicam = await rpicamCheck(env, found instanceof Error ? 0 : found.csi.length);
-  const checks = [boardCheck(board), ...ff, v4l2, rpicam, gpiod, camerasCheck(found), clock, disk, groups];
+  const checks = [boardCheck(board), ...ff, v4l2, rpicam, gpiod, sqlite, camerasCheck(found), clock, disk, groups];
   return { lines: checks.map(formatCheck), ok: checks.every((c) => c.level !== 'FAIL'), checks };
 }
 

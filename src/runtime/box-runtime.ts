@@ -18,6 +18,7 @@ import { OffloadExtension } from './extensions/offload.ts';
 import { RemuxExtension } from './extensions/remux.ts';
 import { SessionExportExtension } from './extensions/session-export.ts';
 import { TelemetryExtension } from './extensions/telemetry.ts';
+import { WalCheckpointExtension } from './extensions/wal-checkpoint.ts';
 import type { BoxStatus, StatusDataMap, StatusMessage, StatusName } from './status.ts';
 import { readTimeSync, TIME_SYNC_TIMEOUT_MS } from './time-sync.ts';
 import { TrialController } from './trial-controller.ts';
@@ -61,7 +62,7 @@ export class BoxRuntime implements CommandHandler {
   /** Offload state (push when configured, pull otherwise): status, last success/error, the stale warning. */
   readonly offload: OffloadExtension;
   private readonly extensions: Extension[] = [];
-  /** Runs the time-sync tools after each start, so this (large) process never forks on the trigger path. */
+  /** Runs the time-sync tools after each start and the WAL checkpoints, so this (large) process never forks for them. */
   private readonly tools = new ToolShell({ timeoutMs: TIME_SYNC_TIMEOUT_MS });
   private started = false;
   private closing: Promise<void> | null = null;
@@ -98,6 +99,7 @@ export class BoxRuntime implements CommandHandler {
     if (config.recording.remux_mp4) this.use(new RemuxExtension({ bus, store, root, keepTs: config.recording.keep_ts }));
     this.use(new ChecksumExtension({ bus, store, root, log }));
     this.use(new SessionExportExtension({ bus, store, root, log }));
+    this.use(new WalCheckpointExtension({ store, log, run: (c, a, t) => this.tools.run(c, a, t) }));
     this.offload = new OffloadExtension({ bus, store, root, log, config: config.offload, now: o.offloadNow });
     this.use(this.offload);
   }

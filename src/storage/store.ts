@@ -394,6 +394,24 @@ export class Store {
   }
 
   /**
+   * Whether another process may open this database: not in memory (tests), not with exclusive locking (the last
+   * resort on a full disk keeps the WAL index in this process).
+   */
+  get shared(): boolean {
+    return !this.db.memory && String(this.db.pragma('locking_mode', { simple: true })).toLowerCase() !== 'exclusive';
+  }
+
+  /**
+   * Whether this connection checkpoints the WAL itself, as SQLite does by default when a commit takes it past 1000
+   * pages: that commit then copies the pages into the database and fsyncs the WAL and the database, all on the event
+   * loop (10 ms here, hundreds on an SD card, every 25-100 s of recording). Off while WalCheckpointExtension
+   * checkpoints from another process; on again when it stops.
+   */
+  setAutoCheckpoint(on: boolean): void {
+    this.db.pragma(`wal_autocheckpoint = ${on ? 1000 : 0}`);
+  }
+
+  /**
    * Make every transaction committed so far durable without blocking the event loop: the WAL file is fsynced on the
    * threadpool, which is what synchronous=FULL does on the loop at commit (SQLite has written the commit's frames to
    * the WAL by then; an fsync of the file through any descriptor flushes them). When there is no WAL (a checkpoint

@@ -36,13 +36,13 @@ interface Pending {
 }
 
 /**
- * A long-lived `/bin/sh` that runs short tools (chronyc, timedatectl) for the service. A fork copies the forking
+ * A long-lived `/bin/sh` that runs short tools (chronyc, timedatectl, sqlite3) for the service. A fork copies the forking
  * process's page tables on the calling thread: execFile from rigcam's Node process held its event loop 5 ms at
  * 45 MiB RSS and 13 ms at 145 MiB on the reference VM (issue 17), so the time-sync read after a trial's start
  * delayed its recording_started by two forks and the arrival stamps of the triggers that came meanwhile. The
  * shell is small and forks the tools instead; rigcam forks only the shell, once (again only after it died).
  *
- * Requests run one at a time, in order. A tool that overruns `timeoutMs` is killed by `timeout`; a shell that has
+ * Requests run one at a time, in order. A tool that overruns its time limit is killed by `timeout`; a shell that has
  * not answered 2 s after that is killed, the request reported as timed out (124), and a new shell started for the
  * next one. The shell exits by itself when rigcam dies (its stdin closes).
  */
@@ -66,10 +66,13 @@ export class ToolShell {
     return this.child?.pid ?? null;
   }
 
-  /** Run `command args…` (looked up on the tools' PATH); never rejects except for an argument that cannot be sent. */
-  run(command: string, args: readonly string[]): Promise<ShellToolResult> {
+  /**
+   * Run `command args…` (looked up on the tools' PATH), killed after `timeoutMs` (default the shell's); never
+   * rejects except for an argument that cannot be sent.
+   */
+  run(command: string, args: readonly string[], timeoutMs = this.o.timeoutMs): Promise<ShellToolResult> {
     for (const a of [command, ...args]) if (/[\n\0]/.test(a)) return Promise.reject(new Error('a tool argument holds a newline or NUL'));
-    const next = this.queue.then(() => this.runNow(command, args));
+    const next = this.queue.then(() => this.runNow(command, args, timeoutMs));
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -79,17 +82,17 @@ export class ToolShell {
     this.kill();
   }
 
-  private runNow(command: string, args: readonly string[]): Promise<ShellToolResult> {
+  private runNow(command: string, args: readonly string[], timeoutMs: number): Promise<ShellToolResult> {
     if (this.closed) return Promise.resolve({ found: false, exitCode: 127, stdout: '', stderr: 'tool shell closed' });
     const child = this.child ?? this.spawnShell();
     const token = randomBytes(8).toString('hex');
-    const secs = Math.max(0.1, this.o.timeoutMs / 1000);
+    const secs = Math.max(0.1, timeoutMs / 1000);
     const line = [...(this.timeoutCmd ? [quote(this.timeoutCmd), '-k', '1', String(secs)] : []), quote(command), ...args.map(quote)].join(' ');
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.finish({ found: true, exitCode: 124, stdout: '', stderr: 'the tool shell did not answer' });
         this.kill();
-      }, this.o.timeoutMs + 2000);
+      }, timeoutMs + 2000);
       this.pending = { token, resolve, timer };
       this.out = '';
       child.stdin.write(`${token} ${line}\n`);

@@ -83,7 +83,7 @@ function line(r: DoctorReport, check: string): string {
   return found;
 }
 
-const CHECKS = ['board', 'ffmpeg', 'ffprobe', 'H.264 encoders', 'hardware encoder', 'v4l2-ctl', 'rpicam-apps', 'gpiod tools', 'cameras', 'clock sync', 'disk', 'groups'];
+const CHECKS = ['board', 'ffmpeg', 'ffprobe', 'H.264 encoders', 'hardware encoder', 'v4l2-ctl', 'rpicam-apps', 'gpiod tools', 'sqlite3', 'cameras', 'clock sync', 'disk', 'groups'];
 
 function assertShape(r: DoctorReport): void {
   assert.equal(r.lines.length, CHECKS.length, r.lines.join('\n'));
@@ -131,6 +131,7 @@ describe('rigcam doctor', () => {
     assert.equal(line(r, 'v4l2-ctl'), 'OK  v4l2-ctl: v4l2-ctl 1.22.1 (rigcam stand-in)');
     assert.equal(line(r, 'rpicam-apps'), 'OK  rpicam-apps: rpicam-vid v1.11.0, libcamera v0.6.0+rpt20251202, libav output');
     assert.equal(line(r, 'gpiod tools'), 'OK  gpiod tools: gpiomon and gpioset from libgpiod v2.2.1 (v2 tools: -c chip, --edges, kernel debounce)');
+    assert.match(line(r, 'sqlite3'), /^OK  sqlite3: 3\.\d+\.\d+: WAL checkpoints run off the event loop$/);
     assert.equal(line(r, 'cameras'), `OK  cameras: 2 found: USB webcam (${root}/dev/video2), CSI imx708_wide (camera 0); 17 other video nodes skipped`);
     assert.equal(line(r, 'clock sync'), 'OK  clock sync: chrony synchronised to 50505300 (PPS) (system time 0.000000072 seconds fast of NTP time)');
     assert.equal(line(r, 'groups'), 'OK  groups: pi is in video, gpio, dialout');
@@ -248,6 +249,7 @@ describe('rigcam doctor', () => {
     assert.equal(line(r, 'v4l2-ctl'), 'FAIL v4l2-ctl: not installed: USB cameras cannot be told from the Pi’s codec and ISP nodes — fix: sudo apt install v4l-utils');
     assert.equal(line(r, 'rpicam-apps'), 'WARN rpicam-apps: not installed (no rpicam-vid, no rpicam-hello): CSI cameras cannot be used — fix: sudo apt install rpicam-apps');
     assert.equal(line(r, 'gpiod tools'), 'WARN gpiod tools: gpiomon and gpioset not installed: GPIO triggers and outputs cannot be used — fix: sudo apt install gpiod');
+    assert.equal(line(r, 'sqlite3'), "WARN sqlite3: not installed: the database's WAL checkpoints run on the event loop (a stall of the cameras' pipes every 25-100 s of recording, hundreds of ms on an SD card) — fix: sudo apt install sqlite3");
     assert.match(line(r, 'cameras'), /^FAIL cameras: discovery failed: v4l2-ctl not found on PATH .* — fix: sudo apt install v4l-utils$/);
     assert.equal(line(r, 'clock sync'), 'WARN clock sync: cannot tell (no chronyc; no timedatectl) — fix: sudo apt install chrony, or enable systemd-timesyncd (sudo timedatectl set-ntp true)');
     assert.equal(line(r, 'groups'), 'WARN groups: cannot tell (no id command) — fix: sudo apt install coreutils');
