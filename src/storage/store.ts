@@ -405,10 +405,17 @@ export class Store {
    * Whether this connection checkpoints the WAL itself, as SQLite does by default when a commit takes it past 1000
    * pages: that commit then copies the pages into the database and fsyncs the WAL and the database, all on the event
    * loop (10 ms here, hundreds on an SD card, every 25-100 s of recording). Off while WalCheckpointExtension
-   * checkpoints from another process; on again when it stops.
+   * checkpoints from another process; on again when it stops. Off, the WAL file is also cut back to what it holds
+   * whenever it starts over (journal_size_limit 0), so its size says how much is waiting for a checkpoint.
    */
   setAutoCheckpoint(on: boolean): void {
     this.db.pragma(`wal_autocheckpoint = ${on ? 1000 : 0}`);
+    this.db.pragma(`journal_size_limit = ${on ? -1 : 0}`);
+  }
+
+  /** The WAL size at which SQLite itself would checkpoint (1000 pages of this database, with their frame headers). */
+  get walCheckpointBytes(): number {
+    return 1000 * (Number(this.db.pragma('page_size', { simple: true })) + 24);
   }
 
   /**

@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger, silentLogger } from '../../src/log/logger.ts';
 import { WalCheckpointExtension } from '../../src/runtime/extensions/wal-checkpoint.ts';
+import type { CheckpointResult } from '../../src/storage/wal-checkpoint.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { ToolShell } from '../../src/supervise/tool-shell.ts';
@@ -46,7 +47,7 @@ function box(env?: NodeJS.ProcessEnv): { file: string; store: Store; shell: Tool
 describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('sqlite3', ['-version']).status !== 0 && 'sqlite3 is not installed (apt-get install sqlite3)') }, () => {
   it('the connection stops checkpointing; the sqlite3 tool checkpoints from another process; the WAL starts over; stop hands it back', async () => {
     const b = box();
-    const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: silentLogger(), minIntervalMs: 3_600_000 });
+    const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: silentLogger(), pollMs: 3_600_000 });
     try {
       await ext.start();
       assert.equal(ext.last, null, 'no checkpoint at start: the first is due after the interval');
@@ -58,15 +59,18 @@ describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('s
       const r = await ext.checkpointNow();
       assert.ok(r && !r.busy && r.walPages > 1500 && r.checkpointed === r.walPages, `a complete checkpoint: ${JSON.stringify(r)}`);
       assert.ok(b.size() > db0 + 100 * PAGE, `the pages are in the database file (${db0} -> ${b.size()} bytes; the WAL holds many versions of the same pages)`);
+      const wal1 = b.size('-wal');
+      b.commits(1);
+      assert.ok(b.size('-wal') < 20 * PAGE, `the next commit started the WAL over and cut the file back (${wal1} -> ${b.size('-wal')} bytes): its size is what waits`);
       b.commits(600);
       const r2 = await ext.checkpointNow();
-      assert.ok(r2 && r2.walPages < r.walPages * 1.5, `after a complete checkpoint the next commits started the WAL over (${r.walPages} then ${r2?.walPages} pages)`);
+      assert.ok(r2 && r2.walPages < r.walPages * 1.5, `the WAL did not keep growing (${r.walPages} then ${r2?.walPages} pages)`);
 
       await ext.stop();
       const db1 = b.size();
       b.commits(1500);
       assert.ok(b.size() > db1, 'after stop the connection checkpoints itself again');
-      assert.equal(b.store.frameCount(b.recording), 2700 * 30, 'every row is there');
+      assert.equal(b.store.frameCount(b.recording), 2701 * 30, 'every row is there');
     } finally {
       await ext.stop();
       b.shell.close();
@@ -75,6 +79,30 @@ describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('s
     const again = openDatabase(b.file);
     assert.equal(again.pragma('integrity_check', { simple: true }), 'ok');
     again.close();
+  });
+
+  it('checkpoints by itself once the WAL holds 1000 pages, not before', async () => {
+    const b = box();
+    const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: silentLogger(), pollMs: 50 });
+    try {
+      await ext.start();
+      b.commits(150); // a few hundred pages: under the threshold
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(ext.last, null, `no checkpoint under 1000 pages (${b.size('-wal')} bytes)`);
+      const db0 = b.size();
+      const last = (): CheckpointResult | null => ext.last; // read anew each time (the extension sets it)
+      for (let i = 0; i < 60 && !last(); i++) {
+        b.commits(20);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const r = last();
+      assert.ok(r && r.walPages >= 1000 && r.walPages < 1400, `checkpointed at the threshold: ${JSON.stringify(r)}`);
+      assert.ok(b.size() > db0, 'into the database file');
+    } finally {
+      await ext.stop();
+      b.shell.close();
+      b.store.close();
+    }
   });
 
   it('without the tool (or after three failures in a row) the connection checkpoints itself, and says so', async () => {
@@ -93,7 +121,7 @@ describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('s
       let logged = '';
       out.on('data', (d: Buffer) => (logged += d.toString()));
       const b = box(env);
-      const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: createLogger({ level: 'warn', destination: out }), minIntervalMs: 3_600_000 });
+      const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: createLogger({ level: 'warn', destination: out }), pollMs: 3_600_000 });
       try {
         await ext.start();
         if (missing) {

@@ -1,13 +1,11 @@
+import { stat } from 'node:fs/promises';
 import type { Logger } from '../../log/logger.ts';
 import { CHECKPOINT_TOOL, checkpointElsewhere, type CheckpointResult, type CheckpointRunner } from '../../storage/wal-checkpoint.ts';
 import type { Store } from '../../storage/store.ts';
 import type { Extension } from './extension.ts';
 
-/** SQLite's own threshold (wal_autocheckpoint's default): the WAL is checkpointed about this often. */
-const TARGET_PAGES = 1000;
-/** Between checkpoints: from 10 s (2 cameras at 120 fps add ~40 pages/s) to 5 min (an idle box). */
-const MIN_INTERVAL_MS = 10_000;
-const MAX_INTERVAL_MS = 300_000;
+/** How often the WAL's size is looked at (an fs.stat on the threadpool). */
+const POLL_MS = 2000;
 /** A checkpoint's time limit: a slow SD card copying a few MiB and syncing twice. */
 const CHECKPOINT_TIMEOUT_MS = 30_000;
 /** Consecutive failures after which the connection checkpoints itself again (on the event loop, as SQLite does). */
@@ -18,27 +16,24 @@ const MAX_FAILURES = 3;
  * checkpoints it on the spot: it copies the pages into the database and fsyncs the WAL and the database, so a frame
  * flush (or a trial start) stalls the event loop, and every camera's pipe with it, for 10 ms here and hundreds of
  * ms on an SD card, every 25-100 s of recording. Here rigcam's connection stops checkpointing
- * (`wal_autocheckpoint = 0`) and the sqlite3 tool does it from another process, through the box's tool shell, about
- * as often as SQLite would (the interval halves while the WAL grows past 1000 pages between two checkpoints and
- * doubles while it grows less than 250). What stays on the event loop is what follows any complete checkpoint: the
- * next commit starts the WAL over and syncs its 32-byte header. Without the tool, or after three failures in a row,
- * the connection checkpoints itself again (logged): the WAL never grows unbounded.
+ * (`wal_autocheckpoint = 0`, and the WAL file is cut back whenever it starts over, so its size is what waits) and the
+ * sqlite3 tool checkpoints from another process, through the box's tool shell, once the WAL passes the same 1000
+ * pages. What stays on the event loop is what follows any complete checkpoint: the next commit starts the WAL over,
+ * syncs its 32-byte header and truncates the file. Without the tool, or after three failures in a row, the
+ * connection checkpoints itself again (logged): the WAL never grows unbounded.
  */
 export class WalCheckpointExtension implements Extension {
   readonly name = 'wal-checkpoint';
   private timer: NodeJS.Timeout | null = null;
   private active = false;
-  private intervalMs: number;
   private failures = 0;
   private running: Promise<CheckpointResult | null> | null = null;
   /** The last checkpoint's result (tests, status). */
   last: CheckpointResult | null = null;
 
-  constructor(private readonly o: { store: Store; run: CheckpointRunner; log: Logger; minIntervalMs?: number }) {
-    this.intervalMs = o.minIntervalMs ?? MIN_INTERVAL_MS;
-  }
+  constructor(private readonly o: { store: Store; run: CheckpointRunner; log: Logger; pollMs?: number }) {}
 
-  /** When the tool runs, the connection stops checkpointing and the first checkpoint is due after the interval. */
+  /** When the tool runs, the connection stops checkpointing and the WAL's size is watched. */
   async start(): Promise<void> {
     if (!this.o.store.shared) return; // nobody else can open it (in memory, exclusive locking): SQLite's own checkpoints
     const probe = await this.o.run(CHECKPOINT_TOOL, ['-version'], CHECKPOINT_TIMEOUT_MS);
@@ -59,9 +54,6 @@ export class WalCheckpointExtension implements Extension {
       .then((r) => {
         this.failures = 0;
         this.last = r;
-        const min = this.o.minIntervalMs ?? MIN_INTERVAL_MS;
-        if (!r.busy && r.walPages >= TARGET_PAGES) this.intervalMs = Math.max(min, this.intervalMs / 2);
-        else if (!r.busy && r.walPages < TARGET_PAGES / 4) this.intervalMs = Math.min(Math.max(min, MAX_INTERVAL_MS), this.intervalMs * 2);
         return r;
       })
       .catch((err: Error) => {
@@ -83,12 +75,18 @@ export class WalCheckpointExtension implements Extension {
     if (this.active) this.halt();
   }
 
+  /** Checkpoint when the WAL holds as much as SQLite's own threshold. */
+  private async poll(): Promise<void> {
+    const size = await stat(`${this.o.store.file}-wal`).then((s) => s.size, () => 0);
+    if (this.active && size >= this.o.store.walCheckpointBytes) await this.checkpointNow();
+  }
+
   private schedule(): void {
     this.timer = setTimeout(() => {
-      void this.checkpointNow().then(() => {
+      void this.poll().then(() => {
         if (this.active) this.schedule();
       });
-    }, this.intervalMs);
+    }, this.o.pollMs ?? POLL_MS);
     this.timer.unref();
   }
 
