@@ -90,7 +90,6 @@ async function pacedFlushes(file: string, ms: number, offLoop: boolean): Promise
   try {
     if (offLoop) {
       await ext.start();
-      if (!store.shared || ext.last !== null) throw new Error('the checkpoint extension did not start');
     }
     const id = newRecording(store, 0);
     const bs = batches(makeRows(id, 1_000_000));
@@ -107,6 +106,7 @@ async function pacedFlushes(file: string, ms: number, offLoop: boolean): Promise
       }
       await sleep(2);
     }
+    if (offLoop && checkpoints === 0) throw new Error('sqlite3 never checkpointed: is it installed?');
     return { flushMs, checkpoints };
   } finally {
     await ext.stop();

@@ -50,7 +50,7 @@ describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('s
     const ext = new WalCheckpointExtension({ store: b.store, run: (c, a, t) => b.shell.run(c, a, t), log: silentLogger(), pollMs: 3_600_000 });
     try {
       await ext.start();
-      assert.equal(ext.last, null, 'no checkpoint at start: the first is due after the interval');
+      assert.equal(ext.last, null, 'no checkpoint at start: the first comes when the WAL holds 1000 pages');
       const db0 = b.size();
       b.commits(600);
       assert.ok(b.size('-wal') > 1500 * PAGE, `the WAL grew past SQLite's 1000-page threshold (${b.size('-wal')} bytes)`);
@@ -96,7 +96,8 @@ describe('WAL checkpoints off the event loop', { skip: skipUnlessCi(spawnSync('s
         await new Promise((r) => setTimeout(r, 50));
       }
       const r = last();
-      assert.ok(r && r.walPages >= 1000 && r.walPages < 1400, `checkpointed at the threshold: ${JSON.stringify(r)}`);
+      // At least the threshold; above it only by what was committed while sqlite3 started (a loaded CI machine: generous).
+      assert.ok(r && r.walPages >= 1000 && r.walPages < 3000, `checkpointed at the threshold: ${JSON.stringify(r)}`);
       assert.ok(b.size() > db0, 'into the database file');
     } finally {
       await ext.stop();
