@@ -92,7 +92,7 @@ async function pacedFlushes(file: string, ms: number, offLoop: boolean): Promise
       await ext.start();
     }
     const id = newRecording(store, 0);
-    const bs = batches(makeRows(id, 1_000_000));
+    const bs = batches(makeRows(id, Math.ceil(ms / 2) * BATCH)); // at most one flush per 2 ms
     const flushMs: number[] = [];
     const end = performance.now() + ms;
     let last: unknown = null;
