@@ -318,6 +318,9 @@ export type RecordingListRow = Pick<RecordingRow, 'id' | 'path' | 'state' | 'fra
  * statements are reusable); the connection itself is private to src/storage. Paths are stored relative to the
  * recordings root.
  */
+/** SQLite's default `wal_autocheckpoint`: the WAL size (pages) at which a checkpoint is due, whoever runs it. */
+const AUTOCHECKPOINT_PAGES = 1000;
+
 export class Store {
   private readonly statements = new Map<string, Statement>();
 
@@ -409,13 +412,13 @@ export class Store {
    * whenever it starts over (journal_size_limit 0), so its size says how much is waiting for a checkpoint.
    */
   setAutoCheckpoint(on: boolean): void {
-    this.db.pragma(`wal_autocheckpoint = ${on ? 1000 : 0}`);
+    this.db.pragma(`wal_autocheckpoint = ${on ? AUTOCHECKPOINT_PAGES : 0}`);
     this.db.pragma(`journal_size_limit = ${on ? -1 : 0}`);
   }
 
   /** The WAL size at which SQLite itself would checkpoint (1000 pages of this database, with their frame headers). */
   get walCheckpointBytes(): number {
-    return 1000 * (Number(this.db.pragma('page_size', { simple: true })) + 24);
+    return AUTOCHECKPOINT_PAGES * (Number(this.db.pragma('page_size', { simple: true })) + 24);
   }
 
   /**
