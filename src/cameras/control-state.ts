@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import { parseRpicamControl, RPICAM_CONTROL_NAMES, type RpicamControlName, type RpicamControls } from '../sources/rpicam-controls.ts';
-import { replaceFile } from '../storage/sidecar.ts';
+import { replaceFile } from '../storage/durable-file.ts';
 
 /**
  * The box's remembered camera controls (`<data_dir>/camera-controls.json`): every `control_change` that did not ask

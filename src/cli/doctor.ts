@@ -6,7 +6,7 @@ import { findHardwareEncoderDevice, parseFfmpegEncoders } from '../cameras/encod
 import { runTool, type ToolResult } from '../cameras/run-tool.ts';
 import { parseRpicamVersion, rpicamVersionProblem } from '../sources/rpicam-source.ts';
 import { parseGpiodVersion } from '../triggers/gpio/gpiod-version.ts';
-import { replaceFile } from '../storage/sidecar.ts';
+import { replaceFile } from '../storage/durable-file.ts';
 import { CHECKPOINT_TOOL } from '../storage/wal-checkpoint.ts';
 import { mkdirSync } from 'node:fs';
 

@@ -1,6 +1,6 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { syncDir } from '../storage/sidecar.ts';
+import { syncDir } from '../storage/durable-file.ts';
 import type { StartSyncs } from './start-syncs.ts';
 
 /**

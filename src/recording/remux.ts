@@ -4,7 +4,7 @@ import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { countVideoFrames } from '../util/ffprobe.ts';
-import { syncDir } from '../storage/sidecar.ts';
+import { syncDir } from '../storage/durable-file.ts';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { monoNowUs } from '../clock.ts';
-import { fsyncPath } from '../storage/sidecar.ts';
+import { fsyncPath } from '../storage/durable-file.ts';
 
 /**
  * The fsyncs a trial start owes before it may announce its files: every new file's data (the sidecar), every new

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { TS_PACKET_SIZE } from '../pipeline/access-unit.ts';
 import type { StartSyncs } from './start-syncs.ts';
-import { syncDir } from '../storage/sidecar.ts';
+import { syncDir } from '../storage/durable-file.ts';
 
 /**
  * fs.write as a promise of the bytes written (a short write is possible and handled by the caller); at `pos`

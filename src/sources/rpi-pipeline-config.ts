@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { replaceFile } from '../storage/sidecar.ts';
+import { replaceFile } from '../storage/durable-file.ts';
 
 /**
  * The Raspberry Pi pipeline handler's configuration file, for a triggered CSI camera's raised frame timeout.

@@ -7,7 +7,8 @@ import type { FrameRow } from '../timing/frame-row.ts';
 import { parseTimingCsv, type CsvFrameRow } from '../timing/csv-format.ts';
 import { integrityCheck, openDatabase, type Db } from './database.ts';
 import { readTsFile, reconcileAll, RowRebuilder, rewriteCsv, type FileFrame, type ReconcileReport } from './reconcile.ts';
-import { bootId, readSidecar, replaceFile, replaceSidecar, sidecarPathFor, syncDir, type Sidecar } from './sidecar.ts';
+import { replaceFile, syncDir } from './durable-file.ts';
+import { bootId, readSidecar, replaceSidecar, sidecarPathFor, type Sidecar } from './sidecar.ts';
 import { Store, salvageFrom, type RecordingRow, type Salvage } from './store.ts';
 
 const run = promisify(execFile);

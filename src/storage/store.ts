@@ -1,5 +1,5 @@
 import type { RunResult, Statement } from 'better-sqlite3';
-import { fsyncPath } from './sidecar.ts';
+import { fsyncPath } from './durable-file.ts';
 import type { Db } from './database.ts';
 import type { FrameRow } from '../timing/frame-row.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { replaceFile, replaceFileAsync } from '../../src/storage/sidecar.ts';
+import { replaceFile, replaceFileAsync } from '../../src/storage/durable-file.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 describe('replacing a small file atomically and durably (sync and through the threadpool)', () => {

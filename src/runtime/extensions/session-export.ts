@@ -4,7 +4,7 @@ import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
 import { insideRoot } from '../../recording/paths.ts';
 import { SESSION_DOC, sessionDocumentParts } from '../../storage/session-export.ts';
-import { replaceFileAsync } from '../../storage/sidecar.ts';
+import { replaceFileAsync } from '../../storage/durable-file.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { StatusMessage } from '../status.ts';
