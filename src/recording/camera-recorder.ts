@@ -7,7 +7,7 @@ import { RecordingSink } from '../pipeline/recording-sink.ts';
 import type { ControlChangeNote } from '../storage/sidecar.ts';
 import type { Store } from '../storage/store.ts';
 import { RecordingFile, type RecordingSummary } from './recording-file.ts';
-import type { StartSyncs } from './start-syncs.ts';
+import { StartSyncs } from './start-syncs.ts';
 import type { CsvContext } from '../timing/csv-format.ts';
 import type { RpicamSyncState } from '../sources/rpicam-source.ts';
 import type { HwTrigger } from '../sources/rpicam-controls.ts';
@@ -30,7 +30,7 @@ export interface RecorderStart {
   pair?: WallMonoPair;
   /** The camera's control values as the recording starts (V4L2 values, CSI options), for the sidecar. */
   controls?: Record<string, number | string>;
-  /** The start's batch of fsyncs for the first file (see StartSyncs); later segments sync themselves. */
+  /** The start's batch of fsyncs for the first file (see StartSyncs); a later segment runs its own batch. */
   syncs?: StartSyncs;
 }
 
@@ -96,6 +96,8 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
   private lastQueued: { run: number; seq: number } | null = null;
   private holdTimer: NodeJS.Timeout | null = null;
   private holdOverflowLogged = false;
+  /** The start is not announced yet: frames are queued in `held` but not written (see start). */
+  private deferWrites = false;
   private readonly onFrame = (f: CapturedFrame): void => this.frame(f);
   /** Control values now (start values plus changes): what a new segment's sidecar starts from. */
   private controlsNow: Record<string, number | string> | null = null;
@@ -120,7 +122,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     return f ? { recordingId: f.id, path: f.relPath, segment: this.segment, frames: f.frames, dropped: f.dropped, bytes: f.bytes, pending: f.pending } : null;
   }
 
-  /** Open the file (synchronously: a trigger never waits on the event loop) and write the pre-roll (see StartSyncs.meanwhile). */
+  /** Open the file (synchronously: a trigger never waits on the event loop) and queue the pre-roll (see StartSyncs.afterAnnounce). */
   start(s: RecorderStart): { recordingId: number; path: string } {
     if (this.st !== 'idle') throw new Error(`camera ${this.pipeline.cameraId} is already recording`);
     this.start_ = s;
@@ -138,18 +140,28 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     this.heldBytes = 0;
     this.lastQueued = null;
     this.holdOverflowLogged = false;
+    this.deferWrites = false;
     this.controlsNow = s.controls ? { ...s.controls } : null;
     this.openFile(null, s.syncs);
     this.st = 'recording';
     this.pipeline.on('frame', this.onFrame);
     const backlog = this.pipeline.ring.fromKeyframeAtOrBefore(s.triggerMonoUs - s.prerollUs);
-    // With a start's batch of fsyncs, the pre-roll (copying ~1–2 s of frames into the file's queue) is written while
-    // they run; no live frame can come first (both happen before the event loop turns).
-    const preroll = (): void => {
-      for (const f of backlog) this.frame(f);
-    };
-    if (s.syncs) s.syncs.meanwhile(preroll);
-    else preroll();
+    // With a start's batch of fsyncs, the pre-roll is queued now, in order before any live frame, and written once
+    // the start is announced: writing it (~1–2 s of frames copied into the file with their SEI and rows) is CPU and
+    // garbage the acknowledgement does not need (issue 17). A failed start's abort writes what is queued, as a stop.
+    if (s.syncs) {
+      this.deferWrites = true;
+      s.syncs.afterAnnounce(() => {
+        if (this.start_ !== s) return; // stopped and started again meanwhile: that start owns the queue
+        this.deferWrites = false;
+        try {
+          this.releaseHeld(false);
+        } catch (err) {
+          void this.fail(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    }
+    for (const f of backlog) this.frame(f);
     return { recordingId: this.file!.id, path: this.file!.relPath };
   }
 
@@ -279,6 +291,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
    * interval after its hold, which only keeps it longer where a late stop can still drop it.
    */
   private releaseHeld(all: boolean): void {
+    if (this.deferWrites && !all) return;
     const dueUs = monoNowUs() - (this.opts.stopHoldMs ?? 0) * 1000;
     const maxBytes = this.opts.holdMaxBytes ?? HOLD_MAX_BYTES;
     while (this.held.length && !this.finished) {
@@ -339,12 +352,23 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
     const old = this.file!;
     this.segmentCloses.push(old.close('complete', SOURCE_RESTARTED));
     this.segment += 1;
-    this.openFile(this.last?.captureUs ?? null);
+    // The new file's fsyncs (sidecar, directory entries, its row in the WAL) run on the threadpool as a start's do,
+    // never on the event loop, where they would hold every camera's pipe; the segment is announced once they are done.
+    const syncs = new StartSyncs();
+    this.openFile(this.last?.captureUs ?? null, syncs);
+    const file = this.file!;
+    const announced = { segment: this.segment, recordingId: file.id, gapUs };
     this.last = null; // the new file's sink waits for a keyframe
     // The frames the camera captured while its source was down are lost: they count as missing, not as a pause.
     this.nextFlags = ['segment'];
     this.nextExpectedGap = false;
-    this.emit('segment', { segment: this.segment, recordingId: this.file!.id, gapUs });
+    syncs.run().then(
+      () => this.emit('segment', announced),
+      (err: unknown) => {
+        // The disk refused to make the new file durable: the recording stops, interrupted (as a write error).
+        if (this.file === file) void this.fail(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
   }
 
   private async fail(error: Error): Promise<void> {

@@ -8,18 +8,16 @@ import { fsyncPath } from '../storage/durable-file.ts';
  * on the event loop (four per camera, 8 for two cameras, each a journal commit on ext4: 10–60 ms on a busy SD card
  * or a shared VM disk). Collected here, they run at once on the threadpool, where the filesystem merges concurrent
  * fsyncs into one journal commit, and the event loop keeps serving frames meanwhile. Whoever opts in owns the
- * promise: nothing may be reported as existing before `run()` resolves.
+ * promise: nothing may be reported as existing before `run()` resolves. Work the announcement need not wait for
+ * (the cameras' pre-roll) is queued with `afterAnnounce` and run by `announced()`.
  */
 export class StartSyncs {
   private readonly files = new Set<string>();
   private readonly dirs = new Set<string>();
   private readonly late = new Map<string, () => Promise<void>>();
-  private readonly work: Array<() => void> = [];
+  private readonly after: Array<() => void> = [];
   private ran = false;
-  /**
-   * How long run() waited for the fsyncs after its own work was done, µs: the disk's share of the start. Work run
-   * `meanwhile` is not in it (it is CPU the start spends either way).
-   */
+  /** How long run() waited for the fsyncs, µs: the disk's share of the start. */
   waitedUs: number | null = null;
 
   /** A file whose data must be on disk. */
@@ -41,14 +39,23 @@ export class StartSyncs {
   }
 
   /**
-   * Event-loop work the start owes but that need not precede the fsyncs (a camera's pre-roll backlog into its new
-   * file): run by `run()` right after the fsyncs are handed to the threadpool, so the CPU work and the disk wait
-   * overlap instead of adding up. It runs in the same tick as the call to `run()`, before any other callback (a live
-   * frame) can. A throw fails the start, after the fsyncs settle.
+   * Work the start owes but that its announcement need not wait for: writing a camera's pre-roll backlog (1–2 s of
+   * frames copied into the new file, with their timing SEI and rows: CPU, and garbage, on the event loop). Run by
+   * `announced()`, never if the start fails. The work must keep its own order against what arrives meanwhile (the
+   * recorder queues the backlog at once and only defers writing it) and handle its own errors.
    */
-  meanwhile(fn: () => void): void {
+  afterAnnounce(fn: () => void): void {
     this.check();
-    this.work.push(fn);
+    this.after.push(fn);
+  }
+
+  /**
+   * The start was announced: its deferred work runs on the next turn of the event loop, after the command's own
+   * reply (an HTTP response, a serial acknowledgement), which is sent from the promise chain the start resolves.
+   */
+  announced(): void {
+    const fns = this.after.splice(0);
+    if (fns.length) setImmediate(() => fns.forEach((fn) => fn()));
   }
 
   get size(): number {
@@ -69,19 +76,10 @@ export class StartSyncs {
       fsyncPath(d).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
       });
-    const pending = Promise.allSettled([...[...this.files].map(fsyncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
-    let workFailed: unknown = null;
-    for (const fn of this.work) {
-      try {
-        fn();
-      } catch (err) {
-        workFailed ??= err;
-      }
-    }
-    const doneWork = monoNowUs();
-    const results = await pending;
-    this.waitedUs = monoNowUs() - doneWork;
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason ?? workFailed;
-    if (failed !== null) throw failed instanceof Error ? failed : new Error(String(failed));
+    const t0 = monoNowUs();
+    const results = await Promise.allSettled([...[...this.files].map(fsyncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
+    this.waitedUs = monoNowUs() - t0;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
   }
 }

@@ -65,7 +65,7 @@ function sessionName(name: string): string {
 export class TrialController {
   private session: SessionRow | null = null;
   private trial: ActiveTrial | null = null;
-  /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs, beyond its own work meanwhile. */
+  /** How long the last start waited for its batch of fsyncs (files, directory entries, database rows), µs. */
   lastStartSyncUs: number | null = null;
 
   constructor(private readonly o: TrialControllerOptions) {
@@ -216,6 +216,7 @@ export class TrialController {
     this.o.bus.emit('recording', true);
     const data = { ...this.ref(trial), session_id: session.id, label, trigger_source: ctx.source, trigger_mono_us: ctx.triggerMonoUs, recordings };
     this.o.bus.report('recording_started', data);
+    syncs.announced(); // the cameras' pre-roll is written now
     // The time sync is read after the start is announced (its tools take tens of ms; a trigger never waits on them).
     void this.o.timeSync().then((ts) => {
       try {

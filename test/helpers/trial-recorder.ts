@@ -2,6 +2,7 @@ import { monoNowUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import type { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
 import { CameraRecorder } from '../../src/recording/camera-recorder.ts';
+import type { StartSyncs } from '../../src/recording/start-syncs.ts';
 import { insideRoot, recordingBaseName, sessionDir } from '../../src/recording/paths.ts';
 import type { Store } from '../../src/storage/store.ts';
 import { moduleName } from '../../src/timing/csv-format.ts';
@@ -18,6 +19,8 @@ export function startTrialRecording(o: {
   cameraId: string;
   source: Parameters<typeof moduleName>[0];
   prerollUs: number;
+  /** The start's batch of fsyncs, as the trial controller passes it (the caller runs it and announces). */
+  syncs?: StartSyncs;
 }): { recorder: CameraRecorder; triggerMonoUs: number } {
   const { pipeline, store, root, session, cameraId } = o;
   const sess = store.openSession(session);
@@ -33,6 +36,7 @@ export function startTrialRecording(o: {
     triggerSource: 'test',
     triggerMonoUs,
     prerollUs: o.prerollUs,
+    syncs: o.syncs,
   });
   return { recorder, triggerMonoUs };
 }

@@ -13,6 +13,7 @@ import { describe, it } from 'node:test';
 import { monoNowUs, wallMinusMonoUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { CameraPipeline } from '../../src/pipeline/camera-pipeline.ts';
+import { StartSyncs } from '../../src/recording/start-syncs.ts';
 import { testSourceSpec } from '../../src/sources/test-source.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
@@ -87,84 +88,113 @@ function commonSuffix(a: Buffer, b: Buffer, max: number): number {
   return i;
 }
 
-describe('recorded bytes', () => {
-  it("a recording with pre-roll is the source's packets, byte for byte, plus the timing SEI", async () => {
-    const dir = tmpDir('rigcam-bytes-');
-    const rawFile = path.join(dir, 'source.ts');
-    const root = path.join(dir, 'recordings');
-    const store = new Store(openDatabase(path.join(dir, 'rigcam.db')));
-    const spec = (): ReturnType<typeof testSourceSpec> => {
-      const s = testSourceSpec({ width: 320, height: 240, fps: 30, gopSeconds: 0.5, bitrateKbps: 600, wallMinusMonoUs: wallMinusMonoUs() });
-      // The real source, its stdout also copied to a file: what rigcam received, independent of rigcam.
-      return { ...s, command: 'bash', args: ['-c', `exec "$0" "$@" > >(exec tee ${rawFile})`, s.command, ...s.args] };
-    };
-    const pipeline = new CameraPipeline('cam0', spec, { backoff: { initialMs: 200, maxMs: 1000, healthyAfterMs: 5000 }, ringWindowUs: 1.5e6, ringMaxBytes: 16 << 20, log: silentLogger() });
-    let exits = 0;
-    pipeline.on('exit', () => (exits += 1));
-    try {
-      pipeline.start();
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no keyframe within 15 s')), 15_000);
-        pipeline.on('frame', (f) => f.au.keyframe && (clearTimeout(timer), resolve()));
-      });
-      await sleep(1500); // the ring holds a second and more
-      const { recorder } = startTrialRecording({ pipeline, store, root, session: 'bytes', cameraId: 'cam0', source: 'test', prerollUs: 1e6 });
-      await sleep(2500);
-      const [s] = await recorder.stop(monoNowUs());
-      assert.ok(s);
-      await pipeline.stop();
-      assert.equal(exits, 1, 'one source run');
-
-      const raw = readFileSync(rawFile);
-      const file = readFileSync(s.path);
-      const videoPid = 0x100; // ffmpeg's mpegts muxer: first stream
-      const src = walk(raw.subarray(0, raw.length - (raw.length % PKT)), videoPid);
-      const rec = walk(file, videoPid);
-
-      // The file begins decodable: PAT, PMT, then a keyframe's first packet; PAT/PMT are the source's own.
-      assert.deepEqual(rec.pids.slice(0, 3), [0, 0x1000, videoPid]);
-      for (const [pid, set] of rec.psi) {
-        for (const p of set) assert.ok(src.psi.get(pid)?.has(p), `PSI packet of PID ${pid} not in the source`);
-      }
-      // Continuity counters renumbered from 0 per PID, +1 per packet with payload.
-      const cc = new Map<number, number>();
-      for (let o = 0; o < file.length; o += PKT) {
-        const pid = ((file[o + 1]! & 0x1f) << 8) | file[o + 2]!;
-        const want = cc.has(pid) ? (cc.get(pid)! + ((file[o + 3]! >> 4) & 1)) & 15 : 0;
-        assert.equal(file[o + 3]! & 15, want, `continuity counter at ${o}`);
-        cc.set(pid, want);
-      }
-
-      assert.equal(rec.frames.length, s.frames, 'frames in the file = frames recorded');
-      assert.ok(rec.frames.length >= 90, `${rec.frames.length} frames: pre-roll and 2.5 s expected`);
-      const srcIndex = new Map(src.frames.map((f, i) => [f.pts, i]));
-      const first = srcIndex.get(rec.frames[0]!.pts);
-      assert.ok(first !== undefined, 'first recorded frame is in the source');
-      for (let k = 0; k < rec.frames.length; k++) {
-        const r = rec.frames[k]!;
-        const si = srcIndex.get(r.pts);
-        assert.equal(si, first + k, `frame ${k + 1}: the source's frame ${first + k} expected (none missing, none reordered)`);
-        const o = src.frames[si]!;
-        // Elementary stream: the source's, with exactly one NAL unit inserted, rigcam's timing SEI.
-        const pre = commonPrefix(r.es, o.es);
-        const suf = commonSuffix(r.es, o.es, o.es.length - pre);
-        assert.equal(pre + suf, o.es.length, `frame ${k + 1}: elementary stream differs from the source beyond one insertion`);
-        const inserted = r.es.subarray(pre, r.es.length - suf);
-        assert.ok(inserted.includes(RIGCAM_SEI_UUID), `frame ${k + 1}: the insertion is not rigcam's SEI`);
-        assert.ok(inserted.length < 64, `frame ${k + 1}: ${inserted.length} bytes inserted`);
-        // Packets: all verbatim but those around the insertion (at most one source packet is re-cut).
-        const m = o.packets.length;
-        let a = 0;
-        while (a < m && r.packets[a]!.equals(o.packets[a]!)) a++;
-        let b = 0;
-        while (b < m - a && r.packets[r.packets.length - 1 - b]!.equals(o.packets[m - 1 - b]!)) b++;
-        assert.ok(a + b >= m - 1, `frame ${k + 1}: ${m - a - b} source packets not verbatim in the file`);
-      }
-    } finally {
-      await pipeline.stop();
-      store.close();
+/**
+ * A real test camera teed to a file, recorded with pre-roll by the real recorder, and the file compared with the
+ * source stream. With `slowStart`, the start is a trial controller's: its batch of fsyncs (with a durable step that
+ * takes 400 ms while live frames arrive) is run, and the pre-roll is only written once the start is announced.
+ */
+async function recordAndCompare(slowStart: boolean): Promise<void> {
+  const dir = tmpDir('rigcam-bytes-');
+  const rawFile = path.join(dir, 'source.ts');
+  const root = path.join(dir, 'recordings');
+  const store = new Store(openDatabase(path.join(dir, 'rigcam.db')));
+  const spec = (): ReturnType<typeof testSourceSpec> => {
+    const s = testSourceSpec({ width: 320, height: 240, fps: 30, gopSeconds: 0.5, bitrateKbps: 600, wallMinusMonoUs: wallMinusMonoUs() });
+    // The real source, its stdout also copied to a file: what rigcam received, independent of rigcam.
+    return { ...s, command: 'bash', args: ['-c', `exec "$0" "$@" > >(exec tee ${rawFile})`, s.command, ...s.args] };
+  };
+  const pipeline = new CameraPipeline('cam0', spec, { backoff: { initialMs: 200, maxMs: 1000, healthyAfterMs: 5000 }, ringWindowUs: 1.5e6, ringMaxBytes: 16 << 20, log: silentLogger() });
+  let exits = 0;
+  pipeline.on('exit', () => (exits += 1));
+  try {
+    pipeline.start();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no keyframe within 15 s')), 15_000);
+      pipeline.on('frame', (f) => f.au.keyframe && (clearTimeout(timer), resolve()));
+    });
+    await sleep(1500); // the ring holds a second and more
+    const syncs = slowStart ? new StartSyncs() : undefined;
+    const { recorder } = startTrialRecording({ pipeline, store, root, session: 'bytes', cameraId: 'cam0', source: 'test', prerollUs: 1e6, syncs });
+    if (syncs) {
+      let arrived = 0;
+      const count = (): void => void (arrived += 1);
+      pipeline.on('frame', count);
+      syncs.also('slow disk', () => sleep(400));
+      await syncs.run();
+      pipeline.off('frame', count);
+      assert.ok(arrived >= 6, `only ${arrived} live frames arrived during the start's fsyncs`);
+      // Frames handed to the file: written, or queued in its writer.
+      const handed = (): number => recorder.current!.frames + recorder.current!.pending.frames;
+      assert.equal(handed(), 0, 'nothing is written before the start is announced');
+      syncs.announced();
+      assert.equal(handed(), 0, "the pre-roll waits for the announcement's reply to go out");
+      await new Promise((r) => setImmediate(r));
+      assert.ok(handed() >= 30 + arrived, `${handed()} frames handed to the file after the announcement: the pre-roll (≥ 30) and the ${arrived} that arrived meanwhile expected`);
     }
-  });
+    await sleep(2500);
+    const [s] = await recorder.stop(monoNowUs());
+    assert.ok(s);
+    await pipeline.stop();
+    assert.equal(exits, 1, 'one source run');
+
+    const raw = readFileSync(rawFile);
+    const file = readFileSync(s.path);
+    const videoPid = 0x100; // ffmpeg's mpegts muxer: first stream
+    const src = walk(raw.subarray(0, raw.length - (raw.length % PKT)), videoPid);
+    const rec = walk(file, videoPid);
+
+    // The file begins decodable: PAT, PMT, then a keyframe's first packet; PAT/PMT are the source's own.
+    assert.deepEqual(rec.pids.slice(0, 3), [0, 0x1000, videoPid]);
+    for (const [pid, set] of rec.psi) {
+      for (const p of set) assert.ok(src.psi.get(pid)?.has(p), `PSI packet of PID ${pid} not in the source`);
+    }
+    // Continuity counters renumbered from 0 per PID, +1 per packet with payload.
+    const cc = new Map<number, number>();
+    for (let o = 0; o < file.length; o += PKT) {
+      const pid = ((file[o + 1]! & 0x1f) << 8) | file[o + 2]!;
+      const want = cc.has(pid) ? (cc.get(pid)! + ((file[o + 3]! >> 4) & 1)) & 15 : 0;
+      assert.equal(file[o + 3]! & 15, want, `continuity counter at ${o}`);
+      cc.set(pid, want);
+    }
+
+    assert.equal(rec.frames.length, s.frames, 'frames in the file = frames recorded');
+    assert.ok(rec.frames.length >= 90, `${rec.frames.length} frames: pre-roll and 2.5 s expected`);
+    const srcIndex = new Map(src.frames.map((f, i) => [f.pts, i]));
+    const first = srcIndex.get(rec.frames[0]!.pts);
+    assert.ok(first !== undefined, 'first recorded frame is in the source');
+    for (let k = 0; k < rec.frames.length; k++) {
+      const r = rec.frames[k]!;
+      const si = srcIndex.get(r.pts);
+      assert.equal(si, first + k, `frame ${k + 1}: the source's frame ${first + k} expected (none missing, none reordered)`);
+      const o = src.frames[si]!;
+      // Elementary stream: the source's, with exactly one NAL unit inserted, rigcam's timing SEI.
+      const pre = commonPrefix(r.es, o.es);
+      const suf = commonSuffix(r.es, o.es, o.es.length - pre);
+      assert.equal(pre + suf, o.es.length, `frame ${k + 1}: elementary stream differs from the source beyond one insertion`);
+      const inserted = r.es.subarray(pre, r.es.length - suf);
+      assert.ok(inserted.includes(RIGCAM_SEI_UUID), `frame ${k + 1}: the insertion is not rigcam's SEI`);
+      assert.ok(inserted.length < 64, `frame ${k + 1}: ${inserted.length} bytes inserted`);
+      // Packets: all verbatim but those around the insertion (at most one source packet is re-cut).
+      const m = o.packets.length;
+      let a = 0;
+      while (a < m && r.packets[a]!.equals(o.packets[a]!)) a++;
+      let b = 0;
+      while (b < m - a && r.packets[r.packets.length - 1 - b]!.equals(o.packets[m - 1 - b]!)) b++;
+      assert.ok(a + b >= m - 1, `frame ${k + 1}: ${m - a - b} source packets not verbatim in the file`);
+    }
+  } finally {
+    await pipeline.stop();
+    store.close();
+  }
+}
+
+describe('recorded bytes', () => {
+  it("a recording with pre-roll is the source's packets, byte for byte, plus the timing SEI", () => recordAndCompare(false));
+
+  // A trial start queues the pre-roll and writes it only once the start is announced (StartSyncs.afterAnnounce):
+  // frames that arrive while the start's fsyncs run must land after it, none lost, none twice, none reordered;
+  // and nothing is written before the announcement.
+  it('a pre-roll written after the start is announced: the frames that arrived during the fsyncs follow it in order', () => recordAndCompare(true));
 
   it("child stdout chunks are never overwritten by the stream (slices of them may be kept)", async () => {
     const s = testSourceSpec({ width: 320, height: 240, fps: 60, gopSeconds: 1, bitrateKbps: 2000, wallMinusMonoUs: wallMinusMonoUs() });
