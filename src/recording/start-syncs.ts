@@ -3,13 +3,13 @@ import { monoNowUs } from '../clock.ts';
 import { fsyncPath } from '../storage/durable-file.ts';
 
 /**
- * The fsyncs a trial start owes before it may announce its files: every new file's data (the sidecar), every new
- * directory entry (.ts, .csv, .json) and the database rows that register them. A start used to run them one by one
- * on the event loop (four per camera, 8 for two cameras, each a journal commit on ext4: 10–60 ms on a busy SD card
- * or a shared VM disk). Collected here, they run at once on the threadpool, where the filesystem merges concurrent
- * fsyncs into one journal commit, and the event loop keeps serving frames meanwhile. Whoever opts in owns the
- * promise: nothing may be reported as existing before `run()` resolves. Work the announcement need not wait for
- * (the cameras' pre-roll) is queued with `afterAnnounce` and run by `announced()`.
+ * The fsyncs a trial start (or a new segment) owes before it may announce its files: every new file's data (the
+ * sidecar), every new directory entry (.ts, .csv, .json) and the database rows that register them. A start used to
+ * run them one by one on the event loop (four per camera, 8 for two cameras, each a journal commit on ext4: 10–60 ms
+ * on a busy SD card or a shared VM disk). Collected here, they run at once on the threadpool, where the filesystem
+ * merges concurrent fsyncs into one journal commit, and the event loop keeps serving frames meanwhile. Whoever opts
+ * in owns the promise: nothing may be reported as existing before `run()` resolves. Work the announcement need not
+ * wait for (the cameras' pre-roll) is queued with `afterAnnounce` and run by `announced()`.
  */
 export class StartSyncs {
   private readonly files = new Set<string>();
