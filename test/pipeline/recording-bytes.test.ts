@@ -3,7 +3,8 @@
 // independent of rigcam's demuxer. Every video packet of a recorded frame is the source's packet byte for byte
 // (continuity counter aside: the file renumbers it), except where the timing SEI went in; the frame's elementary
 // stream is the source's with exactly that one SEI NAL unit added; PAT/PMT are the source's; no frame is missing
-// between the first and the last. Also: Node's child stdout chunks are never reused by the stream, which the
+// between the first and the last; the same when a trial start defers its pre-roll past a slow batch of fsyncs while
+// live frames arrive. Also: Node's child stdout chunks are never reused by the stream, which the
 // demuxer relies on when it keeps slices of them (zero-copy frames, the pre-roll ring).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
