@@ -313,14 +313,14 @@ export interface SyncLineHealth {
 /** What `rigcam recordings list` shows of a recording. */
 export type RecordingListRow = Pick<RecordingRow, 'id' | 'path' | 'state' | 'frame_count' | 'dropped' | 'bytes' | 'offloaded_at' | 'deleted_at' | 'started_at'>;
 
+/** SQLite's default `wal_autocheckpoint`: the WAL size (pages) at which a checkpoint is due, whoever runs it. */
+const AUTOCHECKPOINT_PAGES = 1000;
+
 /**
  * All SQL of rigcam in one place. Each statement is prepared once, on first use, and cached (better-sqlite3
  * statements are reusable); the connection itself is private to src/storage. Paths are stored relative to the
  * recordings root.
  */
-/** SQLite's default `wal_autocheckpoint`: the WAL size (pages) at which a checkpoint is due, whoever runs it. */
-const AUTOCHECKPOINT_PAGES = 1000;
-
 export class Store {
   private readonly statements = new Map<string, Statement>();
 
