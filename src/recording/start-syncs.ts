@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { monoNowUs } from '../clock.ts';
-import { fsyncPath } from '../storage/durable-file.ts';
+import { fsyncDir, fsyncPath } from '../storage/durable-file.ts';
 
 /**
  * The fsyncs a trial start (or a new segment) owes before it may announce its files: every new file's data (the
@@ -68,16 +68,12 @@ export class StartSyncs {
 
   /**
    * Run every fsync concurrently; rejects with the first failure once all have settled (a file's fsync failing is
-   * a failed start). Directories some filesystems refuse to fsync (EINVAL, EISDIR) count as synced, as in syncDir.
+   * a failed start); a directory the filesystem refuses to fsync counts as synced (fsyncDir).
    */
   async run(): Promise<void> {
     this.ran = true;
-    const dirSync = (d: string): Promise<void> =>
-      fsyncPath(d).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
-      });
     const t0 = monoNowUs();
-    const results = await Promise.allSettled([...[...this.files].map(fsyncPath), ...[...this.dirs].map(dirSync), ...[...this.late.values()].map((fn) => fn())]);
+    const results = await Promise.allSettled([...[...this.files].map(fsyncPath), ...[...this.dirs].map(fsyncDir), ...[...this.late.values()].map((fn) => fn())]);
     this.waitedUs = monoNowUs() - t0;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));

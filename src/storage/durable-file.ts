@@ -35,6 +35,17 @@ export async function fsyncPath(p: string): Promise<void> {
   }
 }
 
+/**
+ * fsyncPath for a directory whose new entries must be durable before something is announced: a filesystem that
+ * refuses fsync on directories (EINVAL, EISDIR, ENOTSUP) counts as synced, as in syncDir; any other failure (EIO)
+ * is the caller's.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  await fsyncPath(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EINVAL' && err.code !== 'EISDIR' && err.code !== 'ENOTSUP') throw err;
+  });
+}
+
 /** Create a file exclusively (never over an existing entry) with `text`, fsynced unless `sync` is false. */
 export function writeNewFile(file: string, text: string, sync = true): void {
   const fd = openSync(file, 'wx', 0o644);
