@@ -157,7 +157,7 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
         try {
           this.releaseHeld(false);
         } catch (err) {
-          void this.fail(err instanceof Error ? err : new Error(String(err)));
+          void this.fail(err);
         }
       });
     }
@@ -366,12 +366,14 @@ export class CameraRecorder extends EventEmitter<RecorderEvents> {
       () => this.emit('segment', announced),
       (err: unknown) => {
         // The disk refused to make the new file durable: the recording stops, interrupted (as a write error).
-        if (this.file === file) void this.fail(err instanceof Error ? err : new Error(String(err)));
+        if (this.file === file) void this.fail(err);
       },
     );
   }
 
-  private async fail(error: Error): Promise<void> {
+  /** Stop, interrupted, on a failure to write (or make durable) the current file: anything thrown is taken. */
+  private async fail(thrown: unknown): Promise<void> {
+    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
     this.opts.log.error({ camera: this.pipeline.cameraId, err: error.message }, 'recording write failed; stopping');
     this.stopReason = `write failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`;
     this.finishing ??= new Promise((r) => (this.resolveFinish = r));
