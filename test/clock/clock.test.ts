@@ -62,16 +62,42 @@ describe('clock', () => {
     // next edge when it wakes too late. Whatever the phase it is called at, the pair must be as precise as a spun one.
     wallMonoPair();
     const nap = new Int32Array(new SharedArrayBuffer(4));
+    // What a spun pair achieves on this machine now, as the baseline: a pair waited for by spinning the whole
+    // millisecond, from hrtime reads around Date.now()'s tick (on a quiet box ~0.2 µs; a run with two cores
+    // oversubscribed saw every read slow to ~40 µs).
+    const spun = (): number => {
+      const start = Date.now();
+      let lo = process.hrtime.bigint();
+      for (;;) {
+        const h = process.hrtime.bigint();
+        if (Date.now() !== start) return Number(process.hrtime.bigint() - lo) / 2000;
+        lo = h;
+      }
+    };
+    const reference: number[] = [];
+    // A preempted spin widens any pair, whatever its phase (a CI run under parallel load saw 12 of 40 single tries
+    // wider than 20 µs): each phase gets up to three single tries, made at that same phase, and keeps the narrowest.
+    // A phase the sleep gets wrong is wide every time.
     const pairs = [];
     for (let i = 0; i < 40; i++) {
-      await sleep(1);
-      Atomics.wait(nap, 0, 0, (i % 10) / 10 + Math.random() / 10); // 0–1 ms: every phase of the edge
-      pairs.push(wallMonoPair(1));
+      const napMs = (i % 10) / 10 + Math.random() / 10; // 0–1 ms: every phase of the edge
+      let best: ReturnType<typeof wallMonoPair> | undefined;
+      for (let t = 0; t < 3 && !(best && best.uncertaintyUs <= 20); t++) {
+        await sleep(1);
+        Atomics.wait(nap, 0, 0, napMs);
+        const p = wallMonoPair(1);
+        if (!best || p.uncertaintyUs < best.uncertaintyUs) best = p;
+      }
+      pairs.push(best!);
+      if (i % 4 === 0) reference.push(spun());
     }
-    const precise = pairs.filter((p) => p.uncertaintyUs <= 20);
-    assert.ok(precise.length >= 30, `pairs within 20 µs: ${precise.length} of 40 (${pairs.map((p) => p.uncertaintyUs.toFixed(1)).join(', ')})`);
+    reference.sort((a, b) => a - b);
+    const boundUs = Math.max(20, 3 * reference[reference.length >> 1]!);
+    const widths = `${pairs.map((p) => p.uncertaintyUs.toFixed(1)).join(', ')}; spun: ${reference.map((w) => w.toFixed(1)).join(', ')}`;
+    const precise = pairs.filter((p) => p.uncertaintyUs <= boundUs);
+    assert.ok(precise.length >= 30, `pairs within ${boundUs} µs: ${precise.length} of 40 (${widths})`);
     const offsets = precise.map((p) => p.wallUs - p.monoUs);
-    assert.ok(Math.max(...offsets) - Math.min(...offsets) <= 40, `precise pairs spread: ${offsets.join(', ')}`);
+    assert.ok(Math.max(...offsets) - Math.min(...offsets) <= 2 * boundUs, `precise pairs spread: ${offsets.join(', ')}`);
     const theirs = pythonOffsetUs();
     assert.ok(Math.abs(offsets[0]! - theirs) < 100, `ours ${offsets[0]} vs clock_gettime ${theirs}`);
   });
