@@ -51,7 +51,7 @@ program
     if (!parsed.success) fail(new Error(formatIssues(parsed.error.issues).join('; ')), 2);
     try {
       const { config } = loadConfig(program.opts<{ config?: string }>().config);
-      const log = createLogger({ level: process.env.RIGCAM_LOG_LEVEL ?? 'warn', destination: process.stderr });
+      const log = createLogger({ level: process.env.RIGCAM_LOG_LEVEL ?? 'warn', fd: 2 });
       const result = await runRecord(parsed.data, config, log);
       process.stdout.write(JSON.stringify(result) + '\n');
     } catch (err) {
@@ -111,8 +111,8 @@ program
     process.stdout.write(readyLine(recordingsRoot(config)));
     try {
       // stdout carries the protocol: logs go to stderr (or --log-file).
-      const destination = flags.data.logFile ? createWriteStream(flags.data.logFile, { flags: 'a' }) : process.stderr;
-      const log = createLogger({ level: moduleLogLevel(flags.data, config.log.level), destination });
+      const destination = flags.data.logFile ? createWriteStream(flags.data.logFile, { flags: 'a' }) : undefined;
+      const log = createLogger({ level: moduleLogLevel(flags.data, config.log.level), destination, fd: 2 });
       const { runModule } = await import('./serve-command.ts');
       await runModule(config, log, { dbFile: moduleDatabase(config.data_dir, flags.data), cameraIndex: flags.data.cameraIndex });
     } catch (err) {

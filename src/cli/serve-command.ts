@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import { recordingsRoot } from '../config/load.ts';
-import type { Logger } from '../log/logger.ts';
+import { logWritten, type Logger } from '../log/logger.ts';
 import { BoxRuntime } from '../runtime/box-runtime.ts';
 import type { Recovered } from '../storage/open-store.ts';
 import { openBoxStore } from './open-box-store.ts';
@@ -72,6 +72,7 @@ export async function runServe(config: Config, log: Logger, opts: ServeOptions =
       server?.closeAllConnections();
       store.close();
       log.info('stopped');
+      await logWritten(log);
     } finally {
       clearTimeout(hard);
     }
@@ -138,11 +139,12 @@ export async function runModule(config: Config, log: Logger, o: { dbFile: string
   const box = new BoxRuntime({ config: cfg, store, log, root, cameraTemplates: config.cameras, reserve, pendingRecovery: pending ? () => pending().then(logRecovered(log)) : undefined });
   const { done } = runModuleMode({ box, input: process.stdin, output: process.stdout, log, root, readySent: true, cameraIndex: o.cameraIndex, onQuit: () => undefined });
   // A host stopped with Ctrl-C signals its whole process group, modules included: finalise as on SIGTERM.
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void box.shutdown().then(() => process.exit(0)));
+  const exit = (): Promise<never> => logWritten(log).then(() => process.exit(0));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void box.shutdown().then(exit));
   await box.initialize();
   await done;
   store.close();
-  process.exit(0);
+  await exit();
 }
 
 /** What a recovery postponed by a full disk did, once it ran. */

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { LOG_BUFFER_BYTES } from '../../src/log/logger.ts';
+import { repoRoot, rigcamBin } from '../helpers/cli.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+import { sleep } from '../helpers/wait-status.ts';
+
+/**
+ * A FIFO whose reader the test controls: opened for reading without blocking, and a blocking write end handed to
+ * the process under test as its stdout (as journald's stream is). `capacity` shrinks the pipe (F_SETPIPE_SZ).
+ */
+function stallablePipe(capacity?: number): { writeFd: number; read: () => string; close: () => void } {
+  const fifo = path.join(tmpDir(), 'stdout.fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writeFd = openSync(fifo, 'w');
+  if (capacity) {
+    // F_SETPIPE_SZ (1031) on the pipe both ends share; python has fcntl, node has not.
+    const r = spawnSync('python3', ['-c', `import fcntl,sys; print(fcntl.fcntl(3, 1031, ${capacity}))`], { stdio: ['ignore', 'pipe', 'pipe', writeFd], encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(Number(r.stdout), capacity);
+  }
+  const buf = Buffer.alloc(1 << 16);
+  /** Everything the pipe holds now. */
+  const read = (): string => {
+    let out = '';
+    for (;;) {
+      try {
+        const n = readSync(readFd, buf);
+        if (n === 0) return out; // every writer closed
+        out += buf.toString('utf8', 0, n);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return out;
+        throw err;
+      }
+    }
+  };
+  return { writeFd, read, close: () => closeSync(readFd) };
+}
+
+const exited = (child: ChildProcess): Promise<number | null> =>
+  child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.on('close', (code) => r(code)));
+
+interface Line {
+  level: string;
+  msg: string;
+  i?: number;
+  dropped_lines?: number;
+}
+
+describe('logging while stdout is not read', () => {
+  it('a log call never waits for the reader: lines past the bound are dropped, counted and said; none lost silently', async () => {
+    const pipe = stallablePipe();
+    const script = `import { createLogger, logWritten } from ${JSON.stringify(path.join(repoRoot, 'src/log/logger.ts'))};
+const log = createLogger({ level: 'info' });
+const pad = 'x'.repeat(400);
+let worst = 0;
+for (let i = 0; i < 4000; i++) {
+  const t0 = performance.now();
+  log.info({ i, pad }, 'line');
+  worst = Math.max(worst, performance.now() - t0);
+}
+process.stderr.write(JSON.stringify({ worst }) + '\\n');
+process.stdin.once('data', async () => {
+  await logWritten(log, 10_000);
+  log.info('last');
+  await logWritten(log, 10_000);
+  process.exit(0);
+});
+`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['pipe', pipe.writeFd, 'pipe'], cwd: repoRoot });
+    closeSync(pipe.writeFd);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    // Nobody reads yet: 4,000 lines of ~470 bytes are ~1.9 MB, against a 64 KiB pipe and the 1 MiB bound.
+    const t0 = Date.now();
+    while (!err.includes('worst')) {
+      if (Date.now() - t0 > 20_000 || child.exitCode !== null) assert.fail(`the logging loop did not finish with stdout unread (a log call blocked): ${err}`);
+      await sleep(50);
+    }
+    const { worst } = JSON.parse(err.trim().split('\n').pop()!) as { worst: number };
+    assert.ok(worst < 50, `slowest log call ${worst.toFixed(1)} ms`);
+    // Now read it all.
+    let out = '';
+    child.stdin!.write('go\n');
+    const done = exited(child);
+    while (child.exitCode === null) {
+      out += pipe.read();
+      await sleep(20);
+    }
+    assert.equal(await done, 0, err);
+    out += pipe.read();
+    pipe.close();
+
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line); // every line whole: none interleaved
+    const got = lines.filter((l) => l.msg === 'line').map((l) => l.i!);
+    const warnings = lines.filter((l) => l.msg.startsWith('log lines dropped'));
+    const dropped = warnings.reduce((n, w) => n + w.dropped_lines!, 0);
+    assert.ok(warnings.length >= 1 && warnings.every((w) => w.level === 'warn'), 'the drop is said');
+    assert.equal(got.length + dropped, 4000, `${got.length} written + ${dropped} said dropped`);
+    assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i), 'what was written is what came first, in order');
+    const heldBytes = out.split('\n').filter((l) => l.includes('"msg":"line"')).reduce((n, l) => n + l.length + 1, 0);
+    assert.ok(heldBytes > 0.9 * LOG_BUFFER_BYTES && heldBytes <= LOG_BUFFER_BYTES, `held while unread: ${heldBytes} bytes (${got.length} lines)`);
+    assert.equal(lines.at(-1)!.msg, 'last');
+  });
+
+  it('what is still queued at process.exit is written', async () => {
+    const pipe = stallablePipe();
+    const script = `import { createLogger } from ${JSON.stringify(path.join(repoRoot, 'src/log/logger.ts'))};
+const log = createLogger({ level: 'info' });
+for (let i = 0; i < 200; i++) log.error({ i }, 'fatal detail');
+process.exit(3);
+`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', pipe.writeFd, 'inherit'], cwd: repoRoot });
+    closeSync(pipe.writeFd);
+    let out = '';
+    const done = exited(child);
+    while (child.exitCode === null) {
+      out += pipe.read();
+      await sleep(10);
+    }
+    assert.equal(await done, 3);
+    out += pipe.read();
+    pipe.close();
+    const got = out.trim().split('\n').map((l) => (JSON.parse(l) as Line).i);
+    assert.deepEqual([...got].sort((a, b) => a! - b!), Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it('rigcam serve with its stdout unread: trials start and stop at once and record every frame; the lines come later', async () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'rigcam.yaml');
+    writeFileSync(cfg, `data_dir: ${dir}\nhttp:\n  port: 0\ncameras:\n  - { id: cam0, width: 320, height: 240, fps: 30 }\n`);
+    const pipe = stallablePipe(4096); // the start-up lines nearly fill it; the first trial's lines overfill it
+    const child = spawn(process.execPath, [rigcamBin, 'serve', '--config', cfg], { stdio: ['ignore', pipe.writeFd, 'inherit'] });
+    closeSync(pipe.writeFd);
+    let out = '';
+    const t0 = Date.now();
+    while (!out.includes('rigcam serving')) {
+      if (Date.now() - t0 > 30_000 || child.exitCode !== null) assert.fail(`serve did not start: ${out}`);
+      out += pipe.read();
+      await sleep(50);
+    }
+    const url = (JSON.parse(out.split('\n').find((l) => l.includes('rigcam serving'))!) as { url: string }).url;
+    // The reader stops here.
+    const post = async (p: string, body: unknown): Promise<{ ms: number; json: Record<string, unknown> }> => {
+      const s = performance.now();
+      const r = await fetch(new URL(p, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const json = (await r.json()) as Record<string, unknown>;
+      assert.equal(r.status, 200, JSON.stringify(json));
+      return { ms: performance.now() - s, json };
+    };
+    for (let t = 0; t < 4; t++) {
+      const start = await post('/api/trials/start', { session: 'stall', label: `t${t}` });
+      await sleep(1500);
+      const stop = await post('/api/trials/stop', {});
+      assert.ok(start.ms < 2000 && stop.ms < 5000, `trial ${t}: start ${start.ms.toFixed(0)} ms, stop ${stop.ms.toFixed(0)} ms`);
+    }
+    assert.equal(pipe.read().length > 0, true, 'the pipe filled while unread'); // and reading resumes
+    child.kill('SIGTERM');
+    const done = exited(child);
+    while (child.exitCode === null) {
+      out += pipe.read();
+      await sleep(20);
+    }
+    assert.equal(await done, 0);
+    out += pipe.read();
+    pipe.close();
+
+    const db = new Database(path.join(dir, 'rigcam.db'), { readonly: true });
+    const recs = db.prepare("SELECT r.frame_count, r.dropped, t.state FROM recordings r JOIN trials t ON t.id = r.trial_id ORDER BY r.id").all() as Array<{ frame_count: number; dropped: number; state: string }>;
+    db.close();
+    assert.equal(recs.length, 4);
+    for (const r of recs) {
+      assert.equal(r.state, 'complete');
+      assert.ok(r.frame_count >= 40, `${r.frame_count} frames in 1.5 s at 30 fps`);
+      assert.equal(r.dropped, 0);
+    }
+    // Every line arrived, whole, in order: nothing was dropped (a few KB against the 1 MiB bound).
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    assert.equal(lines.filter((l) => l.msg.startsWith('log lines dropped')).length, 0);
+    assert.equal(lines.at(-1)!.msg, 'stopped');
+  });
+});
