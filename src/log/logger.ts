@@ -16,7 +16,8 @@ export const LOG_BUFFER_BYTES = 1 << 20;
 
 /**
  * Lines written to a file descriptor off the event loop (libuv's thread pool), one write in flight at a time, at
- * most `maxBytes` held. When a write completes after lines were dropped, `onDropped` is told how many (the logger
+ * most `maxBytes` held. A write blocked by a stalled reader holds one of the pool's four threads: the fsyncs of a
+ * start or stop have the other three. When a write completes after lines were dropped, `onDropped` is told how many (the logger
  * says so in a warning). `idle()` resolves once everything held is written: an orderly exit awaits it; at process
  * exit what is still queued is written synchronously (flushSync).
  */
