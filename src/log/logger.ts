@@ -17,9 +17,9 @@ export const LOG_BUFFER_BYTES = 1 << 20;
 /**
  * Lines written to a file descriptor off the event loop (libuv's thread pool), one write in flight at a time, at
  * most `maxBytes` held. A write blocked by a stalled reader holds one of the pool's four threads: the fsyncs of a
- * start or stop have the other three. When a write completes after lines were dropped, `onDropped` is told how many (the logger
- * says so in a warning). `idle()` resolves once everything held is written: an orderly exit awaits it; at process
- * exit what is still queued is written synchronously (flushSync).
+ * start or stop have the other three. When a write completes after lines were dropped, `onDropped` is told how
+ * many (the logger says so in a warning). `idle()` resolves once everything held is written: an orderly exit
+ * awaits it; at process exit what is still queued is written synchronously (flushSync).
  */
 export class BoundedFdWriter {
   private queue: string[] = [];
@@ -27,6 +27,8 @@ export class BoundedFdWriter {
   private inFlight = false;
   private dropped = 0;
   private closed = false;
+  /** Set at process exit: from then on lines are only queued, for flushSync. */
+  private exiting = false;
   private idleWaiters: Array<() => void> = [];
   onDropped: (lines: number) => void = () => undefined;
 
@@ -41,13 +43,13 @@ export class BoundedFdWriter {
   write(line: string): boolean {
     if (this.closed) return true;
     const len = Buffer.byteLength(line);
-    if (this.held + len > this.maxBytes) {
+    if (this.held + len > this.maxBytes && !this.exiting) {
       this.dropped++;
       return true;
     }
     this.queue.push(line);
     this.held += len;
-    if (!this.inFlight) this.next();
+    if (!this.inFlight && !this.exiting) this.next();
     return true;
   }
 
@@ -61,11 +63,20 @@ export class BoundedFdWriter {
   }
 
   /**
-   * What is queued, written synchronously (process exit). A write still in flight is the thread pool's: with a
-   * reader that reads it ends within µs, so it gets 50 ms first (this write must not interleave with it).
+   * What is queued, written synchronously (process exit), after the warning for lines dropped since the last write.
+   * A write still in flight is the thread pool's: with a reader that reads it ends within µs, so it gets 50 ms
+   * first (writing beside it would interleave the two, which a reader stalled at exit can still see; it also holds
+   * the exit until it reads, or systemd's stop timeout ends the process: the recordings are final by then).
    */
   flushSync(): void {
-    if (this.closed || !this.queue.length) return;
+    if (this.closed) return;
+    this.exiting = true;
+    if (this.dropped) {
+      const lines = this.dropped;
+      this.dropped = 0;
+      this.onDropped(lines);
+    }
+    if (!this.queue.length) return;
     if (this.inFlight) Atomics.wait(exitNap, 0, 0, 50);
     const buf = Buffer.from(this.queue.join(''));
     this.queue = [];

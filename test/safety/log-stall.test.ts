@@ -130,6 +130,35 @@ process.exit(3);
     assert.deepEqual([...got].sort((a, b) => a! - b!), Array.from({ length: 200 }, (_, i) => i));
   });
 
+  it('lines dropped just before the exit are said at the exit', async () => {
+    const pipe = stallablePipe();
+    // A writer holding 2,000 bytes: of 50 lines of ~100 at once, one goes out, ~20 are queued and the rest dropped.
+    const script = `import { BoundedFdWriter } from ${JSON.stringify(path.join(repoRoot, 'src/log/logger.ts'))};
+const w = new BoundedFdWriter(1, 2000);
+w.onDropped = (n) => w.write(JSON.stringify({ msg: 'dropped', dropped_lines: n }) + '\\n');
+for (let i = 0; i < 50; i++) w.write(JSON.stringify({ msg: 'line', i, pad: 'x'.repeat(80) }) + '\\n');
+process.exit(0);
+`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', pipe.writeFd, 'inherit'], cwd: repoRoot });
+    closeSync(pipe.writeFd);
+    let out = '';
+    const done = exited(child);
+    while (child.exitCode === null) {
+      out += pipe.read();
+      await sleep(10);
+    }
+    assert.equal(await done, 0);
+    out += pipe.read();
+    pipe.close();
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    const got = lines.filter((l) => l.msg === 'line').map((l) => l.i!);
+    const said = lines.filter((l) => l.msg === 'dropped');
+    assert.equal(said.length, 1, out);
+    assert.ok(got.length >= 15 && got.length <= 21, `${got.length} lines held`);
+    assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: got.length }, (_, i) => i));
+    assert.equal(got.length + said[0]!.dropped_lines!, 50);
+  });
+
   it('rigcam serve with its stdout unread: trials start and stop at once and record every frame; the lines come later', async () => {
     const dir = tmpDir();
     const cfg = path.join(dir, 'rigcam.yaml');
