@@ -192,13 +192,20 @@ describe('box runtime: the command protocol with two test cameras', () => {
   });
 
   it('telemetry reports measured fps, queue depth, frames recorded and dropped', async () => {
+    const before = t.statuses.length;
     const start = await t.box.handleCommand('start_recording', {}, api);
     assert.equal(start.ok, true);
-    await sleep(1200);
-    const tel = t.statuses.filter((s) => s.status === 'telemetry' && s.data.camera_id === 'cam0').at(-1)!;
+    await sleep(2000);
+    const samples = t.statuses.slice(before).filter((s) => s.status === 'telemetry' && s.data.camera_id === 'cam0');
+    const tel = samples.at(-1)!;
     await t.box.handleCommand('stop_recording', {}, api);
     assert.ok(Math.abs((tel.data.capture_fps as number) - 30) < 3, `capture fps ${tel.data.capture_fps}`);
-    assert.ok(typeof tel.data.record_fps === 'number' && Math.abs(tel.data.record_fps - 30) < 8, `record fps ${tel.data.record_fps}`);
+    // Each sample is the frames written since the one before (every 200 ms here). The start's pre-roll, written
+    // at once, and a catch-up after a stall on a loaded machine (a run saw 44.3) show as single high windows: the
+    // median of the windows after the first 600 ms is the steady rate.
+    const fps = samples.slice(3).map((s) => s.data.record_fps as number).sort((a, b) => a - b);
+    assert.ok(fps.length >= 5 && fps.every((f) => typeof f === 'number'), `record fps samples: ${fps.join(', ')}`);
+    assert.ok(Math.abs(fps[fps.length >> 1]! - 30) < 5, `record fps (median) ${fps.join(', ')}`);
     assert.ok(tel.data.frames_recorded !== null && (tel.data.frames_recorded as number) > 0, 'frames recorded');
     assert.equal(tel.data.frames_dropped, 0);
     assert.deepEqual(Object.keys(tel.data.queue_depth as object).sort(), ['bytes', 'frames']);
