@@ -104,7 +104,8 @@ process.stdin.once('data', async () => {
       await sleep(50);
     }
     const { worst } = JSON.parse(err.trim().split('\n').pop()!) as { worst: number };
-    assert.ok(worst < 50, `slowest log call ${worst.toFixed(1)} ms`);
+    // A blocking write never returns here; a call preempted on a loaded machine can take a scheduler slice or two.
+    assert.ok(worst < 250, `slowest log call ${worst.toFixed(1)} ms`);
     // Now read it all.
     child.stdin!.write('go\n');
     const { code, out } = await pipe.readToExit(child);
