@@ -171,6 +171,15 @@ process.exit(0);
       await sleep(50);
     }
     const url = (JSON.parse(out.split('\n').find((l) => l.includes('rigcam serving'))!) as { url: string }).url;
+    // The API serves before the camera is ready (READY waits for both).
+    for (;;) {
+      const st = (await (await fetch(new URL('/api/status', url))).json()) as { cameras?: Array<{ state?: string }> };
+      if (st.cameras?.length && st.cameras.every((c) => c.state === 'ready')) break;
+      if (Date.now() - t0 > 30_000) assert.fail(`camera not ready: ${JSON.stringify(st)}`);
+      out += pipe.read();
+      await sleep(50);
+    }
+    out += pipe.read();
     // The reader stops here.
     const post = async (p: string, body: unknown): Promise<{ ms: number; json: Record<string, unknown> }> => {
       const s = performance.now();
