@@ -63,8 +63,8 @@ describe('clock', () => {
     wallMonoPair();
     const nap = new Int32Array(new SharedArrayBuffer(4));
     // What a spun pair achieves on this machine now, as the baseline: a pair waited for by spinning the whole
-    // millisecond, from hrtime reads around Date.now()'s tick (on a quiet box ~0.2 µs; a run with two cores
-    // oversubscribed saw every read slow to ~40 µs).
+    // millisecond, from hrtime reads around Date.now()'s tick (on a quiet box ~0.2 µs; a run with the two cores
+    // oversubscribed made every pair ~20 µs wide).
     const spun = (): number => {
       const start = Date.now();
       let lo = process.hrtime.bigint();
@@ -77,7 +77,7 @@ describe('clock', () => {
     const reference: number[] = [];
     // A preempted spin widens any pair, whatever its phase (a CI run under parallel load saw 12 of 40 single tries
     // wider than 20 µs): each phase gets up to three single tries, made at that same phase, and keeps the narrowest.
-    // A phase the sleep gets wrong is wide every time.
+    // A pair wide for a reason of its own, not a preemption, is wide every time.
     const pairs = [];
     for (let i = 0; i < 40; i++) {
       const napMs = (i % 10) / 10 + Math.random() / 10; // 0–1 ms: every phase of the edge
