@@ -42,6 +42,14 @@ class ClientTest(unittest.TestCase):
 
         stopped = cls.box.wait_for("recording_stopped", stream=keep(events), timeout=60)
         cls.trial = {"started": started, "stopped": stopped, "seen": seen}
+        # The box hashes a recording's files once they are final, just after recording_stopped: a test that changed
+        # a file before that would have its change hashed as the original.
+        rec_id = stopped["data"]["recordings"][0]["recording_id"]
+        deadline = time.monotonic() + 30
+        while not {"video", "csv", "sidecar"} <= {f["kind"] for f in cls.box.checksums(rec_id)["files"]}:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no checksums for recording %d" % rec_id)
+            time.sleep(0.05)
 
     def rec_id(self):
         return self.trial["stopped"]["data"]["recordings"][0]["recording_id"]
