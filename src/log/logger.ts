@@ -25,6 +25,8 @@ export class BoundedFdWriter {
   private queue: string[] = [];
   private held = 0;
   private inFlight = false;
+  /** What is left of the write in flight while it waits for a retry after EAGAIN (on the event loop, not the pool). */
+  private retry: Buffer | null = null;
   private dropped = 0;
   private closed = false;
   /** Set at process exit: from then on lines are only queued, for flushSync. */
@@ -64,9 +66,10 @@ export class BoundedFdWriter {
 
   /**
    * What is queued, written synchronously (process exit), after the warning for lines dropped since the last write.
-   * A write still in flight is the thread pool's: with a reader that reads it ends within µs, so it gets 50 ms
-   * first (writing beside it would interleave the two, which a reader stalled at exit can still see; it also holds
-   * the exit until it reads, or systemd's stop timeout ends the process: the recordings are final by then).
+   * A write waiting for its EAGAIN retry goes first (its timer will not fire any more). A write still in the thread
+   * pool is the pool's: with a reader that reads it ends within µs, so it gets 50 ms first (writing beside it would
+   * interleave the two, which a reader stalled at exit can still see; it also holds the exit until it reads, or
+   * systemd's stop timeout ends the process: the recordings are final by then).
    */
   flushSync(): void {
     if (this.closed) return;
@@ -76,9 +79,11 @@ export class BoundedFdWriter {
       this.dropped = 0;
       this.onDropped(lines);
     }
-    if (!this.queue.length) return;
-    if (this.inFlight) Atomics.wait(exitNap, 0, 0, 50);
-    const buf = Buffer.from(this.queue.join(''));
+    const rest = this.retry;
+    if (!rest && !this.queue.length) return;
+    if (this.inFlight && !rest) Atomics.wait(exitNap, 0, 0, 50);
+    const buf = Buffer.concat([...(rest ? [rest] : []), Buffer.from(this.queue.join(''))]);
+    this.retry = null;
     this.queue = [];
     for (let off = 0, eagain = 0; off < buf.length; ) {
       try {
@@ -102,7 +107,13 @@ export class BoundedFdWriter {
     write(this.fd, buf, off, buf.length - off, null, (err, n) => {
       if (err) {
         // A non-blocking descriptor that is full: try again shortly (the lines stay held, and counted in the bound).
-        if (err.code === 'EAGAIN') return void setTimeout(() => this.send(buf, off), 10);
+        if (err.code === 'EAGAIN') {
+          this.retry = buf.subarray(off);
+          return void setTimeout(() => {
+            this.retry = null;
+            this.send(buf, off);
+          }, 10);
+        }
         // No reader any more (EPIPE) or a broken descriptor: logging stops here; nothing else depends on it.
         this.closed = true;
         this.queue = [];

@@ -156,6 +156,31 @@ process.exit(0);
     assert.equal(got.length + said[0]!.dropped_lines!, 50);
   });
 
+  it('a non-blocking stdout that is full at the exit: what waited for a retry is written too, in order', async (t) => {
+    const pipe = stallablePipe();
+    // process.stdout made non-blocking (as in rigcam serve): a write into the full pipe answers EAGAIN and the rest
+    // of its buffer waits for a retry on a timer, which never fires once the process is exiting.
+    const script = `import { BoundedFdWriter } from ${JSON.stringify(path.join(repoRoot, 'src/log/logger.ts'))};
+void process.stdout;
+const w = new BoundedFdWriter(1);
+for (let i = 0; i < 400; i++) w.write(JSON.stringify({ msg: 'line', i, pad: 'x'.repeat(400) }) + '\\n');
+setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0); }, 300);
+`;
+    const child = pipe.spawn(moduleScript(script), { stderr: 'pipe' });
+    t.after(() => void child.kill('SIGKILL'));
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    // ~170 KB against a 64 KiB pipe nobody reads until the child is in its exit.
+    while (!err.includes('exiting')) {
+      if (child.exitCode !== null) break;
+      await sleep(10);
+    }
+    const { code, out } = await pipe.readToExit(child);
+    assert.equal(code, 0, err);
+    const got = out.trim().split('\n').map((l) => (JSON.parse(l) as Line).i);
+    assert.deepEqual(got, Array.from({ length: 400 }, (_, i) => i));
+  });
+
   it('rigcam serve with its stdout unread: trials start and stop at once and record every frame; the lines come later', async (t) => {
     const dir = tmpDir();
     const cfg = path.join(dir, 'rigcam.yaml');
