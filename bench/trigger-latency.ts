@@ -6,9 +6,11 @@
  * Node server, timed to the end of its body). Two phases: a box in this process (so the start's fsync wait can be
  * read from its trial controller and "the rest" split off), then the release build in its own process, run as the
  * systemd unit runs it, its `recording_started` read from its SSE stream (CLOCK_MONOTONIC is one clock for both
- * processes): the goal rows. Run alone: node --import tsx bench/trigger-latency.ts
+ * processes): the goal rows, with the bare pty line again in the same minutes, and each start's time split by the
+ * scheduler's accounting of the service's threads (on a CPU, waiting for one). Run alone:
+ * node --import tsx bench/trigger-latency.ts
  */
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -146,16 +148,47 @@ class StatusStream {
 
 type Started = { mono_us: number; data: Record<string, unknown> };
 type WaitStatus = (status: string) => Promise<Started>;
+/** Called just before a trial sends its start and just after its recording_started arrives. */
+type Marks = { before(): void; after(): void };
+
+/**
+ * The scheduler's own accounting of each thread of a process, by thread id (µs): time on a CPU, and time runnable
+ * but waiting for one (the first two fields of /proc/<pid>/task/<tid>/schedstat).
+ */
+type ThreadTimes = Map<number, { onCpu: number; waiting: number }>;
+function threadTimes(pid: number): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      out.set(Number(tid), { onCpu: onCpu! / 1000, waiting: waiting! / 1000 });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** Between two readings: the main thread's time on a CPU and waiting for one, and all threads' waiting summed. */
+function threadDelta(a: ThreadTimes, b: ThreadTimes, pid: number): { mainOnCpu: number; mainWaiting: number; allWaiting: number } {
+  let allWaiting = 0;
+  for (const [tid, t] of b) allWaiting += t.waiting - (a.get(tid)?.waiting ?? 0);
+  const a0 = a.get(pid) ?? { onCpu: 0, waiting: 0 };
+  const b0 = b.get(pid) ?? a0;
+  return { mainOnCpu: b0.onCpu - a0.onCpu, mainWaiting: b0.waiting - a0.waiting, allWaiting };
+}
 
 /** One serial trial: START, its recording_started and OK reply, then STOP and its reply; the send time and the status. */
-async function serialTrial(port: LinePort, wait: WaitStatus, failures: string[], label: string): Promise<{ sentUs: number; m: Started }> {
+async function serialTrial(port: LinePort, wait: WaitStatus, failures: string[], label: string, marks?: Marks): Promise<{ sentUs: number; m: Started }> {
   // Each reply is waited for before its line is sent: over SSE the status can come after the reply, and a line
   // nobody waits for is dropped.
   const started = wait('recording_started');
   const replied = port.nextLine();
+  marks?.before();
   const sentUs = monoNowUs();
   port.write('START\r\n');
   const m = await started;
+  marks?.after();
   const reply = await replied;
   if (!reply.line.startsWith('OK START')) failures.push(`${label}serial: ${reply.line}`);
   const stopped = wait('recording_stopped');
@@ -167,10 +200,12 @@ async function serialTrial(port: LinePort, wait: WaitStatus, failures: string[],
 }
 
 /** One HTTP trial: start_recording, its recording_started and 200, then stop_recording; the send time and the status. */
-async function httpTrial(agent: http.Agent, url: string, wait: WaitStatus, failures: string[], label: string): Promise<{ sentUs: number; m: Started }> {
+async function httpTrial(agent: http.Agent, url: string, wait: WaitStatus, failures: string[], label: string, marks?: Marks): Promise<{ sentUs: number; m: Started }> {
   const started = wait('recording_started');
+  marks?.before();
   const r = post(agent, `${url}/api/commands`, { command: 'start_recording' });
   const m = await started;
+  marks?.after();
   const code = await r.done;
   if (code !== 200) failures.push(`${label}http start: ${code}`);
   const stop = post(agent, `${url}/api/commands`, { command: 'stop_recording' });
@@ -179,6 +214,15 @@ async function httpTrial(agent: http.Agent, url: string, wait: WaitStatus, failu
 }
 
 const GOAL_US = 5000;
+
+/** The five slowest samples with the matching entries of the other series, in ms. */
+const slowest = (lat: number[], with_: number[][]): string =>
+  lat
+    .map((us, i) => ({ us, i }))
+    .sort((a, b) => b.us - a.us)
+    .slice(0, 5)
+    .map(({ us, i }) => [us, ...with_.map((s) => s[i]!)].map((v) => fixed(v / 1000, 1)).join(' / '))
+    .join('; ');
 
 const pcts = (us: number[]): string => `${fixed(percentile(us, 50) / 1000, 2)} / ${fixed(percentile(us, 99) / 1000, 2)} ms`;
 
@@ -287,8 +331,17 @@ await runBench('trigger-latency', async (ctx) => {
     env: { RIGCAM_CONFIG: '' },
     extraYaml: ['serial:', '  enabled: true', `  path: ${relPty.linkA}`, '  max_lines_per_second: 100'].join('\n'),
   });
+  const relFloorPty = await startSocatPty(path.join(relDir, 'c'), path.join(relDir, 'd'));
   const relSerial: number[] = [];
   const relHttp: number[] = [];
+  const relSerialStamp: number[] = [];
+  const relHttpStamp: number[] = [];
+  const relSerialFloor: number[] = [];
+  const relBoth: number[] = [];
+  const relMainOnCpu: number[] = [];
+  const relWaitMain: number[] = [];
+  const relWaitAll: number[] = [];
+  const relWaitClient: number[] = [];
   try {
     const url = await svc.url;
     await camerasReady(url, 1);
@@ -297,37 +350,72 @@ await runBench('trigger-latency', async (ctx) => {
     const relAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     ctx.log(`release build: ${relTrials} serial and ${relTrials} HTTP trials`);
     const next: WaitStatus = (st) => events.next(st);
+    const pid = svc.child.pid!;
+    // Where each start's time went, by the scheduler's accounting: the service's main thread on a CPU or waiting
+    // for one (its other threads: the threadpool's fsyncs, V8's helpers), and this client's threads waiting.
+    let at: { svc: ThreadTimes; self: ThreadTimes } | null = null;
+    const marks: Marks = {
+      before: () => (at = { svc: threadTimes(pid), self: threadTimes(process.pid) }),
+      after: () => {
+        const d = threadDelta(at!.svc, threadTimes(pid), pid);
+        relMainOnCpu.push(d.mainOnCpu);
+        relWaitMain.push(d.mainWaiting);
+        relWaitAll.push(d.allWaiting);
+        relWaitClient.push(threadDelta(at!.self, threadTimes(process.pid), process.pid).allWaiting);
+      },
+    };
+    const floorA = await LinePort.open(relFloorPty.linkA);
+    const floorB = await LinePort.open(relFloorPty.linkB);
     for (let i = 0; i < relTrials; i++) {
-      const serial = await serialTrial(port, next, failures, 'release ');
+      const serial = await serialTrial(port, next, failures, 'release ', marks);
       relSerial.push(serial.m.mono_us - serial.sentUs);
+      relBoth.push(serial.m.mono_us - serial.sentUs);
+      relSerialStamp.push((serial.m.data.trigger_mono_us as number) - serial.sentUs);
       await sleep(5 + Math.random() * 30);
-      const web = await httpTrial(relAgent, url, next, failures, 'release ');
+      const web = await httpTrial(relAgent, url, next, failures, 'release ', marks);
       relHttp.push(web.m.mono_us - web.sentUs);
+      relBoth.push(web.m.mono_us - web.sentUs);
+      relHttpStamp.push((web.m.data.trigger_mono_us as number) - web.sentUs);
       await sleep(5 + Math.random() * 30);
+      // The bare pty line again, in the same minutes as the release's trials.
+      const line = floorB.nextLine();
+      const t0 = monoNowUs();
+      floorA.write('START\r\n');
+      relSerialFloor.push((await line).atUs - t0);
     }
     events.close();
     await port.close();
+    await floorA.close();
+    await floorB.close();
     relAgent.destroy();
   } finally {
     await svc.stop();
     await relPty.kill();
+    await relFloorPty.kill();
   }
   loads.push(loadAvg());
 
   const ratio = (a: number[], base: number[]): string => `${fixed(percentile(a, 50) / percentile(base, 50), 1)} / ${fixed(percentile(a, 99) / percentile(base, 99), 1)}`;
+  const notWaiting = relBoth.map((us, i) => us - relWaitMain[i]!);
   const rows: BenchRow[] = [
-    { bench: NAME, figure: `serial START → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relSerial), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(relSerial, serialFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relSerial, 99) < GOAL_US },
+    { bench: NAME, figure: `serial START → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relSerial), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relSerial, relSerialFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relSerial, 99) < GOAL_US },
     { bench: NAME, figure: `HTTP start → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relHttp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(relHttp, httpFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relHttp, 99) < GOAL_US },
+    { bench: NAME, figure: "  the service's main thread waiting for a CPU (run queue), both transports, p50 / p99", value: pcts(relWaitMain), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relWaitMain, relSerialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: "  the service's main thread on a CPU, both transports, p50 / p99", value: pcts(relMainOnCpu), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relMainOnCpu, relSerialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: "  latency minus the main thread's wait for a CPU, both transports, p50 / p99", value: pcts(notWaiting), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(notWaiting, relSerialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: 'trigger time stamped after the send, release build, serial p50 / p99', value: pcts(relSerialStamp), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relSerialStamp, relSerialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: 'trigger time stamped after the send, release build, HTTP p50 / p99', value: pcts(relHttpStamp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(relHttpStamp, httpFloor), goal: '—', ok: null },
     { bench: NAME, figure: `serial START → recording_started, in this process, p50 / p99 (${trials})`, value: pcts(serialLat), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(serialLat, serialFloor), goal: '—', ok: null },
     { bench: NAME, figure: `HTTP start → recording_started, in this process, p50 / p99 (${trials})`, value: pcts(httpLat), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(httpLat, httpFloor), goal: '—', ok: null },
     { bench: NAME, figure: "  of which: waiting for the start's fsyncs (sidecar, dir, WAL), p50 / p99", value: pcts(startSync), baseline: `${pcts(bareSync)} bare new file + dir fsync`, ratio: ratio(startSync, bareSync), goal: '—', ok: null },
     { bench: NAME, figure: '  the rest (both transports, latency minus those fsyncs), p50 / p99', value: pcts(restLat), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(restLat, httpFloor), goal: 'p99 < 5 ms', ok: percentile(restLat, 99) < GOAL_US },
-    { bench: NAME, figure: 'trigger time stamped after the send, serial p50 / p99', value: pcts(serialStamp), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(serialStamp, serialFloor), goal: '—', ok: null },
-    { bench: NAME, figure: 'trigger time stamped after the send, HTTP p50 / p99', value: pcts(httpStamp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(httpStamp, httpFloor), goal: '—', ok: null },
+    { bench: NAME, figure: 'trigger time stamped after the send, in this process, serial p50 / p99', value: pcts(serialStamp), baseline: `${pcts(serialFloor)} bare pty line`, ratio: ratio(serialStamp, serialFloor), goal: '—', ok: null },
+    { bench: NAME, figure: 'trigger time stamped after the send, in this process, HTTP p50 / p99', value: pcts(httpStamp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(httpStamp, httpFloor), goal: '—', ok: null },
   ];
   const notes = [
     `Load average (1/5/15 min) at start and every 50 trials: ${loads.join('; ')}. The fsyncs are the start's durability (the files and rows exist on disk before recording_started says so); their cost is the disk's, shown beside a bare new file's fsync measured in the same run.`,
     `max: serial ${fixed(Math.max(...serialLat) / 1000, 1)} ms, HTTP ${fixed(Math.max(...httpLat) / 1000, 1)} ms. The stamp is the trigger instant rigcam records (first byte of the line; arrival of the request) and places on the frame clock.`,
+    `release, per start, from just before the send to the status's arrival here (/proc/<pid>/task/*/schedstat): all the service's threads waiting for a CPU p50 / p99 ${pcts(relWaitAll)}, this client's ${pcts(relWaitClient)}. Slowest starts (latency; the main thread on a CPU, waiting for one; all threads waiting; the client waiting; ms): ${slowest(relBoth, [relMainOnCpu, relWaitMain, relWaitAll, relWaitClient])}.`,
     ...(failures.length ? [`failures: ${failures.slice(0, 5).join('; ')}`] : []),
   ];
   return { rows, notes };
