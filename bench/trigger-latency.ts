@@ -10,7 +10,7 @@
  * scheduler's accounting of the service's threads (on a CPU, waiting for one). Run alone:
  * node --import tsx bench/trigger-latency.ts
  */
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { SerialTrigger } from '../src/triggers/serial/serial-trigger.ts';
 import { serialBinding } from '../src/triggers/serial/hangup-safe-binding.ts';
 import type { TrialController } from '../src/runtime/trial-controller.ts';
 import { startSocatPty } from '../test/helpers/socat-pty.ts';
+import { threadDelta, threadTimes, type ThreadTimes } from './lib/proc-stat.ts';
 import { camerasReady, loadAvg, releaseFor, serveRelease } from './lib/release-serve.ts';
 import { startBenchBox } from './lib/bench-box.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
@@ -150,33 +151,6 @@ type Started = { mono_us: number; data: Record<string, unknown> };
 type WaitStatus = (status: string) => Promise<Started>;
 /** Called just before a trial sends its start and just after its recording_started arrives. */
 type Marks = { before(): void; after(): void };
-
-/**
- * The scheduler's own accounting of each thread of a process, by thread id (µs): time on a CPU, and time runnable
- * but waiting for one (the first two fields of /proc/<pid>/task/<tid>/schedstat).
- */
-type ThreadTimes = Map<number, { onCpu: number; waiting: number }>;
-function threadTimes(pid: number): ThreadTimes {
-  const out: ThreadTimes = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-      out.set(Number(tid), { onCpu: onCpu! / 1000, waiting: waiting! / 1000 });
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
-
-/** Between two readings: the main thread's time on a CPU and waiting for one, and all threads' waiting summed. */
-function threadDelta(a: ThreadTimes, b: ThreadTimes, pid: number): { mainOnCpu: number; mainWaiting: number; allWaiting: number } {
-  let allWaiting = 0;
-  for (const [tid, t] of b) allWaiting += t.waiting - (a.get(tid)?.waiting ?? 0);
-  const a0 = a.get(pid) ?? { onCpu: 0, waiting: 0 };
-  const b0 = b.get(pid) ?? a0;
-  return { mainOnCpu: b0.onCpu - a0.onCpu, mainWaiting: b0.waiting - a0.waiting, allWaiting };
-}
 
 /** One serial trial: START, its recording_started and OK reply, then STOP and its reply; the send time and the status. */
 async function serialTrial(port: LinePort, wait: WaitStatus, failures: string[], label: string, marks?: Marks): Promise<{ sentUs: number; m: Started }> {
