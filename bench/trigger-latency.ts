@@ -6,10 +6,12 @@
  * Node server, timed to the end of its body). Two phases: a box in this process (so the start's fsync wait can be
  * read from its trial controller and "the rest" split off), then the release build in its own process, run as the
  * systemd unit runs it, its `recording_started` read from its SSE stream (CLOCK_MONOTONIC is one clock for both
- * processes): the goal rows, with the bare pty line again in the same minutes, and each start's time split by the
- * scheduler's accounting of the service's threads (on a CPU, waiting for one). Run alone:
+ * processes): the goal rows, with the bare pty line again in the same minutes, the floor of a durable start beside
+ * them (a bare process that answers the line after making a trial's files and row durable, drivers/durable-start-
+ * floor), and each start's time split by the scheduler's accounting of the service's threads. Run alone:
  * node --import tsx bench/trigger-latency.ts
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +24,8 @@ import { serialBinding } from '../src/triggers/serial/hangup-safe-binding.ts';
 import type { TrialController } from '../src/runtime/trial-controller.ts';
 import { startSocatPty } from '../test/helpers/socat-pty.ts';
 import { threadDelta, threadTimes, type ThreadTimes } from './lib/proc-stat.ts';
-import { camerasReady, loadAvg, releaseFor, serveRelease } from './lib/release-serve.ts';
+import { buildForBench } from './lib/build-dist.ts';
+import { camerasReady, loadAvg, releaseFor, serveRelease, unitRuntime } from './lib/release-serve.ts';
 import { startBenchBox } from './lib/bench-box.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { fixed, percentile } from './lib/stats.ts';
@@ -168,6 +171,58 @@ class BarePtyLine {
   async close(): Promise<void> {
     await this.a.close();
     await this.b.close();
+  }
+}
+
+/**
+ * The durable start's floor (drivers/durable-start-floor): a bare Node process, run as the unit runs rigcam, that
+ * answers START over its own pty pair after making a trial's files and row durable. Timed from the write to the
+ * instant it would announce (its reply carries it), as rigcam's rows are timed to recording_started's stamp.
+ */
+class DurableStartFloor {
+  private constructor(
+    private readonly port: LinePort,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async open(script: string, pty: { linkA: string; linkB: string }, dir: string): Promise<DurableStartFloor> {
+    const unit = unitRuntime();
+    const child = spawn(process.execPath, [...unit.nodeArgs, script, pty.linkA, dir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...unit.env } });
+    // It says "ready" once its port is open: a line sent before would be lost.
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`the durable start floor exited ${code}`)));
+    });
+    const floor = new DurableStartFloor(await LinePort.open(pty.linkB), child);
+    await floor.timeUs(); // a first start, not counted (its code runs cold)
+    return floor;
+  }
+
+  private async stop(): Promise<void> {
+    const stopped = this.port.nextLine();
+    this.port.write('STOP\r\n');
+    const { line } = await stopped;
+    if (line !== 'OK STOP') throw new Error(`durable start floor: ${line}`);
+  }
+
+  async timeUs(): Promise<number> {
+    const reply = this.port.nextLine();
+    const t0 = monoNowUs();
+    this.port.write('START\r\n');
+    const { line } = await reply;
+    const m = /^OK START (\d+)$/.exec(line);
+    if (!m) throw new Error(`durable start floor: ${line}`);
+    await this.stop();
+    return Number(m[1]) - t0;
+  }
+
+  async close(): Promise<void> {
+    this.child.kill('SIGTERM');
+    await this.port.close();
   }
 }
 
@@ -325,6 +380,9 @@ await runBench('trigger-latency', async (ctx) => {
     extraYaml: ['serial:', '  enabled: true', `  path: ${relPty.linkA}`, '  max_lines_per_second: 100'].join('\n'),
   });
   const relFloorPty = await startSocatPty(path.join(relDir, 'c'), path.join(relDir, 'd'));
+  const durablePty = await startSocatPty(path.join(relDir, 'e'), path.join(relDir, 'f'));
+  const [floorJs] = buildForBench(ctx.tmpDir('floor-dist'), ['bench/drivers/durable-start-floor.ts']);
+  const relDurableFloor: number[] = [];
   const relSerial: number[] = [];
   const relHttp: number[] = [];
   const relSerialStamp: number[] = [];
@@ -334,6 +392,7 @@ await runBench('trigger-latency', async (ctx) => {
   const relWaitMain: number[] = [];
   const relWaitAll: number[] = [];
   const relWaitClient: number[] = [];
+  let durable: DurableStartFloor | null = null;
   try {
     const url = await svc.url;
     await camerasReady(url, 1);
@@ -357,6 +416,7 @@ await runBench('trigger-latency', async (ctx) => {
       },
     };
     const floorLine = await BarePtyLine.open(relFloorPty);
+    durable = await DurableStartFloor.open(floorJs!, durablePty, ctx.tmpDir('durable-floor'));
     for (let i = 0; i < relTrials; i++) {
       const serial = await serialTrial(port, next, failures, 'release ', marks);
       relSerial.push(serial.m.mono_us - serial.sentUs);
@@ -368,15 +428,19 @@ await runBench('trigger-latency', async (ctx) => {
       await sleep(5 + Math.random() * 30);
       // The bare pty line again, in the same minutes as the release's trials.
       relSerialFloor.push(await floorLine.timeUs());
+      // And the durable start's floor: the pty line plus the files and row a start must make durable.
+      relDurableFloor.push(await durable.timeUs());
     }
     events.close();
     await port.close();
     await floorLine.close();
     relAgent.destroy();
   } finally {
+    await durable?.close();
     await svc.stop();
     await relPty.kill();
     await relFloorPty.kill();
+    await durablePty.kill();
   }
   loads.push(loadAvg());
 
@@ -385,7 +449,8 @@ await runBench('trigger-latency', async (ctx) => {
   const relBoth = relSerial.flatMap((us, i) => [us, relHttp[i]!]);
   const notWaiting = relBoth.map((us, i) => us - relWaitMain[i]!);
   const rows: BenchRow[] = [
-    { bench: NAME, figure: `serial START → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relSerial), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relSerial, relSerialFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relSerial, 99) < GOAL_US },
+    { bench: NAME, figure: `serial START → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relSerial), baseline: `${pcts(relDurableFloor)} bare durable start`, ratio: ratio(relSerial, relDurableFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relSerial, 99) < GOAL_US },
+    { bench: NAME, figure: '  bare durable start: pty line, 3 files created, 1 WAL row, their fsyncs (floor), p50 / p99', value: pcts(relDurableFloor), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relDurableFloor, relSerialFloor), goal: '—', ok: null },
     { bench: NAME, figure: `HTTP start → recording_started, release build, p50 / p99 (${relTrials})`, value: pcts(relHttp), baseline: `${pcts(httpFloor)} bare node POST`, ratio: ratio(relHttp, httpFloor), goal: 'p99 < 5 ms', ok: !failures.length && percentile(relHttp, 99) < GOAL_US },
     { bench: NAME, figure: "  the service's main thread waiting for a CPU (run queue), both transports, p50 / p99", value: pcts(relWaitMain), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relWaitMain, relSerialFloor), goal: '—', ok: null },
     { bench: NAME, figure: "  the service's main thread on a CPU, both transports, p50 / p99", value: pcts(relMainOnCpu), baseline: `${pcts(relSerialFloor)} bare pty line`, ratio: ratio(relMainOnCpu, relSerialFloor), goal: '—', ok: null },
