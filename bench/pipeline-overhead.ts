@@ -25,7 +25,7 @@ import { testSourceSpec } from '../src/sources/test-source.ts';
 import { readTsFrames } from '../src/storage/reconcile.ts';
 import { buildForBench, REPO } from './lib/build-dist.ts';
 import { runBench, sleep, type BenchRow } from './lib/harness.ts';
-import { unitRuntime } from './lib/release-serve.ts';
+import { spawnAsUnit } from './lib/release-serve.ts';
 import { cpuSecondsOf } from './lib/proc-stat.ts';
 import { fixed } from './lib/stats.ts';
 
@@ -96,9 +96,6 @@ async function bare(dir: string, seconds: number, copy: boolean): Promise<Window
   }
 }
 
-/** rigcam's and the floors' node run with the unit's flags and environment: the CPU they cost is part of the figure. */
-const UNIT = unitRuntime();
-
 interface DriverOut {
   nodeCpuS: number;
   ffmpegCpuS: number;
@@ -108,10 +105,10 @@ interface DriverOut {
   idle?: { nodeCpuS: number; ffmpegCpuS: number; windowS: number } | null;
 }
 
-/** A compiled driver in its own process under plain node; its last stdout line is its JSON result. */
+/** A compiled driver in its own process, run as the unit runs rigcam (spawnAsUnit); its last stdout line is its JSON result. */
 function runDriver(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<DriverOut> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...UNIT.nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, ...UNIT.env } });
+    const p = spawnAsUnit(script, args, env);
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);

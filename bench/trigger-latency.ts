@@ -12,7 +12,8 @@
  * start after a second or more of capture alone, as a lab paces trials, against the floor paced alike). Run alone:
  * node --import tsx bench/trigger-latency.ts
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,7 +27,7 @@ import type { TrialController } from '../src/runtime/trial-controller.ts';
 import { startSocatPty } from '../test/helpers/socat-pty.ts';
 import { threadDelta, threadTimes, type ThreadTimes } from './lib/proc-stat.ts';
 import { buildForBench } from './lib/build-dist.ts';
-import { camerasReady, loadAvg, releaseFor, serveRelease, unitRuntime } from './lib/release-serve.ts';
+import { camerasReady, loadAvg, releaseFor, serveRelease, spawnAsUnit } from './lib/release-serve.ts';
 import { startBenchBox } from './lib/bench-box.ts';
 import { runBench, scaled, sleep, type BenchRow } from './lib/harness.ts';
 import { fixed, percentile } from './lib/stats.ts';
@@ -183,16 +184,15 @@ class BarePtyLine {
 class DurableStartFloor {
   private constructor(
     private readonly port: LinePort,
-    private readonly child: ChildProcess,
+    private readonly child: ChildProcessByStdio<null, Readable, null>,
   ) {}
 
   static async open(script: string, pty: { linkA: string; linkB: string }, dir: string): Promise<DurableStartFloor> {
-    const unit = unitRuntime();
-    const child = spawn(process.execPath, [...unit.nodeArgs, script, pty.linkA, dir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...unit.env } });
+    const child = spawnAsUnit(script, [pty.linkA, dir]);
     // It says "ready" once its port is open: a line sent before would be lost.
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         if (out.includes('ready\n')) resolve();
       });

@@ -28,7 +28,7 @@ db.exec('CREATE TABLE IF NOT EXISTS trials (id INTEGER PRIMARY KEY, number INTEG
 const insert = db.prepare('INSERT INTO trials (number, mono_us) VALUES (?, ?)');
 const fsyncAsync = promisify(fsync);
 
-/** fsync a path on the threadpool: open and close are µs on the loop, the fsync is the disk's. */
+/** fsync a path on the threadpool (as rigcam's storage/durable-file fsyncPath does, written out here: a floor uses nothing of rigcam's). */
 async function fsyncPath(p: string): Promise<void> {
   const fd = openSync(p, 'r');
   try {

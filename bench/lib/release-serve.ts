@@ -1,7 +1,8 @@
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { REPO } from './build-dist.ts';
 
 /**
@@ -117,6 +118,15 @@ export function unitRuntime(): { nodeArgs: string[]; env: Record<string, string>
     }
   const override = process.env.RIGCAM_BENCH_NODE_ARGS;
   return { nodeArgs: override !== undefined ? override.split(' ').filter(Boolean) : exec.slice(1, script), env };
+}
+
+/**
+ * A compiled benchmark driver (a floor, the overhead box) under plain node with the unit's flags and environment, so
+ * what it costs is measured as the service's would be; stdout piped (its result), stderr inherited.
+ */
+export function spawnAsUnit(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessByStdio<null, Readable, null> {
+  const unit = unitRuntime();
+  return spawn(process.execPath, [...unit.nodeArgs, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, ...unit.env } });
 }
 
 /** `rigcam serve` of a release on a fresh data dir, its `test` cameras as given, run as the unit runs it (unitRuntime). */
