@@ -13,7 +13,8 @@
  * alike; the load average is noted at each window. More figures explain the result: rigcam capturing without
  * recording, a bare Node process that only reads the source's pipe (the floor of any design that reads the stream
  * in Node; the floor ratio is rigcam's Node process while recording over it), and one that also appends what it
- * reads to a file (the floor of recording it from Node). Run alone: node --import tsx bench/pipeline-overhead.ts
+ * reads to a file, and one that records it as rigcam's data contract asks, the least of it (appends it, fdatasyncs it,
+ * finds and logs every frame into SQLite and CSV): drivers/pipe-floor.ts. Run alone: node --import tsx bench/pipeline-overhead.ts
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
@@ -116,8 +117,9 @@ function runDriver(script: string, args: string[], env: NodeJS.ProcessEnv = proc
   });
 }
 
-type Kind = 'bare' | 'rigcam' | 'floor' | 'floor-write' | 'copy-bare' | 'copy-rigcam';
-const ORDER: Kind[] = ['bare', 'rigcam', 'floor', 'floor-write', 'copy-bare', 'copy-rigcam', 'copy-rigcam', 'copy-bare', 'floor-write', 'floor', 'rigcam', 'bare'];
+type Kind = 'bare' | 'rigcam' | 'floor' | 'floor-write' | 'floor-record' | 'copy-bare' | 'copy-rigcam';
+const ORDER: Kind[] = ['bare', 'rigcam', 'floor', 'floor-write', 'floor-record', 'copy-bare', 'copy-rigcam', 'copy-rigcam', 'copy-bare', 'floor-record', 'floor-write', 'floor', 'rigcam', 'bare'];
+const FLOORS: Kind[] = ['floor', 'floor-write', 'floor-record'];
 
 await runBench('pipeline-overhead', async (ctx) => {
   const half = Math.max(5, Math.round(30 * ctx.scale));
@@ -135,12 +137,14 @@ await runBench('pipeline-overhead', async (ctx) => {
   let idle: DriverOut['idle'] = null;
   for (const kind of ORDER) {
     const load = loadavg()[0]!;
-    const short = kind === 'floor' || kind === 'floor-write';
+    const short = FLOORS.includes(kind);
     ctx.log(`${kind}: ${short ? side : half} s window (load average ${load.toFixed(2)})`);
     if (kind === 'bare' || kind === 'copy-bare') runs.push({ kind, load, w: await bare(dir, half, kind === 'copy-bare') });
     else if (short) {
-      const r = await runDriver(floorJs!, [String(side), ...dims, ...(kind === 'floor-write' ? [path.join(dir, `floor-${Date.now()}.ts`)] : [])]);
-      runs.push({ kind, load, w: { cpuS: r.nodeCpuS, nodeCpuS: r.nodeCpuS, ffmpegCpuS: r.ffmpegCpuS, windowS: r.windowS, fps: FPS, chunksPerS: r.chunksPerS } });
+      const mode = kind === 'floor-write' ? ['append', path.join(dir, `floor-${Date.now()}.ts`)] : kind === 'floor-record' ? ['record', ctx.tmpDir('floor-record')] : [];
+      const r = await runDriver(floorJs!, [String(side), ...dims, ...mode]);
+      // The recording floor counts the frames it logged: it must keep up like rigcam.
+      runs.push({ kind, load, w: { cpuS: r.nodeCpuS, nodeCpuS: r.nodeCpuS, ffmpegCpuS: r.ffmpegCpuS, windowS: r.windowS, fps: r.frames === undefined ? FPS : r.frames / r.windowS, chunksPerS: r.chunksPerS } });
     } else {
       // The first rigcam run also measures the box capturing without recording.
       const measureIdle = kind === 'rigcam' && !idle;
@@ -162,6 +166,7 @@ await runBench('pipeline-overhead', async (ctx) => {
   const idleNode = idle ? idle.nodeCpuS / idle.windowS : Number.NaN;
   const floorNode = rate('floor');
   const floorWriteNode = rate('floor-write');
+  const floorRecordNode = rate('floor-record');
   const per60 = (r: number): string => `${fixed(r * 60, 2)} CPU s`;
   const ratio = rigRate / bareRate;
   const copyRatio = copyRigRate / copyBareRate;
@@ -169,6 +174,7 @@ await runBench('pipeline-overhead', async (ctx) => {
   const baseline = `${per60(bareRate)} bare ffmpeg`;
   const copyBaseline = `${per60(copyBareRate)} bare ffmpeg -c copy`;
   const floorBaseline = `${per60(floorNode)} bare Node pipe read`;
+  const recordFloorBaseline = `${per60(floorRecordNode)} bare Node recording`;
   const rows: BenchRow[] = [
     { bench: NAME, figure: `CPU per 60 s recording, x264 (${2 * half} s measured per side)`, value: per60(rigRate), baseline, ratio: fixed(ratio, 3), goal: '≤ 1.05', ok: ratio <= 1.05 },
     { bench: NAME, figure: "  of which rigcam's Node process, recording", value: per60(nodeRate), baseline, ratio: `+${fixed(nodeRate / bareRate, 3)}`, goal: '—', ok: null },
@@ -179,12 +185,14 @@ await runBench('pipeline-overhead', async (ctx) => {
     { bench: NAME, figure: "  of which rigcam's Node process (copy)", value: per60(copyNodeRate), baseline: copyBaseline, ratio: `+${fixed(copyNodeRate / copyBareRate, 3)}`, goal: '—', ok: null },
     { bench: NAME, figure: 'Node process recording (x264) / floor', value: per60(nodeRate), baseline: floorBaseline, ratio: fixed(floorRatio, 2), goal: '≤ 1.5', ok: floorRatio <= 1.5 },
     { bench: NAME, figure: '  bare Node appending the pipe to a file / floor', value: per60(floorWriteNode), baseline: floorBaseline, ratio: fixed(floorWriteNode / floorNode, 2), goal: '—', ok: null },
+    { bench: NAME, figure: '  bare Node recording: appending, fdatasync 1/s, every frame found and logged (SQLite, CSV) / floor', value: per60(floorRecordNode), baseline: floorBaseline, ratio: fixed(floorRecordNode / floorNode, 2), goal: '—', ok: null },
+    { bench: NAME, figure: 'Node process recording (x264) / bare Node recording (recording floor)', value: per60(nodeRate), baseline: recordFloorBaseline, ratio: fixed(nodeRate / floorRecordNode, 2), goal: '—', ok: null },
   ];
   const notes = [
     `windows (CPU s / s, load average at start): ${runs.map((r) => `${r.kind} ${fixed(r.w.cpuS / r.w.windowS, 3)} (${fixed(r.load, 1)})`).join(', ')}.`,
     `ffmpeg CPU s/s: x264 bare (into a file) ${fixed(bareRate, 3)}, into the pipe of a bare Node reader ${fixed(rate('floor', (w) => w.ffmpegCpuS ?? 0), 3)}, into rigcam ${fixed(rigRate - nodeRate, 3)}; copy bare ${fixed(copyBareRate, 3)}, into rigcam ${fixed(copyRigRate - copyNodeRate, 3)}.`,
-    `frame rates: ${runs.filter((r) => r.kind !== 'floor').map((r) => `${r.kind} ${fixed(r.w.fps, 1)}`).join(', ')} fps (all must keep up with ${FPS}); the x264 source wrote ${fixed(runs.find((r) => r.kind === 'floor')?.w.chunksPerS ?? 0, 1)} pipe chunks/s.`,
-    `floor ffmpeg CPU s/s beside the appending reader: ${fixed(rate('floor-write', (w) => w.ffmpegCpuS ?? 0), 3)}.`,
+    `frame rates: ${runs.filter((r) => r.kind !== 'floor' && r.kind !== 'floor-write').map((r) => `${r.kind} ${fixed(r.w.fps, 1)}`).join(', ')} fps (all must keep up with ${FPS}); the x264 source wrote ${fixed(runs.find((r) => r.kind === 'floor')?.w.chunksPerS ?? 0, 1)} pipe chunks/s.`,
+    `floor ffmpeg CPU s/s beside the appending reader: ${fixed(rate('floor-write', (w) => w.ffmpegCpuS ?? 0), 3)}, beside the recording floor: ${fixed(rate('floor-record', (w) => w.ffmpegCpuS ?? 0), 3)}.`,
   ];
   return { rows, notes };
 });
