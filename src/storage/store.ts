@@ -446,12 +446,13 @@ export class Store {
    * writes the caller keeps and retries (frame rows), so a held lock costs the event loop nothing.
    */
   transactionNoWait<T>(fn: () => T): T {
-    const wait = this.db.pragma('busy_timeout', { simple: true }) as number;
-    this.db.pragma('busy_timeout = 0');
+    // Cached statements: db.pragma() prepares its statement on every call, three per frame flush.
+    const wait = this.q('PRAGMA busy_timeout').pluck().get() as number;
+    this.q('PRAGMA busy_timeout = 0').run();
     try {
       return this.db.transaction(fn)();
     } finally {
-      this.db.pragma(`busy_timeout = ${wait}`);
+      this.q(`PRAGMA busy_timeout = ${wait}`).run();
     }
   }
 

@@ -44,6 +44,7 @@ function workload(store: Store, round: number): void {
   store.frame(id, 2);
   [...store.framePts(id)];
   store.frameCount(id);
+  store.transactionNoWait(() => store.frameCount(id));
   store.finishReconciled(id, { framesInFile: 2, bytes: 200, reason: 'test' });
   store.recording(id);
   store.recordingByPath(`s1/r${round}.ts`);
@@ -72,6 +73,20 @@ describe('Store', () => {
     assert.equal(new Set(prepared).size, first, 'no statement prepared twice in the first pass');
     for (let round = 2; round <= 5; round++) workload(store, round);
     assert.equal(prepared.length, first, `later passes prepared again: ${prepared.slice(first).join(' | ')}`);
+    store.close();
+  });
+
+  it('transactionNoWait runs its work without a busy wait and restores the wait after, also when the work throws', () => {
+    const db = openDatabase(path.join(tmpDir(), 'rigcam.db'));
+    const store = new Store(db);
+    const wait = (): unknown => db.pragma('busy_timeout', { simple: true });
+    const before = wait();
+    assert.ok(typeof before === 'number' && before > 0, `rigcam's connection waits briefly for a lock: ${String(before)}`);
+    assert.equal(store.transactionNoWait(() => wait()), 0);
+    assert.equal(wait(), before);
+    db.pragma('busy_timeout = 7');
+    assert.throws(() => store.transactionNoWait(() => { throw new Error('boom'); }), /boom/);
+    assert.equal(wait(), 7, 'the wait in force before the call comes back, not a remembered one');
     store.close();
   });
 
