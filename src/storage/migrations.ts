@@ -47,18 +47,6 @@ function checksWithoutLists(db: Db): void {
  * Schema migrations, applied in order inside one transaction each. Never edit a shipped migration:
  * add a new one, because boxes in the field carry databases made by every earlier version.
  */
-/** Trigger SQL: move the session-document counter of trial `id` (an expression; nothing when NULL or `when` fails). */
-function bumpDoc(id: string, when = 'TRUE'): string {
-  return `INSERT INTO trial_doc_versions (trial_id, version) SELECT ${id}, 1 WHERE ${id} IS NOT NULL AND ${when}
-    ON CONFLICT (trial_id) DO UPDATE SET version = version + 1`;
-}
-
-/** Trigger SQL: move the session-document counter of the trial recording `id` belongs to, if any. */
-function bumpDocOfRecording(id: string): string {
-  return `INSERT INTO trial_doc_versions (trial_id, version) SELECT trial_id, 1 FROM recordings WHERE id = ${id} AND trial_id IS NOT NULL
-    ON CONFLICT (trial_id) DO UPDATE SET version = version + 1`;
-}
-
 export const migrations: ReadonlyArray<{ version: number; name: string; sql: string } | { version: number; name: string; run: (db: Db) => void }> = [
   {
     version: 1,
@@ -244,26 +232,5 @@ export const migrations: ReadonlyArray<{ version: number; name: string; sql: str
     version: 8,
     name: 'CHECK lists as ORs',
     run: checksWithoutLists,
-  },
-  {
-    version: 9,
-    name: 'session document versions',
-    // A counter per trial that every change to what session.json says of it moves: its row, its recordings, its
-    // events (markers) and its recordings' checksums. Kept by triggers, so no writer (this process, the CLI, a
-    // recovery) changes a trial without the session document seeing it; the document re-renders only the trials
-    // whose counter moved (issue 17: every rewrite read every trial of the session, O(n) garbage per trial).
-    sql: `
-      CREATE TABLE trial_doc_versions (trial_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
-      CREATE TRIGGER trials_doc_insert AFTER INSERT ON trials BEGIN ${bumpDoc('NEW.id')}; END;
-      CREATE TRIGGER trials_doc_update AFTER UPDATE ON trials BEGIN ${bumpDoc('NEW.id')}; END;
-      CREATE TRIGGER trials_doc_delete AFTER DELETE ON trials BEGIN DELETE FROM trial_doc_versions WHERE trial_id = OLD.id; END;
-      ${['recordings', 'events'].map((t) => `
-      CREATE TRIGGER ${t}_doc_insert AFTER INSERT ON ${t} BEGIN ${bumpDoc('NEW.trial_id')}; END;
-      CREATE TRIGGER ${t}_doc_update AFTER UPDATE ON ${t} BEGIN ${bumpDoc('NEW.trial_id')}; ${bumpDoc('OLD.trial_id', 'OLD.trial_id IS NOT NEW.trial_id')}; END;
-      CREATE TRIGGER ${t}_doc_delete AFTER DELETE ON ${t} BEGIN ${bumpDoc('OLD.trial_id')}; END;`).join('')}
-      CREATE TRIGGER checksums_doc_insert AFTER INSERT ON checksums BEGIN ${bumpDocOfRecording('NEW.recording_id')}; END;
-      CREATE TRIGGER checksums_doc_update AFTER UPDATE ON checksums BEGIN ${bumpDocOfRecording('NEW.recording_id')}; ${bumpDocOfRecording('OLD.recording_id')}; END;
-      CREATE TRIGGER checksums_doc_delete AFTER DELETE ON checksums BEGIN ${bumpDocOfRecording('OLD.recording_id')}; END;
-    `,
   },
 ];

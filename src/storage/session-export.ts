@@ -1,5 +1,4 @@
-import { statSync } from 'node:fs';
-import { readSidecar, sidecarPathFor, type Sidecar } from './sidecar.ts';
+import { readSidecar } from './sidecar.ts';
 import { underRoot } from './checksums.ts';
 import type { SessionRow, Store } from './store.ts';
 
@@ -15,45 +14,13 @@ function parseJson(text: string): unknown {
 }
 
 /**
- * What a rewrite of a session's document keeps of the last one (the runtime's extension holds one per session): per
- * trial its rendered JSON, the counter it was rendered at (Store.trialDocVersions) and the identity of each of its
- * recordings' sidecar files when read. A trial is rendered again when its counter moved or a sidecar changed (other
- * inode, size, mtime or ctime: sidecars are replaced by rename), so an unchanged trial costs an indexed row and a
- * stat per recording instead of its rows, sidecars and JSON.
- */
-export type SessionDocCache = Map<number, CachedTrial>;
-
-interface CachedTrial {
-  version: number;
-  sidecars: Array<{ file: string; stamp: SidecarStamp }>;
-  text: string;
-  /** The rewrite that last saw this trial: trials gone from the session are dropped after a rewrite. */
-  pass: number;
-}
-
-type SidecarStamp = readonly [ino: number, size: number, mtimeMs: number, ctimeMs: number] | null;
-
-function stampOf(file: string): SidecarStamp {
-  const st = statSync(file, { throwIfNoEntry: false });
-  return st ? [st.ino, st.size, st.mtimeMs, st.ctimeMs] : null;
-}
-
-const sameStamp = (a: SidecarStamp, b: SidecarStamp): boolean => a === b || (a !== null && b !== null && a.every((v, i) => v === b[i]));
-
-/** Trials per version query. */
-const PAGE = 100;
-let passes = 0;
-
-/**
  * The session document: the session, its trials (labels, metadata, markers) and per recording its sidecar's summary
  * and the SHA-256 of its files (paths relative to the recordings root, which is also how a session's tar names
  * them), so a session folder copied off the box says everything the database knew about it.
  * Produced as JSON text a few trials at a time: a session of hundreds of trials and tens of thousands of markers is
- * written with turns of the event loop between the parts (callers yield between them), never in one block; at most
- * `trialsPerPart` trials are rendered per part (trials reused from `cache` cost next to nothing).
+ * written with turns of the event loop between the parts (callers yield between them), never in one block.
  */
-export function* sessionDocumentParts(store: Store, root: string, s: SessionRow, trialsPerPart = 5, cache: SessionDocCache = new Map()): Generator<string> {
-  const pass = ++passes;
+export function* sessionDocumentParts(store: Store, root: string, s: SessionRow, trialsPerPart = 5): Generator<string> {
   const head = {
     format: 'rigcam-session/1',
     written_at: new Date().toISOString(),
@@ -62,48 +29,13 @@ export function* sessionDocumentParts(store: Store, root: string, s: SessionRow,
   yield JSON.stringify(head, null, 2).replace(/\n}$/, ',\n  "trials": [');
   let after = 0;
   let first = true;
-  const sep = (): string => (first ? ((first = false), '\n') : ',\n');
   for (;;) {
-    const page = store.trialDocVersions(s.id, after, PAGE);
-    if (!page.length) break;
-    after = page.at(-1)!.number;
-    // Stamped before anything is read: a change racing the rewrite leaves an older stamp, so the next one renders again.
-    const fresh = page.map((t) => {
-      const c = cache.get(t.id);
-      return c !== undefined && c.version === t.version && c.sidecars.every((f) => sameStamp(f.stamp, stampOf(f.file)));
-    });
-    for (let i = 0; i < page.length; ) {
-      let out = '';
-      for (; i < page.length && fresh[i]; i++) {
-        const c = cache.get(page[i]!.id)!;
-        c.pass = pass;
-        out += sep() + c.text;
-      }
-      const stale: Array<{ id: number; version: number }> = [];
-      for (; i < page.length && !fresh[i] && stale.length < trialsPerPart; i++) stale.push(page[i]!);
-      for (const t of renderTrials(store, root, stale)) {
-        cache.set(t.id, { ...t, pass });
-        out += sep() + t.text;
-      }
-      yield out;
-    }
-    if (page.length < PAGE) break;
-  }
-  for (const [id, c] of cache) if (c.pass !== pass) cache.delete(id);
-  yield '\n  ]\n}\n';
-}
-
-/** Trials as the document shows them, each one line of JSON, with what its rendering depended on. */
-function renderTrials(store: Store, root: string, list: ReadonlyArray<{ id: number; version: number }>): Array<Omit<CachedTrial, 'pass'> & { id: number }> {
-  if (!list.length) return [];
-  const { markers, recordings } = store.trialDetails(list.map((t) => t.id));
-  const sums = store.checksumsOfMany([...recordings.values()].flat().map((r) => r.id));
-  const out: Array<Omit<CachedTrial, 'pass'> & { id: number }> = [];
-  for (const { id, version } of list) {
-    const t = store.trial(id);
-    if (!t) continue; // deleted since the page was read
-    const sidecars: CachedTrial['sidecars'] = [];
-    const view = {
+    const { trials } = store.trialsPage(s.id, after, trialsPerPart);
+    if (!trials.length) break;
+    after = trials.at(-1)!.number;
+    const { markers, recordings } = store.trialDetails(trials.map((t) => t.id));
+    const sums = store.checksumsOfMany([...recordings.values()].flat().map((r) => r.id));
+    const views = trials.map((t) => ({
       number: t.number,
       label: t.label,
       state: t.state,
@@ -119,12 +51,7 @@ function renderTrials(store: Store, root: string, list: ReadonlyArray<{ id: numb
       markers: (markers.get(t.id) ?? []).map((m) => ({ label: m.name, mono_us: m.mono_us, source: m.source })),
       recordings: (recordings.get(t.id) ?? []).map((r) => {
         const video = underRoot(root, r.path);
-        let sc: Sidecar | null = null;
-        if (video) {
-          const file = sidecarPathFor(video);
-          sidecars.push({ file, stamp: stampOf(file) });
-          sc = readSidecar(video);
-        }
+        const sc = video ? readSidecar(video) : null;
         return {
           id: r.id,
           camera_id: r.camera_id,
@@ -146,10 +73,11 @@ function renderTrials(store: Store, root: string, list: ReadonlyArray<{ id: numb
           checksums: (sums.get(r.id) ?? []).map((c) => ({ kind: c.kind, path: c.path, bytes: c.bytes, sha256: c.sha256 })),
         };
       }),
-    };
-    out.push({ id, version, sidecars, text: JSON.stringify(view) });
+    }));
+    yield views.map((v) => (first ? '\n' : ',\n') + (first = false, JSON.stringify(v))).join('');
+    if (trials.length < trialsPerPart) break;
   }
-  return out;
+  yield '\n  ]\n}\n';
 }
 
 /** The whole document as text, built part by part with a turn of the event loop between parts. */

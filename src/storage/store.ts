@@ -560,17 +560,6 @@ export class Store {
     return { trials, total };
   }
 
-  /**
-   * A page of a session's trials, each with its session-document counter (migration 9's triggers move it on every
-   * change to the trial, its recordings, markers or checksums): which trials session.json must render again.
-   */
-  trialDocVersions(sessionId: number, afterNumber: number, limit: number): Array<{ id: number; number: number; version: number }> {
-    return this.q(
-      `SELECT t.id, t.number, ifnull(v.version, 0) AS version FROM trials t LEFT JOIN trial_doc_versions v ON v.trial_id = t.id
-       WHERE t.session_id = ? AND t.number > ? ORDER BY t.number LIMIT ?`,
-    ).all(sessionId, afterNumber, limit) as Array<{ id: number; number: number; version: number }>;
-  }
-
   /** The markers and recordings of a set of trials: indexed lookups per trial, on statements prepared once. */
   trialDetails(trialIds: readonly number[]): { markers: Map<number, MarkerRow[]>; recordings: Map<number, RecordingRow[]> } {
     const markers = new Map<number, MarkerRow[]>();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
 import { insideRoot } from '../../recording/paths.ts';
-import { SESSION_DOC, sessionDocumentParts, type SessionDocCache } from '../../storage/session-export.ts';
+import { SESSION_DOC, sessionDocumentParts } from '../../storage/session-export.ts';
 import { replaceFileAsync } from '../../storage/durable-file.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
@@ -13,8 +13,6 @@ import type { Extension } from './extension.ts';
 /** At least this long between rewrites, and at least COST_FACTOR × the last rewrite's duration. */
 const MIN_INTERVAL_MS = 1000;
 const COST_FACTOR = 20;
-/** Sessions whose rendered trials are kept between rewrites: the open one and the one before (its late checksums). */
-const CACHED_SESSIONS = 2;
 
 /**
  * Keeps `<root>/<session>/session.json` (storage/session-export) current: rewritten atomically (a temporary file
@@ -23,8 +21,7 @@ const CACHED_SESSIONS = 2;
  * as long as the last one took, which keeps a long session's document under ~5 % of the box's time (a 1000-trial
  * session rewritten after every trial cost O(n²) work and tens of MiB of garbage strings; issue 17). The document is
  * streamed to the file one trial at a time, between turns of the event loop, never held whole; its fsyncs run on the
- * threadpool. A rewrite renders again only the trials that changed since the last (the rest is kept, per session,
- * for the last two sessions written). Stopping (shutdown) writes what is pending at once.
+ * threadpool. Stopping (shutdown) writes what is pending at once.
  */
 export class SessionExportExtension implements Extension {
   readonly name = 'session-export';
@@ -36,8 +33,6 @@ export class SessionExportExtension implements Extension {
   /** Ends the wait before a pending rewrite (stop). */
   private wake: (() => void) | null = null;
   private queue: Promise<void> = Promise.resolve();
-  /** Per session, its trials as last rendered (storage/session-export): a rewrite renders only what changed. */
-  private readonly caches = new Map<number, SessionDocCache>();
   private readonly onStopped = (s: RecordingSummary[]): void => {
     for (const r of s) this.markRecording(r.recordingId);
   };
@@ -95,21 +90,13 @@ export class SessionExportExtension implements Extension {
     });
   }
 
-  private cacheOf(sessionId: number): SessionDocCache {
-    const cache: SessionDocCache = this.caches.get(sessionId) ?? new Map();
-    this.caches.delete(sessionId); // most recently used last
-    this.caches.set(sessionId, cache);
-    for (const id of this.caches.keys()) if (this.caches.size > CACHED_SESSIONS) this.caches.delete(id);
-    return cache;
-  }
-
   private async write(sessionId: number): Promise<void> {
     try {
       const s = this.o.store.session(sessionId);
       if (!s) return;
       const dir = insideRoot(this.o.root, s.name);
       if (!existsSync(dir)) return; // no trial has made its folder yet
-      await replaceFileAsync(path.join(dir, SESSION_DOC), sessionDocumentParts(this.o.store, this.o.root, s, 1, this.cacheOf(sessionId)));
+      await replaceFileAsync(path.join(dir, SESSION_DOC), sessionDocumentParts(this.o.store, this.o.root, s, 1));
     } catch (err) {
       this.o.log.error({ session: sessionId, err: (err as Error).message }, 'session.json not written');
     }
