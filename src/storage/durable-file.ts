@@ -83,15 +83,19 @@ export function replaceFile(file: string, text: string): void {
  * replaceFile through the threadpool: the same steps (exclusive temporary file, fsync, rename, directory fsync)
  * without holding the event loop for the fsyncs, which take 1–15 ms each here and more on an SD card. For writes
  * made while triggers may arrive (a trigger's arrival is stamped on the loop): the sidecar at a stop, session.json.
+ * Resolves to the bytes written.
  */
-export async function replaceFileAsync(file: string, content: string | Iterable<string>): Promise<void> {
+export async function replaceFileAsync(file: string, content: string | Iterable<string>): Promise<number> {
   const tmp = `${file}.tmp-${process.pid}`;
   await unlink(tmp).catch(() => undefined); // left by an earlier crash of a process with this pid
+  let bytes: number;
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      if (typeof content === 'string') await fh.writeFile(content);
-      else await writeParts(fh, content);
+      if (typeof content === 'string') {
+        await fh.writeFile(content);
+        bytes = Buffer.byteLength(content);
+      } else bytes = await writeParts(fh, content);
       await fh.sync();
     } finally {
       await fh.close();
@@ -102,18 +106,21 @@ export async function replaceFileAsync(file: string, content: string | Iterable<
     throw err;
   }
   await fsyncPath(path.dirname(file)).catch(() => undefined); // some filesystems refuse fsync on directories
+  return bytes;
 }
 
 /**
  * A document made part by part (a generator doing a little work per part): each part is made in its own turn of the
  * event loop, and the text goes out in writes of about 64 KiB, so the whole is never held at once.
  */
-async function writeParts(fh: FileHandle, parts: Iterable<string>): Promise<void> {
+async function writeParts(fh: FileHandle, parts: Iterable<string>): Promise<number> {
   let pending = '';
+  let total = 0;
   const flush = async (): Promise<void> => {
     const b = Buffer.from(pending);
     pending = '';
     for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+    total += b.length;
   };
   for (const part of parts) {
     pending += part;
@@ -121,5 +128,6 @@ async function writeParts(fh: FileHandle, parts: Iterable<string>): Promise<void
     else await new Promise((r) => setImmediate(r));
   }
   if (pending) await flush();
+  return total;
 }
 

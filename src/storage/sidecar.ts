@@ -101,8 +101,8 @@ export function replaceSidecar(file: string, s: Sidecar): void {
 }
 
 /** replaceSidecar through the threadpool (see replaceFileAsync). */
-export function replaceSidecarAsync(file: string, s: Sidecar): Promise<void> {
-  return replaceFileAsync(file, JSON.stringify(s, null, 2) + '\n');
+export async function replaceSidecarAsync(file: string, s: Sidecar): Promise<void> {
+  await replaceFileAsync(file, JSON.stringify(s, null, 2) + '\n');
 }
 
 /** The sidecar of a video, or null when there is none or it does not parse (then the files alone are used). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -123,6 +123,52 @@ describe('session export under a burst of trials', () => {
         assert.deepEqual(doc!.trials.flatMap((t) => t.recordings.map((r) => r.id)), ids);
         for (const t of doc!.trials) for (const r of t.recordings) assert.equal(r.checksums.length, 3, `trial ${t.number}: checksums`);
         assert.ok(rewrites >= 1 && rewrites < n, `${rewrites} rewrites for ${n} trials (each trial used to cost two)`);
+      } finally {
+        watcher.close();
+      }
+    } finally {
+      await b.close();
+    }
+  });
+});
+
+describe('session export of a large session', () => {
+  it('spaces rewrites so that they write at most 64 KiB/s on average, and still ends with every trial', async () => {
+    const b = await startHttpBox({});
+    try {
+      const session = 'large';
+      const trial = async (): Promise<void> => {
+        assert.equal((await b.api('/api/trials/start', { json: { session } })).status, 200);
+        await sleep(150);
+        assert.equal((await b.api('/api/trials/stop', { json: {} })).status, 200);
+      };
+      await trial(); // makes the session's folder
+      const s = b.store.sessionByName(session)!;
+      // 40 trials of 8 KB labels: a document of ~330 KB, ~5 s of the rate.
+      for (let i = 0; i < 40; i++) {
+        const t = b.store.createTrial({ sessionId: s.id, number: b.store.nextTrialNumber(s.id), label: `${i}`.padEnd(8000, 'x'), triggerSource: 'api', triggerMonoUs: i });
+        b.store.setTrialState(t.id, 'complete');
+      }
+      const dir = path.join(b.root, session);
+      const doc = path.join(dir, 'session.json');
+      const rewrites: Array<{ at: number; bytes: number }> = [];
+      const watcher = watch(dir, (_event, name) => {
+        if (name !== 'session.json' || !existsSync(doc)) return;
+        const bytes = statSync(doc).size;
+        if (rewrites.at(-1)?.bytes !== bytes) rewrites.push({ at: performance.now(), bytes });
+      });
+      try {
+        const end = performance.now() + 9000;
+        while (performance.now() < end) await trial(); // each trial changes the document: every rewrite is bigger
+        const trials = b.store.trialsPage(s.id, 0, 1000).trials.length;
+        for (let i = 0; i < 200 && (JSON.parse(readFileSync(doc, 'utf8')) as Doc).trials.length !== trials; i++) await sleep(100);
+        assert.equal((JSON.parse(readFileSync(doc, 'utf8')) as Doc).trials.length, trials, 'the last rewrite has every trial');
+        const big = rewrites.filter((r) => r.bytes > 300_000);
+        assert.ok(big.length >= 2, `rewrites of the large document: ${JSON.stringify(rewrites)}`);
+        for (let i = 1; i < big.length; i++) {
+          const gapS = (big[i]!.at - big[i - 1]!.at) / 1000;
+          assert.ok(gapS >= (0.9 * big[i - 1]!.bytes) / 65536, `rewrite ${i}: ${gapS.toFixed(2)} s after one of ${big[i - 1]!.bytes} bytes`);
+        }
       } finally {
         watcher.close();
       }

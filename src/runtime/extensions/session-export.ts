@@ -10,16 +10,22 @@ import type { EventBus } from '../event-bus.ts';
 import type { StatusMessage } from '../status.ts';
 import type { Extension } from './extension.ts';
 
-/** At least this long between rewrites, and at least COST_FACTOR × the last rewrite's duration. */
+/**
+ * At least this long between rewrites, at least COST_FACTOR × the last rewrite's duration, and long enough that the
+ * rewrites write at most DOC_BYTES_PER_S on average.
+ */
 const MIN_INTERVAL_MS = 1000;
 const COST_FACTOR = 20;
+const DOC_BYTES_PER_S = 64 * 1024;
 
 /**
  * Keeps `<root>/<session>/session.json` (storage/session-export) current: rewritten atomically (a temporary file
  * created exclusively, fsync, rename) after every trial and again once its recordings' checksums are in.
- * A rewrite reads the whole session, so rewrites are coalesced: the next waits at least a second and at least 20 ×
- * as long as the last one took, which keeps a long session's document under ~5 % of the box's time (a 1000-trial
- * session rewritten after every trial cost O(n²) work and tens of MiB of garbage strings; issue 17). The document is
+ * A rewrite reads and writes the whole session, so rewrites are coalesced: the next waits at least a second, at
+ * least 20 × as long as the last one took, which keeps a long session's document under ~5 % of the box's time (a
+ * 1000-trial session rewritten after every trial cost O(n²) work and tens of MiB of garbage strings; issue 17), and
+ * long enough to average 64 KiB/s of writes at most (a 1000-trial document is ~2 MB: rewritten every second, 170 GB
+ * a day on the SD card, and the garbage of its reads kept the service's heap growing with the session). The document is
  * streamed to the file one trial at a time, between turns of the event loop, never held whole; its fsyncs run on the
  * threadpool. Stopping (shutdown) writes what is pending at once.
  */
@@ -85,20 +91,23 @@ export class SessionExportExtension implements Extension {
       const ids = [...this.dirty];
       this.dirty.clear();
       const t0 = Date.now();
-      for (const id of ids) await this.write(id);
-      this.nextAt = Date.now() + Math.max(MIN_INTERVAL_MS, COST_FACTOR * (Date.now() - t0));
+      let bytes = 0;
+      for (const id of ids) bytes += await this.write(id);
+      this.nextAt = Date.now() + Math.max(MIN_INTERVAL_MS, COST_FACTOR * (Date.now() - t0), (1000 * bytes) / DOC_BYTES_PER_S);
     });
   }
 
-  private async write(sessionId: number): Promise<void> {
+  /** The session's document rewritten; the bytes written (0 when nothing was). */
+  private async write(sessionId: number): Promise<number> {
     try {
       const s = this.o.store.session(sessionId);
-      if (!s) return;
+      if (!s) return 0;
       const dir = insideRoot(this.o.root, s.name);
-      if (!existsSync(dir)) return; // no trial has made its folder yet
-      await replaceFileAsync(path.join(dir, SESSION_DOC), sessionDocumentParts(this.o.store, this.o.root, s, 1));
+      if (!existsSync(dir)) return 0; // no trial has made its folder yet
+      return await replaceFileAsync(path.join(dir, SESSION_DOC), sessionDocumentParts(this.o.store, this.o.root, s, 1));
     } catch (err) {
       this.o.log.error({ session: sessionId, err: (err as Error).message }, 'session.json not written');
+      return 0;
     }
   }
 }
