@@ -8,13 +8,9 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startHttp } from '../../src/api/server.ts';
-import { parseConfig, recordingsRoot } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
-import { openStoreWithRecovery } from '../../src/storage/open-store.ts';
+import { command, startBenchBox } from '../lib/bench-box.ts';
 
 const [dir, secondsArg, topArg] = process.argv.slice(2);
 if (!dir || !secondsArg) throw new Error('usage: alloc-probe <dir> <seconds> [top]');
@@ -22,18 +18,14 @@ const seconds = Number(secondsArg);
 const top = Number(topArg ?? 25);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const config = parseConfig({
-  data_dir: dir,
-  cameras: [0, 1].map((i) => ({ id: `cam${i}`, source: 'test', width: 640, height: 480, fps: 30 })),
-  http: { host: '127.0.0.1', port: 0 },
+// Logging at info to a file, as the service logs.
+const b = await startBenchBox({
+  dir,
+  cameras: [0, 1].map((i) => ({ id: `cam${i}`, width: 640, height: 480, fps: 30 })),
+  http: true,
+  log: createLogger({ destination: createWriteStream(path.join(dir, 'rigcam.log')) }),
 });
-const log = createLogger({ destination: createWriteStream(path.join(dir, 'rigcam.log')) });
-const root = recordingsRoot(config);
-const { store } = await openStoreWithRecovery(path.join(dir, 'rigcam.db'), root, log);
-const box = new BoxRuntime({ config, store, log, root });
-const server = await startHttp({ config, box, store, root, log });
-await box.initialize();
-const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+const url = b.url!;
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -72,16 +64,11 @@ function print(name: string, sites: Map<string, number>): void {
   for (const [k, v] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${(v / seconds / 1024).toFixed(1).padStart(8)} KiB/s  ${k}\n`);
 }
 
-async function command(name: string, payload: Record<string, unknown> = {}): Promise<void> {
-  const r = await box.handleCommand(name, payload, { source: 'cli' });
-  if (!r.ok) throw new Error(`${name}: ${r.error}`);
-}
-
 await sleep(3000);
-await command('start_recording', { session: 'soak' });
+await command(b, 'start_recording', { session: 'soak' });
 await sleep(3000);
 print('one trial recording', await sampled(() => sleep(seconds * 1000)));
-await command('stop_recording');
+await command(b, 'stop_recording');
 
 // The client in its own process, as the memory benchmark drives the service.
 const client = `const url = ${JSON.stringify(url)}; const end = Date.now() + ${seconds * 1000}; let n = 0;
@@ -99,8 +86,5 @@ await run(); // warm-up: the session already holds trials when the window starts
 const warmUp = trials.trim();
 const sites = await sampled(run);
 print(`back-to-back trials (${warmUp} in the warm-up, ${trials.trim()} in the window)`, sites);
-await box.shutdown();
-server.close();
-server.closeAllConnections();
-store.close();
+await b.close();
 process.exit(0);
