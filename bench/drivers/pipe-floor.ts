@@ -104,11 +104,6 @@ class FloorRecorder {
     if (this.open) this.open.bytes += 188;
   }
 
-  private committedRows = 0;
-  committed(): number {
-    return this.committedRows;
-  }
-
   private flush(): void {
     const rows = this.rows;
     if (!rows.length) return;
@@ -116,7 +111,6 @@ class FloorRecorder {
     this.db.transaction(() => {
       for (const r of rows) this.insert.run(r.index, r.captureUs, r.wallUs, r.intervalUs, r.pts, r.keyframe, r.bytes);
     })();
-    this.committedRows += rows.length;
     const csv = rows.map((r) => `${r.index},${r.captureUs},${r.wallUs},${r.intervalUs ?? ''},${r.pts},${r.keyframe},${r.bytes}\n`).join('');
     write(this.csvFd, csv, () => undefined);
   }
@@ -150,6 +144,6 @@ const ffmpegCpuS = cpuSecondsOf(p.pid!) - f0;
 const windowS = (performance.now() - t0) / 1000;
 const frames = recorder ? recorder.frames - fr0 : undefined;
 p.kill('SIGTERM');
-process.stdout.write(`${JSON.stringify({ nodeCpuS, ffmpegCpuS, windowS, chunksPerS: (chunks - c0) / windowS, frames, rows: recorder?.committed() })}\n`);
+process.stdout.write(`${JSON.stringify({ nodeCpuS, ffmpegCpuS, windowS, chunksPerS: (chunks - c0) / windowS, frames })}\n`);
 process.exit(0);
 
