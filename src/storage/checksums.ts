@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { sidecarPathFor } from './sidecar.ts';
 import type { ChecksumKind, ChecksumRow, RecordingRow, Store } from './store.ts';
@@ -13,20 +13,29 @@ import type { ChecksumKind, ChecksumRow, RecordingRow, Store } from './store.ts'
 /** Read size of a hash: 256 KiB is about 1 ms of SHA-256 on a Pi 4 core, so the event loop is never held long. */
 const CHUNK = 256 * 1024;
 
-/** The file's SHA-256 (hex) and size, streamed. */
-export function sha256File(file: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
-  return new Promise((resolve, reject) => {
+/**
+ * The file's SHA-256 (hex) and size, read in CHUNK steps into one buffer sized to the file. A read stream would
+ * allocate a fresh CHUNK buffer per read (and one more for the end), each freed only when the collector gets to it:
+ * a long recording's hash piled up MiBs of them, and every short trial's three files cost 1.5 MiB each (issue 17).
+ */
+export async function sha256File(file: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
+  signal?.throwIfAborted();
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, (await fh.stat()).size)));
     const h = createHash('sha256');
     let bytes = 0;
-    const s = createReadStream(file, { highWaterMark: CHUNK, ...(signal ? { signal } : {}) });
-    s.on('data', (d) => {
-      const b = d as Buffer;
-      bytes += b.length;
-      h.update(b);
-    });
-    s.once('error', reject);
-    s.once('end', () => resolve({ sha256: h.digest('hex'), bytes }));
-  });
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      signal?.throwIfAborted();
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead)); // hashed before the next read reuses the buffer
+      bytes += bytesRead;
+    }
+    return { sha256: h.digest('hex'), bytes };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The files of a recording that are hashed, by kind, relative to the recordings root (as the database stores them). */

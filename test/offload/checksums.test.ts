@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
@@ -227,6 +227,55 @@ describe('checksums for adopted recordings and off the frame path', () => {
     // turn of ours hashes 256 KiB. Bounds are relative: on this shared machine the scheduler alone pauses us ~100 ms.
     assert.ok(turns >= 50, `only ${turns} timer turns ran while hashing for ${ms.toFixed(0)} ms`);
     assert.ok(maxMs < ms / 4, `event loop held ${maxMs.toFixed(1)} ms of a ${ms.toFixed(0)} ms hash`);
+    writeFileSync(file, '');
+  });
+
+  it('hashing reads into one buffer sized to the file, not a new buffer per read', async () => {
+    const dir = tmpDir('rigcam-hashbuf-');
+    const big = path.join(dir, 'long.ts');
+    const small = path.join(dir, 'short.csv');
+    const fd = openSync(big, 'w');
+    for (let i = 0; i < 8; i++) writeSync(fd, Buffer.alloc(4 * 1024 * 1024, i));
+    closeSync(fd);
+    writeFileSync(small, 'x'.repeat(10_000));
+    // Buffers live outside V8's heap and are freed only when the collector finds them; what a hash leaves behind
+    // shows as process.memoryUsage().arrayBuffers until then (a read stream: 256 KiB per read, 128 reads here).
+    const grows = async (file: string): Promise<number> => {
+      const base = process.memoryUsage().arrayBuffers;
+      let peak = base;
+      let on = true;
+      const sample = (): void => {
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+        if (on) setImmediate(sample);
+      };
+      setImmediate(sample);
+      const r = await sha256File(file);
+      on = false;
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      assert.equal(r.sha256, sha256sum(file));
+      assert.equal(r.bytes, statSync(file).size);
+      return peak - base;
+    };
+    const bigGrowth = await grows(big);
+    const smallGrowth = await grows(small);
+    console.log(`# buffers while hashing: 32 MiB file +${(bigGrowth / 1024).toFixed(0)} KiB, 10 kB file +${(smallGrowth / 1024).toFixed(0)} KiB`);
+    assert.ok(bigGrowth <= 512 * 1024, `hashing 32 MiB left ${(bigGrowth / 1048576).toFixed(1)} MiB of read buffers`);
+    assert.ok(smallGrowth <= 32 * 1024, `hashing a 10 kB file took ${(smallGrowth / 1024).toFixed(0)} KiB of buffers`);
+  });
+
+  it('an aborted hash rejects and closes its file', async () => {
+    const dir = tmpDir('rigcam-hashabort-');
+    const file = path.join(dir, 'long.ts');
+    writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 1));
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const ac = new AbortController();
+    const hashing = sha256File(file, ac.signal);
+    setTimeout(() => ac.abort(), 5);
+    await assert.rejects(hashing, (e: Error) => e.name === 'AbortError');
+    assert.equal(fds(), before, 'the file is closed');
+    await assert.rejects(sha256File(file, ac.signal), (e: Error) => e.name === 'AbortError', 'already aborted: not even opened');
+    assert.equal(fds(), before);
     writeFileSync(file, '');
   });
 });
