@@ -777,18 +777,31 @@ export class Store {
       .all() as RecordingRow[];
   }
 
+  /** offloadPending a page at a time: at most `limit` of them with ids above `afterId`, by id. */
+  offloadPendingPage(afterId: number, limit: number): RecordingRow[] {
+    return this
+      .q("SELECT * FROM recordings WHERE state != 'recording' AND offloaded_at IS NULL AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?")
+      .all(afterId, limit) as RecordingRow[];
+  }
+
   /**
-   * The offload's view in one query each, however many recordings wait: the recordings not yet offloaded (as
-   * offloadPending) and the given others (the last verified), each with `hashed_bytes`, the sum of its stored
-   * checksums' sizes (null while none is stored).
+   * The offload's view, its cost independent of how many recordings wait (a box unbacked-up for weeks may hold
+   * 100 000; their rows, loaded every minute, were MiBs of garbage, and their finish times spread into Math.min
+   * overflowed the stack past ~120 000): how many wait, their bytes (hashed where stored, else what the recorder
+   * counted), when the oldest of them finished (ms; null when none, or none readable), the first `limit` of them by
+   * id, and the given others (the last verified), each row with `hashed_bytes` (null while none is stored).
    */
-  offloadSized(others: readonly number[] = []): { pending: OffloadSizedRow[]; others: OffloadSizedRow[] } {
-    const sized = 'SELECT r.*, (SELECT SUM(c.bytes) FROM checksums c WHERE c.recording_id = r.id) AS hashed_bytes FROM recordings r';
-    const pending = this
-      .q(`${sized} WHERE r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL ORDER BY r.id`)
-      .all() as OffloadSizedRow[];
+  offloadSummary(others: readonly number[] = [], limit = 100): { count: number; bytes: number; oldestFinishedMs: number | null; first: OffloadSizedRow[]; others: OffloadSizedRow[] } {
+    const hashed = '(SELECT SUM(c.bytes) FROM checksums c WHERE c.recording_id = r.id)';
+    const waiting = "r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL";
+    // julianday() reads the ISO times as Date.parse would; unreadable ones are NULL, which MIN skips.
+    const agg = this
+      .q(`SELECT COUNT(*) AS count, COALESCE(SUM(COALESCE(${hashed}, r.bytes, 0)), 0) AS bytes, MIN((julianday(COALESCE(r.stopped_at, r.started_at)) - 2440587.5) * 86400000.0) AS oldest FROM recordings r WHERE ${waiting}`)
+      .get() as { count: number; bytes: number; oldest: number | null };
+    const sized = `SELECT r.*, ${hashed} AS hashed_bytes FROM recordings r`;
+    const first = this.q(`${sized} WHERE ${waiting} ORDER BY r.id LIMIT ?`).all(limit) as OffloadSizedRow[];
     const rest = others.length ? (this.q(`${sized} WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id`).all(JSON.stringify(others)) as OffloadSizedRow[]) : [];
-    return { pending, others: rest };
+    return { count: agg.count, bytes: agg.bytes, oldestFinishedMs: agg.oldest === null ? null : Math.round(agg.oldest), first, others: rest };
   }
 
   /** Finished recordings still on the box (their files are final, so they can be hashed). */

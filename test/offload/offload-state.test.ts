@@ -201,6 +201,38 @@ describe('offload state with many waiting recordings', () => {
       await b.close();
     }
   });
+
+  it('130 000 waiting recordings: counted, summed and the oldest found without loading them (their finish times spread into Math.min overflowed the stack)', async () => {
+    const b = await startOffloadBox({ offload: { stale_after_hours: 24 } });
+    try {
+      const n = 130_000;
+      b.store.transaction(() => {
+        for (let i = 0; i < n; i++) {
+          const id = b.store.createRecording({ trialId: null, cameraId: 'cam0', segment: i, path: `bulk/r${i}.ts`, csvPath: `bulk/r${i}.csv`, codec: 'h264', encoder: 'libx264', width: 320, height: 240, fpsNominal: 15, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: null, triggerMonoUs: null }, false);
+          b.store.finishRecording(id, { state: 'complete', frames: 10, dropped: 0, bytes: 1000 + (i % 7), reason: null }, false);
+        }
+      });
+      const bytes = Array.from({ length: n }, (_, i) => 1000 + (i % 7)).reduce((a, x) => a + x, 0);
+      // The oldest to finish is not the first by id (a long recording of an earlier trial finishes late).
+      const oldest = Date.now() - 30 * 3_600_000;
+      b.db.prepare('UPDATE recordings SET stopped_at = ? WHERE id = 77777').run(new Date(oldest).toISOString());
+      const heap0 = process.memoryUsage().heapUsed;
+      const t0 = performance.now();
+      const st = b.box.status().offload;
+      const ms = performance.now() - t0;
+      console.log(`# offload status of ${n} waiting recordings: ${ms.toFixed(0)} ms, heap ${((process.memoryUsage().heapUsed - heap0) / 1048576).toFixed(1)} MiB`);
+      assert.equal(st.pending_recordings, n);
+      assert.equal(st.bytes_pending, bytes);
+      assert.equal(st.recordings.length, 100);
+      assert.deepEqual(st.recordings.map((r) => r.recording_id), Array.from({ length: 100 }, (_, i) => i + 1));
+      assert.match(String(st.warning), /^backup stale: 130000 recording\(s\) not offloaded, nothing confirmed for 30 h/);
+      b.clock.offsetMs = -7 * 3_600_000; // 23 h after the oldest finished: not stale yet
+      assert.equal(b.box.status().offload.warning, null);
+      b.box.offload.checkStale(); // the minute's check, which threw in a timer before
+    } finally {
+      await b.close();
+    }
+  });
 });
 
 describe('offload telemetry over SSE', () => {

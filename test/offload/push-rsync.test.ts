@@ -131,4 +131,23 @@ describe('push offload: rsync over SSH, verified by sha256sum on the remote', ()
     await b.waitStatus('offload', (m) => m.data.event === 'verified' && m.data.recording_id === ids2[0], 60_000);
     await b.close();
   });
+
+  it('the recording to copy is found past pages of waiting ones that are not ready (the backlog is read a page at a time)', async () => {
+    const base = path.join(dir, 'paged');
+    const b = await startOffloadBox({ offload: { target: target(base), box_name: 'box-3', bwlimit_kbps: 0, retry_initial_ms: 300 } });
+    // 450 finished recordings never hashed (their files never made): waiting, not ready, older than the real one.
+    b.store.transaction(() => {
+      for (let i = 0; i < 450; i++) {
+        const id = b.store.createRecording({ trialId: null, cameraId: 'cam0', segment: i, path: `old/r${i}.ts`, csvPath: `old/r${i}.csv`, codec: 'h264', encoder: 'libx264', width: 320, height: 240, fpsNominal: 15, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: null, triggerMonoUs: null }, false);
+        b.store.finishRecording(id, { state: 'complete', frames: 10, dropped: 0, bytes: 1000, reason: null }, false);
+      }
+    });
+    const [id] = await b.trial('after the backlog', 1000);
+    assert.ok(id! > 450);
+    await b.seenOrWait('offload', (m) => m.data.event === 'verified' && m.data.recording_id === id, 60_000);
+    for (const f of filesOf(b, id!)) assert.equal(sha(path.join(base, 'box-3', f.path)), f.sha256);
+    const st = b.box.status().offload;
+    assert.equal(st.pending_recordings, 450, 'the unhashed ones still wait');
+    await b.close();
+  });
 });

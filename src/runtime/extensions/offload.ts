@@ -134,13 +134,9 @@ export class OffloadExtension implements Extension {
     for (;;) {
       if (this.stopped || this.recording) return;
       const now = this.now();
-      const pending = this.o.store.offloadPending();
-      const stored = this.o.store.checksumsOfMany(pending.map((r) => r.id));
-      const ready = pending.filter((r) => !needsChecksums(this.o.store, r, stored.get(r.id) ?? []));
-      const next = ready.find((r) => (this.failed.get(r.id)?.retryAt ?? 0) <= now);
+      const { next, retryAt } = this.nextToOffload(now);
       if (!next) {
-        const waits = ready.map((r) => this.failed.get(r.id)?.retryAt).filter((t): t is number => t !== undefined);
-        if (waits.length) this.scheduleRetry(Math.min(...waits) - now);
+        if (retryAt !== null) this.scheduleRetry(retryAt - now);
         return;
       }
       await this.transport!.open();
@@ -266,8 +262,8 @@ export class OffloadExtension implements Extension {
   status(): OffloadStatus {
     const { store, config } = this.o;
     const now = this.now();
-    // One query for every waiting recording and its hashed bytes (a box may hold hundreds between backups).
-    const { pending, others } = store.offloadSized(this.recent);
+    // A few queries whatever the number waiting: counts and sums in SQL, rows only for the first 100 listed.
+    const { count, bytes, oldestFinishedMs, first, others } = store.offloadSummary(this.recent, 100);
     const view = (r: OffloadSizedRow, state: OffloadRecordingView['state']): OffloadRecordingView => ({
       recording_id: r.id,
       path: r.path,
@@ -276,13 +272,7 @@ export class OffloadExtension implements Extension {
       error: state === 'failed' ? (this.failed.get(r.id)?.error ?? null) : null,
       bytes_sent: this.sent.get(r.id) ?? null,
     });
-    let bytesPending = 0;
-    const recordings: OffloadRecordingView[] = [];
-    for (const r of pending) {
-      const v = view(r, r.id === this.copyingId ? 'copying' : this.failed.has(r.id) ? 'failed' : 'pending');
-      bytesPending += v.bytes;
-      if (recordings.length < 100) recordings.push(v);
-    }
+    const recordings = first.map((r) => view(r, r.id === this.copyingId ? 'copying' : this.failed.has(r.id) ? 'failed' : 'pending'));
     const verified = new Map(others.map((r) => [r.id, r]));
     for (const id of this.recent) {
       const r = verified.get(id);
@@ -293,29 +283,48 @@ export class OffloadExtension implements Extension {
     return {
       mode: this.transport ? 'push' : 'pull',
       target: this.transport?.describe ?? null,
-      activity: !this.transport ? 'idle' : this.copyingId !== null ? 'copying' : this.recording && pending.length ? 'paused' : this.failed.size ? 'waiting' : 'idle',
-      pending_recordings: pending.length,
-      bytes_pending: bytesPending,
+      activity: !this.transport ? 'idle' : this.copyingId !== null ? 'copying' : this.recording && count ? 'paused' : this.failed.size ? 'waiting' : 'idle',
+      pending_recordings: count,
+      bytes_pending: bytes,
       last_success_at: lastMs ? new Date(lastMs).toISOString() : null,
       last_error: this.lastError,
       stale_after_hours: config.stale_after_hours,
-      warning: this.staleWarning(pending, lastMs, now),
+      warning: this.staleWarning(count, oldestFinishedMs, lastMs, now),
       recordings,
     };
+  }
+
+  /**
+   * The oldest waiting recording that is hashed and not backing off, read a page at a time (a backlog of 100 000 was
+   * read whole before every copy); else when the soonest backing-off one may be tried again (null: none is).
+   */
+  private nextToOffload(now: number): { next: RecordingRow | null; retryAt: number | null } {
+    let retryAt: number | null = null;
+    for (let after = 0; ; ) {
+      const page = this.o.store.offloadPendingPage(after, 200);
+      if (!page.length) return { next: null, retryAt };
+      const stored = this.o.store.checksumsOfMany(page.map((r) => r.id));
+      for (const r of page) {
+        if (needsChecksums(this.o.store, r, stored.get(r.id) ?? [])) continue;
+        const at = this.failed.get(r.id)?.retryAt;
+        if (at === undefined || at <= now) return { next: r, retryAt: null };
+        retryAt = Math.min(retryAt ?? at, at);
+      }
+      after = page.at(-1)!.id;
+    }
   }
 
   /**
    * Stale: recordings wait, and nothing was confirmed for stale_after_hours since the later of the last success
    * and the moment the oldest waiting recording was finished (a new box is not stale before its first day).
    */
-  private staleWarning(pending: RecordingRow[], lastMs: number | null, now: number): string | null {
-    if (!pending.length) return null;
-    const finished = pending.map((r) => Date.parse(r.stopped_at ?? r.started_at)).filter(Number.isFinite);
-    const since = Math.max(lastMs ?? 0, finished.length ? Math.min(...finished) : now);
+  private staleWarning(waiting: number, oldestFinishedMs: number | null, lastMs: number | null, now: number): string | null {
+    if (!waiting) return null;
+    const since = Math.max(lastMs ?? 0, oldestFinishedMs ?? now);
     const hours = (now - since) / 3_600_000;
     if (hours < this.o.config.stale_after_hours) return null;
     const last = lastMs ? `last success ${new Date(lastMs).toISOString()}` : 'no backup has ever succeeded';
     const err = this.lastError ? `; last error: ${this.lastError.message}` : '';
-    return `backup stale: ${pending.length} recording(s) not offloaded, nothing confirmed for ${Math.floor(hours)} h (${last}; offload.stale_after_hours ${this.o.config.stale_after_hours})${err}`;
+    return `backup stale: ${waiting} recording(s) not offloaded, nothing confirmed for ${Math.floor(hours)} h (${last}; offload.stale_after_hours ${this.o.config.stale_after_hours})${err}`;
   }
 }
