@@ -1,7 +1,5 @@
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
 import type { z } from 'zod';
 import { moduleName } from '../timing/csv-format.ts';
@@ -9,6 +7,7 @@ import type { RecordingRow, TrialRow } from '../storage/store.ts';
 import { requireToken } from './auth.ts';
 import { parseRange } from './byte-range.ts';
 import type { ApiContext } from './context.ts';
+import { sendFileBytes } from './file-send.ts';
 import { fileInRoot } from './file-in-root.ts';
 import { framesCsvChunks } from './frames-csv.ts';
 import { HttpError, parsePart } from './http-error.ts';
@@ -187,7 +186,7 @@ export function dataRoutes(c: ApiContext): Router {
       res.end();
       return;
     }
-    await pipeline(createReadStream(file, { start, end }), res).catch(() => undefined); // client gone mid-download
+    if (!(await sendFileBytes(res, file, start, end - start + 1)).gone) res.end();
   });
 
   r.get('/recordings/:id/frames.csv', authLink, async (req, res) => {

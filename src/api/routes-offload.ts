@@ -1,7 +1,5 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { confirmOffload } from '../offload/confirm.ts';
@@ -12,7 +10,7 @@ import { requireJson, requireToken } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { HttpError, parsePart } from './http-error.ts';
 import { idParams, tokenQuery } from './schemas.ts';
-import { tarChunks, type TarEntry } from './tar.ts';
+import { writeTar, type TarEntry } from './tar.ts';
 
 export const manifestQuery = z.strictObject({
   format: z.enum(['json', 'tsv']).optional().describe('json (default), or tsv: one line per file, "recording_id<TAB>kind<TAB>bytes<TAB>sha256<TAB>path", after a "# recordings_root=<dir>" line'),
@@ -159,7 +157,7 @@ export function offloadRoutes(c: ApiContext): Router {
     res.setHeader('content-type', 'application/x-tar');
     res.setHeader('content-disposition', `attachment; filename="${s.name}.tar"`);
     res.setHeader('cache-control', 'no-store');
-    await pipeline(Readable.from(tarChunks(entries())), res).catch(() => undefined); // client gone mid-download
+    await writeTar(res, entries());
   });
 
   return r;

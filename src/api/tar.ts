@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { sendFileBytes, sendZeros, written } from './file-send.ts';
 
 /**
  * A streaming POSIX tar (ustar, with pax extended headers for a long name or a file of 8 GiB or more) of regular
@@ -74,21 +75,21 @@ export function entryHeader(name: string, size: number, mtimeS: number): Buffer[
 
 export type TarEntry = { name: string; mtimeS: number } & ({ data: Buffer } | { file: string; size: number });
 
-/** The archive as chunks: headers, contents (files streamed) and padding, then the two zero blocks. */
-export async function* tarChunks(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): AsyncGenerator<Buffer> {
+/**
+ * The archive written to the response: headers, contents (files sent through reused buffers, api/file-send) and
+ * padding, then the two zero blocks and the end. Stops when the client goes away.
+ */
+export async function writeTar(res: Writable, entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): Promise<void> {
   for await (const e of entries) {
     const size = 'data' in e ? e.data.length : e.size;
-    yield* entryHeader(e.name, size, e.mtimeS);
-    if ('data' in e) yield e.data;
-    else if (size > 0) {
-      let sent = 0;
-      for await (const chunk of createReadStream(e.file, { start: 0, end: size - 1, highWaterMark: 256 * 1024 })) {
-        sent += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
-      if (sent < size) yield Buffer.alloc(size - sent); // the file shrank since its size was taken
+    for (const h of entryHeader(e.name, size, e.mtimeS)) if (!(await written(res, h))) return;
+    if ('data' in e) {
+      if (!(await written(res, e.data))) return;
+    } else if (size > 0) {
+      const { bytes, gone } = await sendFileBytes(res, e.file, 0, size);
+      if (gone || (bytes < size && !(await sendZeros(res, size - bytes)))) return; // zeros: the file shrank since its size was taken
     }
-    yield pad(size);
+    if (!(await written(res, pad(size)))) return;
   }
-  yield Buffer.alloc(BLOCK * 2);
+  if (await written(res, Buffer.alloc(BLOCK * 2))) res.end();
 }

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { after, before, describe, it } from 'node:test';
 import { checkListenSafety, closeHttp, startHttp } from '../../src/api/server.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -10,6 +15,15 @@ import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 import { monoNowUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const execFileP = promisify(execFile);
+
+/** A full garbage collection (the test process runs without --expose-gc). */
+function collect(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -518,5 +532,70 @@ describe('HTTP API without a token (loopback only), MP4 remux on', () => {
     assert.equal(r.ok, true, 'marked');
     assert.equal(r.data.trial, null, 'no trial');
     assert.ok(r.data.mono_us >= t0 && r.data.mono_us <= t1, 'marker time within the request');
+  });
+});
+
+/**
+ * Downloads (a recording's video, a session's tar) read the file through two reused buffers: a read stream's
+ * buffer per read stayed allocated until the collector came, 32 MiB downloaded left ~32 MiB behind (issue 17).
+ * The client is curl in its own process, so only the server's buffers count here.
+ */
+describe('downloads through reused buffers', () => {
+  it('a 32 MiB video and session tar: the bytes right, the read buffers not piled up; a client leaving stops the read', async () => {
+    const b = await startHttpBox({});
+    try {
+      const start = await b.api('/api/trials/start', { json: { session: 'dl', label: 'x' } });
+      assert.equal(start.status, 200, await start.clone().text());
+      const id = ((await start.json()) as { data: { recordings: Array<{ recording_id: number }> } }).data.recordings[0]!.recording_id;
+      await sleep(600);
+      assert.equal((await b.api('/api/trials/stop', { json: {} })).status, 200);
+      const big = randomBytes(32 * 1024 * 1024);
+      writeFileSync(path.join(b.root, b.store.recording(id)!.path), big); // the video, grown
+      writeFileSync(path.join(b.root, 'dl', 'notes.bin'), big); // and a file in the session folder
+      const sessionId = b.store.listSessions().find((s) => s.name === 'dl')!.id;
+      const dir = tmpDir('rigcam-dl-');
+      const curl = (url: string, out: string, more: string[] = []) => execFileP('curl', ['-sS', '-o', out, ...more, b.url + url]);
+      // The largest growth of the server's buffers while curl downloads.
+      const grows = async (run: () => Promise<unknown>): Promise<number> => {
+        collect(); // what an earlier download left must not be freed during this one
+        const base = process.memoryUsage().arrayBuffers;
+        let peak = base;
+        let on = true;
+        const sample = (): void => {
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+          if (on) setImmediate(sample);
+        };
+        setImmediate(sample);
+        await run().finally(() => (on = false));
+        return peak - base;
+      };
+      const video = await grows(() => curl(`/api/recordings/${id}/video`, path.join(dir, 'v.ts')));
+      assert.ok(readFileSync(path.join(dir, 'v.ts')).equals(big), 'the video downloaded whole and in order');
+      const tar = await grows(() => curl(`/api/sessions/${sessionId}/export`, path.join(dir, 's.tar')));
+      execFileSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', dir]);
+      assert.ok(readFileSync(path.join(dir, 'dl', 'notes.bin')).equals(big), 'the tar holds the file whole and in order');
+      console.log(`# buffers while downloading 32 MiB: video +${(video / 1048576).toFixed(1)} MiB, session tar +${(tar / 1048576).toFixed(1)} MiB`);
+      for (const [what, g] of [['video', video], ['session tar', tar]] as const) assert.ok(g < 4 * 1024 * 1024, `${what}: ${(g / 1048576).toFixed(1)} MiB of buffers while sending 32 MiB`);
+
+      // A client that leaves mid-download: the server stops reading and closes the file.
+      const videoFile = path.join(b.root, b.store.recording(id)!.path);
+      const openOnVideo = (): number => readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === videoFile;
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+      let seenOpen = 0;
+      const watching = setInterval(() => (seenOpen = Math.max(seenOpen, openOnVideo())), 20);
+      await curl(`/api/recordings/${id}/video`, '/dev/null', ['--limit-rate', '2M', '--max-time', '1']).catch(() => undefined);
+      clearInterval(watching);
+      assert.ok(seenOpen >= 1, 'the video was open while it was sent');
+      for (let i = 0; i < 50 && openOnVideo() > 0; i++) await sleep(100);
+      assert.equal(openOnVideo(), 0, 'the video file closed after the client left');
+      assert.equal((await b.api('/api/health')).status, 200, 'and the service answers');
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { tarChunks } from '../../src/api/tar.ts';
+import { writeTar } from '../../src/api/tar.ts';
 import { sessionDocumentText } from '../../src/storage/session-export.ts';
 import { startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -222,23 +223,25 @@ describe('session document in parts', () => {
 });
 
 describe('tar writer', () => {
-  it('long and non-ASCII names (pax) and empty files extract with the system tar', async () => {
+  it('long and non-ASCII names (pax), empty, multi-chunk and shrunken files extract with the system tar', async () => {
     const dir = tmpDir('rigcam-tar-');
     const long = `${'s'.repeat(64)}/${'s'.repeat(64)}_trial001_${'c'.repeat(32)}_seg01.json`;
     const uni = 'sess/ünï 🐭.txt';
-    const big = Buffer.alloc(1000, 1);
+    const big = randomBytes(700_001); // three reads of a reused buffer: out of order or overwritten shows
     const src = path.join(dir, 'src.bin');
     writeFileSync(src, big);
-    const chunks: Buffer[] = [];
-    for await (const c of Readable.from(tarChunks([
+    const tarFile = path.join(dir, 't.tar');
+    const sink = createWriteStream(tarFile);
+    const closed = once(sink, 'close');
+    await writeTar(sink, [
       { name: long, mtimeS: 1_700_000_000, data: Buffer.from('long') },
       { name: uni, mtimeS: 1_700_000_000, data: Buffer.from('uni') },
       { name: 'sess/empty', mtimeS: 1_700_000_000, data: Buffer.alloc(0) },
       { name: 'sess/file.bin', mtimeS: 1_700_000_000, file: src, size: big.length },
-    ]))) chunks.push(c as Buffer);
-    const tarFile = path.join(dir, 't.tar');
-    writeFileSync(tarFile, Buffer.concat(chunks));
-    assert.equal(Buffer.concat(chunks).length % 512, 0);
+      { name: 'sess/shrank.bin', mtimeS: 1_700_000_000, file: src, size: big.length + 700_000 }, // declared larger than it is now
+    ]);
+    await closed;
+    assert.equal(statSync(tarFile).size % 512, 0);
     const out = path.join(dir, 'out');
     mkdirSync(out);
     execFileSync('tar', ['-xf', tarFile, '-C', out]);
@@ -246,5 +249,6 @@ describe('tar writer', () => {
     assert.equal(readFileSync(path.join(out, uni), 'utf8'), 'uni');
     assert.equal(readFileSync(path.join(out, 'sess/empty')).length, 0);
     assert.deepEqual(readFileSync(path.join(out, 'sess/file.bin')), big);
+    assert.deepEqual(readFileSync(path.join(out, 'sess/shrank.bin')), Buffer.concat([big, Buffer.alloc(700_000)]), 'padded with zeros to its declared size');
   });
 });
