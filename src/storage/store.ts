@@ -91,6 +91,9 @@ export interface ChecksumRow {
   computed_at: string;
 }
 
+/** A recording (aliased r) finished, still on the box and not offloaded: what an offload waits for. */
+const WAITING_FOR_OFFLOAD = "r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL";
+
 /** A recording with the bytes of its stored checksums (null: not hashed yet). */
 export type OffloadSizedRow = RecordingRow & { hashed_bytes: number | null };
 
@@ -773,14 +776,14 @@ export class Store {
   /** Finished recordings still on the box and not yet offloaded, oldest first: what a pull offload fetches. */
   offloadPending(): RecordingRow[] {
     return this
-      .q("SELECT * FROM recordings WHERE state != 'recording' AND offloaded_at IS NULL AND deleted_at IS NULL ORDER BY id")
+      .q(`SELECT * FROM recordings r WHERE ${WAITING_FOR_OFFLOAD} ORDER BY id`)
       .all() as RecordingRow[];
   }
 
   /** offloadPending a page at a time: at most `limit` of them with ids above `afterId`, by id. */
   offloadPendingPage(afterId: number, limit: number): RecordingRow[] {
     return this
-      .q("SELECT * FROM recordings WHERE state != 'recording' AND offloaded_at IS NULL AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?")
+      .q(`SELECT * FROM recordings r WHERE ${WAITING_FOR_OFFLOAD} AND id > ? ORDER BY id LIMIT ?`)
       .all(afterId, limit) as RecordingRow[];
   }
 
@@ -793,13 +796,12 @@ export class Store {
    */
   offloadSummary(others: readonly number[] = [], limit = 100): { count: number; bytes: number; oldestFinishedMs: number | null; first: OffloadSizedRow[]; others: OffloadSizedRow[] } {
     const hashed = '(SELECT SUM(c.bytes) FROM checksums c WHERE c.recording_id = r.id)';
-    const waiting = "r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL";
-    // julianday() reads the ISO times as Date.parse would; unreadable ones are NULL, which MIN skips.
+    // julianday() reads the ISO 8601 times the store writes; an unreadable one is NULL, which MIN skips.
     const agg = this
-      .q(`SELECT COUNT(*) AS count, COALESCE(SUM(COALESCE(${hashed}, r.bytes, 0)), 0) AS bytes, MIN((julianday(COALESCE(r.stopped_at, r.started_at)) - 2440587.5) * 86400000.0) AS oldest FROM recordings r WHERE ${waiting}`)
+      .q(`SELECT COUNT(*) AS count, COALESCE(SUM(COALESCE(${hashed}, r.bytes, 0)), 0) AS bytes, MIN((julianday(COALESCE(r.stopped_at, r.started_at)) - 2440587.5) * 86400000.0) AS oldest FROM recordings r WHERE ${WAITING_FOR_OFFLOAD}`)
       .get() as { count: number; bytes: number; oldest: number | null };
     const sized = `SELECT r.*, ${hashed} AS hashed_bytes FROM recordings r`;
-    const first = this.q(`${sized} WHERE ${waiting} ORDER BY r.id LIMIT ?`).all(limit) as OffloadSizedRow[];
+    const first = this.q(`${sized} WHERE ${WAITING_FOR_OFFLOAD} ORDER BY r.id LIMIT ?`).all(limit) as OffloadSizedRow[];
     const rest = others.length ? (this.q(`${sized} WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id`).all(JSON.stringify(others)) as OffloadSizedRow[]) : [];
     return { count: agg.count, bytes: agg.bytes, oldestFinishedMs: agg.oldest === null ? null : Math.round(agg.oldest), first, others: rest };
   }
