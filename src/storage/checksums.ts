@@ -16,7 +16,7 @@ const CHUNK = 256 * 1024;
 /**
  * The file's SHA-256 (hex) and size, read in CHUNK steps into one buffer sized to the file. A read stream would
  * allocate a fresh CHUNK buffer per read (and one more for the end), each freed only when the collector gets to it:
- * a long recording's hash piled up MiBs of them, and every short trial's three files cost 1.5 MiB each (issue 17).
+ * a long recording's hash piled up as many MiB as the file had, a short recording's three files 1.5 MiB (issue 17).
  */
 export async function sha256File(file: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
   signal?.throwIfAborted();
