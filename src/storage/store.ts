@@ -811,6 +811,11 @@ export class Store {
     return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL ORDER BY id").all() as RecordingRow[];
   }
 
+  /** finishedOnBox a page at a time: at most `limit` of them with ids above `afterId`, by id. */
+  finishedOnBoxPage(afterId: number, limit: number): RecordingRow[] {
+    return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?").all(afterId, limit) as RecordingRow[];
+  }
+
   // ---- checksums --------------------------------------------------------------------------------------
   checksumsOf(recordingId: number): ChecksumRow[] {
     return this.q('SELECT * FROM checksums WHERE recording_id = ? ORDER BY kind').all(recordingId) as ChecksumRow[];

@@ -8,8 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { applyRetention } from '../../src/disk/retention.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { BoxRuntime } from '../../src/runtime/box-runtime.ts';
+import { EventBus } from '../../src/runtime/event-bus.ts';
+import { ChecksumExtension } from '../../src/runtime/extensions/checksums.ts';
 import { sha256File } from '../../src/storage/checksums.ts';
+import { openDatabase } from '../../src/storage/database.ts';
 import { openStoreWithRecovery } from '../../src/storage/open-store.ts';
+import { Store } from '../../src/storage/store.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -199,6 +203,41 @@ describe('checksums for adopted recordings and off the frame path', () => {
     await box.shutdown();
     assert.deepEqual(new Map(files.map((f) => [f.path, f.sha256])), before, 'same files, same hashes as at the source');
     store.close();
+  });
+
+  it('the start-up backfill over 130 000 finished recordings never holds the event loop long, and queues those lacking checksums', async () => {
+    const dir = tmpDir('rigcam-backfill-');
+    const db = openDatabase(path.join(dir, 'rigcam.db'));
+    const store = new Store(db);
+    const lacking: number[] = [];
+    store.transaction(() => {
+      for (let i = 0; i < 130_000; i++) {
+        const id = store.createRecording({ trialId: null, cameraId: 'cam0', segment: i, path: `b/r${i}.ts`, csvPath: `b/r${i}.csv`, codec: 'h264', encoder: 'libx264', width: 320, height: 240, fpsNominal: 15, clock: 'monotonic', mono0Us: 0, wall0Us: 0, triggerSource: null, triggerMonoUs: null }, false);
+        store.finishRecording(id, { state: 'complete', frames: 10, dropped: 0, bytes: 1000, reason: null }, false);
+        if (i % 43_000 === 7) lacking.push(id); // no checksums (and no files: reported missing)
+        else for (const [kind, p] of [['video', `b/r${i}.ts`], ['csv', `b/r${i}.csv`], ['sidecar', `b/r${i}.json`]] as const) store.setChecksum({ recording_id: id, kind, path: p, bytes: 1, sha256: 'a'.repeat(64) });
+      }
+    });
+    const bus = new EventBus();
+    const seen: number[] = [];
+    bus.on('status', (m) => {
+      if (m.status === 'checksums') seen.push(m.data.recording_id as number);
+    });
+    const ext = new ChecksumExtension({ bus, store, root: dir, log: silentLogger() });
+    const h = monitorEventLoopDelay({ resolution: 5 });
+    h.enable();
+    const t0 = performance.now();
+    ext.start();
+    const startMs = performance.now() - t0;
+    await ext.idle();
+    const ms = performance.now() - t0;
+    h.disable();
+    console.log(`# backfill over 130000 recordings: start() ${startMs.toFixed(1)} ms, all listed and queued in ${ms.toFixed(0)} ms, event loop delay max ${(h.max / 1e6).toFixed(0)} ms`);
+    assert.deepEqual(seen, lacking, 'every recording lacking checksums, and only those, in order');
+    assert.ok(startMs < 50, `start() held the loop ${startMs.toFixed(0)} ms`);
+    assert.ok(h.max / 1e6 < 500, `the backfill held the event loop ${(h.max / 1e6).toFixed(0)} ms`);
+    await ext.stop();
+    db.close();
   });
 
   it('hashing 256 MB never holds the event loop for long', async () => {

@@ -30,16 +30,35 @@ export class ChecksumExtension implements Extension {
     this.o.bus.on('trial_stopped', this.onStopped);
     this.o.bus.on('status', this.onStatus);
     // Backfill after the trial hooks are on: a trial stopping meanwhile is queued behind, never missed.
+    this.queue = this.queue.then(() => this.backfill());
+  }
+
+  /**
+   * Queue every finished recording lacking a checksum, 500 at a time with a turn of the event loop between pages:
+   * read in one block, a box holding 130 000 recordings held the loop 4.2 s with the cameras already capturing, and
+   * its rows took 243 MiB of heap.
+   */
+  private async backfill(): Promise<void> {
     try {
-      for (const r of this.o.store.finishedOnBox()) if (needsChecksums(this.o.store, r)) this.enqueue(r.id);
+      for (let after = 0; !this.abort.signal.aborted; ) {
+        const page = this.o.store.finishedOnBoxPage(after, 500);
+        if (!page.length) return;
+        const stored = this.o.store.checksumsOfMany(page.map((r) => r.id));
+        for (const r of page) if (needsChecksums(this.o.store, r, stored.get(r.id) ?? [])) this.enqueue(r.id);
+        after = page.at(-1)!.id;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'checksum backfill: cannot list recordings');
     }
   }
 
-  /** Resolves when every recording queued so far is hashed (tests, shutdown). */
-  idle(): Promise<void> {
-    return this.queue;
+  /** Resolves when every recording queued so far is hashed, those the backfill queues too (tests, shutdown). */
+  async idle(): Promise<void> {
+    for (let q = this.queue; ; q = this.queue) {
+      await q;
+      if (q === this.queue) return;
+    }
   }
 
   async stop(): Promise<void> {
@@ -47,7 +66,7 @@ export class ChecksumExtension implements Extension {
     this.o.bus.off('status', this.onStatus);
     // What is not hashed now is hashed by the next start's backfill; a shutdown does not wait for gigabytes.
     this.abort.abort();
-    await this.queue;
+    await this.idle();
   }
 
   private enqueue(id: number): void {
