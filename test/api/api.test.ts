@@ -6,8 +6,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { after, before, describe, it } from 'node:test';
 import { checkListenSafety, closeHttp, startHttp } from '../../src/api/server.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -15,15 +13,10 @@ import { CSV_HEADER } from '../../src/timing/csv-format.ts';
 import { monoNowUs } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { sleep, startHttpBox, type HttpBox } from '../helpers/box.ts';
+import { buffersGrowth } from '../helpers/buffers.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const execFileP = promisify(execFile);
-
-/** A full garbage collection (the test process runs without --expose-gc). */
-function collect(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -555,23 +548,10 @@ describe('downloads through reused buffers', () => {
       const sessionId = b.store.listSessions().find((s) => s.name === 'dl')!.id;
       const dir = tmpDir('rigcam-dl-');
       const curl = (url: string, out: string, more: string[] = []) => execFileP('curl', ['-sS', '-o', out, ...more, b.url + url]);
-      // The largest growth of the server's buffers while curl downloads.
-      const grows = async (run: () => Promise<unknown>): Promise<number> => {
-        collect(); // what an earlier download left must not be freed during this one
-        const base = process.memoryUsage().arrayBuffers;
-        let peak = base;
-        let on = true;
-        const sample = (): void => {
-          peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-          if (on) setImmediate(sample);
-        };
-        setImmediate(sample);
-        await run().finally(() => (on = false));
-        return peak - base;
-      };
-      const video = await grows(() => curl(`/api/recordings/${id}/video`, path.join(dir, 'v.ts')));
+      // The growth of the server's buffers while curl downloads.
+      const video = await buffersGrowth(() => curl(`/api/recordings/${id}/video`, path.join(dir, 'v.ts')));
       assert.ok(readFileSync(path.join(dir, 'v.ts')).equals(big), 'the video downloaded whole and in order');
-      const tar = await grows(() => curl(`/api/sessions/${sessionId}/export`, path.join(dir, 's.tar')));
+      const tar = await buffersGrowth(() => curl(`/api/sessions/${sessionId}/export`, path.join(dir, 's.tar')));
       execFileSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', dir]);
       assert.ok(readFileSync(path.join(dir, 'dl', 'notes.bin')).equals(big), 'the tar holds the file whole and in order');
       console.log(`# buffers while downloading 32 MiB: video +${(video / 1048576).toFixed(1)} MiB, session tar +${(tar / 1048576).toFixed(1)} MiB`);

@@ -14,6 +14,7 @@ import { sha256File } from '../../src/storage/checksums.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { openStoreWithRecovery } from '../../src/storage/open-store.ts';
 import { Store } from '../../src/storage/store.ts';
+import { buffersGrowth } from '../helpers/buffers.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startHttpBox, type HttpBox } from '../helpers/box.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -277,24 +278,13 @@ describe('checksums for adopted recordings and off the frame path', () => {
     for (let i = 0; i < 8; i++) writeSync(fd, Buffer.alloc(4 * 1024 * 1024, i));
     closeSync(fd);
     writeFileSync(small, 'x'.repeat(10_000));
-    // Buffers live outside V8's heap and are freed only when the collector finds them; what a hash leaves behind
-    // shows as process.memoryUsage().arrayBuffers until then (a read stream: 256 KiB per read, 128 reads here).
-    const grows = async (file: string): Promise<number> => {
-      const base = process.memoryUsage().arrayBuffers;
-      let peak = base;
-      let on = true;
-      const sample = (): void => {
-        peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-        if (on) setImmediate(sample);
-      };
-      setImmediate(sample);
-      const r = await sha256File(file);
-      on = false;
-      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-      assert.equal(r.sha256, sha256sum(file));
-      assert.equal(r.bytes, statSync(file).size);
-      return peak - base;
-    };
+    // What a hash leaves to the collector (a read stream: 256 KiB per read, 128 reads here).
+    const grows = (file: string): Promise<number> =>
+      buffersGrowth(async () => {
+        const r = await sha256File(file);
+        assert.equal(r.sha256, sha256sum(file));
+        assert.equal(r.bytes, statSync(file).size);
+      });
     const bigGrowth = await grows(big);
     const smallGrowth = await grows(small);
     console.log(`# buffers while hashing: 32 MiB file +${(bigGrowth / 1024).toFixed(0)} KiB, 10 kB file +${(smallGrowth / 1024).toFixed(0)} KiB`);

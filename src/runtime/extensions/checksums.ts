@@ -29,7 +29,7 @@ export class ChecksumExtension implements Extension {
   start(): void {
     this.o.bus.on('trial_stopped', this.onStopped);
     this.o.bus.on('status', this.onStatus);
-    // Backfill after the trial hooks are on: a trial stopping meanwhile is queued behind, never missed.
+    // Backfill after the trial hooks are on: a trial stopping meanwhile is queued too, never missed.
     this.queue = this.queue.then(() => this.backfill());
   }
 
