@@ -93,6 +93,12 @@ export async function syncChecksums(store: Store, root: string, recordingId: num
   return { files: store.checksumsOf(rec.id), missing };
 }
 
+/** The recordings of `page` that lack a checksum of one of their files (needsChecksums, one query for the page). */
+export function lackingChecksums(store: Store, page: readonly RecordingRow[]): Set<number> {
+  const stored = store.checksumsOfMany(page.map((r) => r.id));
+  return new Set(page.filter((r) => needsChecksums(store, r, stored.get(r.id) ?? [])).map((r) => r.id));
+}
+
 export interface ChecksumCheck {
   ok: boolean;
   files: Array<ChecksumRow & { actual: string | null; actual_bytes: number | null; ok: boolean; error: string | null }>;

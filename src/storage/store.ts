@@ -91,8 +91,10 @@ export interface ChecksumRow {
   computed_at: string;
 }
 
-/** A recording (aliased r) finished, still on the box and not offloaded: what an offload waits for. */
-const WAITING_FOR_OFFLOAD = "r.state != 'recording' AND r.offloaded_at IS NULL AND r.deleted_at IS NULL";
+/** A recording (aliased r) finished and still on the box: its files are final. */
+const FINISHED_ON_BOX = "r.state != 'recording' AND r.deleted_at IS NULL";
+/** ...and not offloaded: what an offload waits for. */
+const WAITING_FOR_OFFLOAD = `${FINISHED_ON_BOX} AND r.offloaded_at IS NULL`;
 
 /** A recording with the bytes of its stored checksums (null: not hashed yet). */
 export type OffloadSizedRow = RecordingRow & { hashed_bytes: number | null };
@@ -780,13 +782,6 @@ export class Store {
       .all() as RecordingRow[];
   }
 
-  /** offloadPending a page at a time: at most `limit` of them with ids above `afterId`, by id. */
-  offloadPendingPage(afterId: number, limit: number): RecordingRow[] {
-    return this
-      .q(`SELECT * FROM recordings r WHERE ${WAITING_FOR_OFFLOAD} AND id > ? ORDER BY id LIMIT ?`)
-      .all(afterId, limit) as RecordingRow[];
-  }
-
   /**
    * The offload's view, its cost independent of how many recordings wait (a box unbacked-up for weeks may hold
    * 100 000; their rows, loaded every minute, were MiBs of garbage, and their finish times spread into Math.min
@@ -808,12 +803,21 @@ export class Store {
 
   /** Finished recordings still on the box (their files are final, so they can be hashed). */
   finishedOnBox(): RecordingRow[] {
-    return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL ORDER BY id").all() as RecordingRow[];
+    return this.q(`SELECT * FROM recordings r WHERE ${FINISHED_ON_BOX} ORDER BY id`).all() as RecordingRow[];
   }
 
-  /** finishedOnBox a page at a time: at most `limit` of them with ids above `afterId`, by id. */
-  finishedOnBoxPage(afterId: number, limit: number): RecordingRow[] {
-    return this.q("SELECT * FROM recordings WHERE state != 'recording' AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?").all(afterId, limit) as RecordingRow[];
+  /**
+   * finishedOnBox (or, with `waitingForOffload`, offloadPending) `size` at a time, by id: each page is read when the
+   * previous one is done with, so a backlog of 100 000 is never held at once.
+   */
+  *finishedPages(size: number, waitingForOffload = false): Generator<RecordingRow[]> {
+    const q = this.q(`SELECT * FROM recordings r WHERE ${waitingForOffload ? WAITING_FOR_OFFLOAD : FINISHED_ON_BOX} AND id > ? ORDER BY id LIMIT ?`);
+    for (let after = 0; ; ) {
+      const page = q.all(after, size) as RecordingRow[];
+      if (!page.length) return;
+      yield page;
+      after = page.at(-1)!.id;
+    }
   }
 
   // ---- checksums --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import type { Logger } from '../../log/logger.ts';
 import type { RecordingSummary } from '../../recording/recording-file.ts';
-import { needsChecksums, syncChecksums } from '../../storage/checksums.ts';
+import { lackingChecksums, syncChecksums } from '../../storage/checksums.ts';
 import type { Store } from '../../storage/store.ts';
 import type { EventBus } from '../event-bus.ts';
 import type { StatusMessage } from '../status.ts';
@@ -40,12 +40,9 @@ export class ChecksumExtension implements Extension {
    */
   private async backfill(): Promise<void> {
     try {
-      for (let after = 0; !this.abort.signal.aborted; ) {
-        const page = this.o.store.finishedOnBoxPage(after, 500);
-        if (!page.length) return;
-        const stored = this.o.store.checksumsOfMany(page.map((r) => r.id));
-        for (const r of page) if (needsChecksums(this.o.store, r, stored.get(r.id) ?? [])) this.enqueue(r.id);
-        after = page.at(-1)!.id;
+      for (const page of this.o.store.finishedPages(500)) {
+        if (this.abort.signal.aborted) return;
+        for (const id of lackingChecksums(this.o.store, page)) this.enqueue(id);
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {

@@ -4,7 +4,7 @@ import type { OffloadConfig } from '../../offload/config.ts';
 import { confirmOffload } from '../../offload/confirm.ts';
 import type { OffloadRecordingView, OffloadStatus } from '../../offload/status.ts';
 import { makeTransport, type OffloadTransport } from '../../offload/targets.ts';
-import { needsChecksums, underRoot } from '../../storage/checksums.ts';
+import { lackingChecksums, underRoot } from '../../storage/checksums.ts';
 import type { OffloadSizedRow, RecordingRow, Store } from '../../storage/store.ts';
 import { Backoff } from '../../supervise/backoff.ts';
 import { ChildSupervisor, type ChildExit } from '../../supervise/child-supervisor.ts';
@@ -300,18 +300,16 @@ export class OffloadExtension implements Extension {
    */
   private nextToOffload(now: number): { next: RecordingRow | null; retryAt: number | null } {
     let retryAt: number | null = null;
-    for (let after = 0; ; ) {
-      const page = this.o.store.offloadPendingPage(after, 200);
-      if (!page.length) return { next: null, retryAt };
-      const stored = this.o.store.checksumsOfMany(page.map((r) => r.id));
+    for (const page of this.o.store.finishedPages(200, true)) {
+      const lacking = lackingChecksums(this.o.store, page);
       for (const r of page) {
-        if (needsChecksums(this.o.store, r, stored.get(r.id) ?? [])) continue;
+        if (lacking.has(r.id)) continue;
         const at = this.failed.get(r.id)?.retryAt;
         if (at === undefined || at <= now) return { next: r, retryAt: null };
         retryAt = Math.min(retryAt ?? at, at);
       }
-      after = page.at(-1)!.id;
     }
+    return { next: null, retryAt };
   }
 
   /**
